@@ -1,0 +1,84 @@
+"""The chat contract, shared by the server and the client.
+
+Python names are snake_case; the wire speaks camelCase, so a TypeScript peer written for
+the same contract talks to this server unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Protocol
+
+import msgspec
+
+import grestws
+
+
+class SendMessageRequest(msgspec.Struct, rename="camel"):
+    text: Annotated[str, msgspec.Meta(min_length=1)]
+    channel_id: str
+
+
+class SendMessageResponse(msgspec.Struct, rename="camel"):
+    success: bool
+    message_id: str
+
+
+class MarkAsReadRequest(msgspec.Struct, rename="camel"):
+    message_id: str
+
+
+class Message(msgspec.Struct, rename="camel"):
+    id: str
+    text: str
+    sender_id: str
+    timestamp: Annotated[int, msgspec.Meta(ge=0)]
+    """Milliseconds since the epoch."""
+
+
+class TypingEvent(msgspec.Struct, rename="camel"):
+    user_id: str
+    channel_id: str
+
+
+class ChatServer(Protocol):
+    """What a client may call on the server."""
+
+    @grestws.request
+    async def send_message(self, req: SendMessageRequest) -> SendMessageResponse:
+        """Post a message to a channel; every connected client gets it as ``newMessage``."""
+        ...
+
+    @grestws.notify
+    async def mark_as_read(self, req: MarkAsReadRequest) -> None:
+        """Tell the server a message was read."""
+        ...
+
+    @grestws.notify
+    async def ping(self) -> None:
+        """Tell the server the client is still there."""
+        ...
+
+
+class ChatClient(Protocol):
+    """What the server may call on a client."""
+
+    @grestws.notify
+    async def new_message(self, msg: Message) -> None:
+        """A message was posted."""
+        ...
+
+    @grestws.notify
+    async def typing(self, event: TypingEvent) -> None:
+        """Someone is typing."""
+        ...
+
+    @grestws.request
+    async def are_you_there(self) -> bool:
+        """Answer True to show the client is alive."""
+        ...
+
+
+ChatContract = grestws.SocketContract(
+    "ChatApi", client_to_server=ChatServer, server_to_client=ChatClient, rename="camel"
+)
+ChatApi = ChatContract.at("/ws/chat")

@@ -1,0 +1,126 @@
+"""grestws: contract-first, typed RPC over WebSockets.
+
+Declare a socket contract once; get a typed server handler, a typed client proxy, runtime
+validation of every payload and the wire protocol of PROTOCOL.md.
+
+Names are imported lazily, so ``import grestws.protocol`` loads neither asyncio nor
+websockets.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from grestws.app import App, ConnectRequest, ServerConnection
+    from grestws.client import Client, ClientState, connect
+    from grestws.context import Connection, MessageInfo, current_connection, current_message
+    from grestws.contract import SocketContract, SocketSchema, notify, request
+    from grestws.exceptions import (
+        ApiError,
+        BadRequestError,
+        ConnectError,
+        ConnectionClosedError,
+        ContractError,
+        ExistsError,
+        ForbiddenError,
+        FrameError,
+        GrestwsError,
+        HandshakeTimeoutError,
+        InvalidStateError,
+        Issue,
+        NotAuthorizedError,
+        NotFoundError,
+        PayloadTooLargeError,
+        RequestTimeoutError,
+        RouteNotFoundError,
+        ServerError,
+        ValidationError,
+    )
+    from grestws.result import Err, Ok, Result, as_result
+    from grestws.server import Server, serve
+
+__all__ = (
+    "ApiError",
+    "App",
+    "BadRequestError",
+    "Client",
+    "ClientState",
+    "ConnectError",
+    "ConnectRequest",
+    "Connection",
+    "ConnectionClosedError",
+    "ContractError",
+    "Err",
+    "ExistsError",
+    "ForbiddenError",
+    "FrameError",
+    "GrestwsError",
+    "HandshakeTimeoutError",
+    "InvalidStateError",
+    "Issue",
+    "MessageInfo",
+    "NotAuthorizedError",
+    "NotFoundError",
+    "Ok",
+    "PayloadTooLargeError",
+    "RequestTimeoutError",
+    "Result",
+    "RouteNotFoundError",
+    "Server",
+    "ServerConnection",
+    "ServerError",
+    "SocketContract",
+    "SocketSchema",
+    "ValidationError",
+    "__version__",
+    "as_result",
+    "connect",
+    "current_connection",
+    "current_message",
+    "notify",
+    "request",
+    "serve",
+)
+
+_HOMES = {
+    "App": "grestws.app",
+    "ConnectRequest": "grestws.app",
+    "ServerConnection": "grestws.app",
+    "Client": "grestws.client",
+    "ClientState": "grestws.client",
+    "connect": "grestws.client",
+    "Connection": "grestws.context",
+    "MessageInfo": "grestws.context",
+    "current_connection": "grestws.context",
+    "current_message": "grestws.context",
+    "SocketContract": "grestws.contract",
+    "SocketSchema": "grestws.contract",
+    "notify": "grestws.contract",
+    "request": "grestws.contract",
+    "Err": "grestws.result",
+    "Ok": "grestws.result",
+    "Result": "grestws.result",
+    "as_result": "grestws.result",
+    "Server": "grestws.server",
+    "serve": "grestws.server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        if name in __all__:
+            home = "grestws.exceptions"
+        else:
+            raise AttributeError(f"module 'grestws' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

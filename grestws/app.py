@@ -1,0 +1,267 @@
+"""What a server serves: schemas at URL paths with their handlers, and the settings.
+
+:class:`App` owns the life of one server-side connection from the first frame on (the
+handshake, the session, the close), independent of the transport, so the websockets server
+of :mod:`grestws.server` and later adapters run the same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from grestws.context import Connection
+from grestws.contract.contract import SocketSchema
+from grestws.exceptions import (
+    ApiError,
+    ConnectionClosedError,
+    ContractError,
+    FrameError,
+    InvalidStateError,
+    ServerError,
+    ValidationError,
+)
+from grestws.protocol import codec
+from grestws.protocol.frames import HANDSHAKE_OK, FrameType
+from grestws.session import Session, Transport, new_ref, now_ms
+
+__all__ = ("App", "ConnectRequest", "Route", "ServerConnection")
+
+C2S = TypeVar("C2S")
+S2C = TypeVar("S2C")
+
+logger = logging.getLogger("grestws")
+
+CLOSE_NORMAL = 1000
+CLOSE_HANDSHAKE_FAILED = 4001
+
+_headers_decoder = msgspec.json.Decoder(dict[str, str])
+
+
+class ConnectRequest(msgspec.Struct, frozen=True):
+    """The upgrade request a connection was opened with, as the transport saw it.
+
+    Attributes:
+        path: The URL path without the query (``/ws/chat``).
+        query: The query parameters; a repeated name keeps its last value.
+        headers: The HTTP headers of the upgrade request (names lower-case).
+        remote_address: The peer's address, or ``None`` when unknown.
+    """
+
+    path: str
+    query: Mapping[str, str] = msgspec.field(default_factory=dict[str, str])
+    headers: Mapping[str, str] = msgspec.field(default_factory=dict[str, str])
+    remote_address: Any = None
+
+
+class ServerConnection(Connection, Generic[S2C]):
+    """One client as its handler sees it.
+
+    Attributes:
+        outgoing: The typed proxy to the client: ``await conn.outgoing.new_message(msg)``
+            sends a fire-and-forget call, ``await conn.outgoing.are_you_there()`` a request.
+        request: The upgrade request.
+        handshake_headers: The headers the client sent in its ``h`` frame.
+    """
+
+    __slots__ = ("_on_close", "_session", "handshake_headers", "outgoing", "request")
+
+    def __init__(self, request: ConnectRequest, session: Session, outgoing: S2C) -> None:
+        super().__init__(uuid.uuid4().hex, request.path, request.remote_address, "server")
+        self.request = request
+        self.handshake_headers: Mapping[str, str] = {}
+        self.outgoing = outgoing
+        self._session = session
+        self._on_close: list[Callable[[int | None, str], object]] = []
+
+    @property
+    def query(self) -> Mapping[str, str]:
+        """The query parameters of the upgrade request."""
+        return self.request.query
+
+    @property
+    def is_open(self) -> bool:
+        """False once the connection closed."""
+        return not self._session.closed.is_set()
+
+    def with_timeout(self, timeout: float | None) -> S2C:
+        """A proxy like ``outgoing`` whose requests time out after ``timeout`` s (None: never)."""
+        proxy: S2C = self._session.outgoing.proxy(self._session, timeout)
+        return proxy
+
+    def on_close(self, callback: Callable[[int | None, str], object]) -> None:
+        """Call ``callback(code, reason)`` once the connection closed (at once if it has)."""
+        if self._session.closed.is_set():
+            callback(self._session.close_code, self._session.close_reason)
+        else:
+            self._on_close.append(callback)
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """Close the connection; requests the client has pending fail on its side.
+
+        Safe to call more than once and from any task.
+        """
+        await self._session.transport.close(code, reason)
+
+    def _closed(self) -> None:
+        for callback in self._on_close:
+            try:
+                callback(self._session.close_code, self._session.close_reason)
+            except Exception:
+                logger.exception("on_close callback failed")
+
+
+HandlerFactory = Callable[[ServerConnection[S2C]], C2S]
+
+
+class Route(Generic[C2S, S2C]):
+    """A schema and the factory that makes a handler for each of its connections."""
+
+    def __init__(self, schema: SocketSchema[C2S, S2C], factory: HandlerFactory[S2C, C2S]) -> None:
+        self.schema = schema
+        self.factory = factory
+
+
+class App:
+    """The schemas a server serves, each at its URL path, and how it serves them.
+
+    Args:
+        handshake_timeout: Seconds to wait for the client's ``h`` frame.
+        request_timeout: Default seconds to wait for the client's answer to a server request.
+        shutdown_timeout: Seconds that calls in flight get to finish on graceful shutdown.
+        max_message_size: Largest incoming frame in bytes; a larger one closes with 1009.
+        ping_interval: Seconds between WebSocket pings (None: no pings).
+        ping_timeout: Seconds a pinged peer has to answer before it is closed.
+        compression: Offer permessage-deflate (off by default: it costs more than it saves
+            on small messages).
+
+    Concurrency: one App may be served by several servers at once; its routes must all be
+    added before it is served.
+    """
+
+    def __init__(
+        self,
+        *,
+        handshake_timeout: float = 5.0,
+        request_timeout: float | None = 30.0,
+        shutdown_timeout: float = 10.0,
+        max_message_size: int = 1 << 20,
+        ping_interval: float | None = 30.0,
+        ping_timeout: float | None = 10.0,
+        compression: bool = False,
+    ) -> None:
+        self.routes: dict[str, Route[Any, Any]] = {}
+        self.handshake_timeout = handshake_timeout
+        self.request_timeout = request_timeout
+        self.shutdown_timeout = shutdown_timeout
+        self.max_message_size = max_message_size
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.compression = compression
+
+    def add(self, schema: SocketSchema[C2S, S2C], handler: HandlerFactory[S2C, C2S]) -> None:
+        """Serve ``schema`` at its path; ``handler(conn)`` makes each connection's handler.
+
+        ``handler`` is usually a class implementing the ``client_to_server`` Protocol whose
+        ``__init__`` takes the :class:`ServerConnection`. It runs once per connection,
+        after the handshake and before ``k`` is sent; raising an :class:`ApiError` there
+        refuses the connection with that error.
+
+        Raises:
+            ContractError: another schema is served at the same path.
+        """
+        if schema.path in self.routes:
+            raise ContractError(f"two schemas at {schema.path}")
+        self.routes[schema.path] = Route(schema, handler)
+
+    def __repr__(self) -> str:
+        return f"<App {sorted(self.routes)}>"
+
+    async def handle(
+        self, transport: Transport, request: ConnectRequest, live: set[ServerConnection[Any]]
+    ) -> None:
+        """Run one connection from the first frame to its close.
+
+        Adds the connection to ``live`` while it is open, so its server can drain it.
+        Cancelling this closes nothing: the transport adapter closes the transport.
+
+        Raises:
+            InvalidStateError: no schema is served at ``request.path``.
+        """
+        route = self.routes.get(request.path)
+        if route is None:
+            raise InvalidStateError(f"no schema at {request.path}")
+        contract = route.schema.contract
+        session = Session(
+            transport,
+            Connection("", request.path, request.remote_address, "server"),
+            incoming=contract.client_to_server,
+            outgoing=contract.server_to_client,
+        )
+        conn: ServerConnection[Any] = ServerConnection(
+            request, session, contract.server_to_client.proxy(session, self.request_timeout)
+        )
+        session.connection = conn
+        try:
+            conn.handshake_headers = await asyncio.wait_for(
+                _read_handshake(transport), self.handshake_timeout
+            )
+            session.bind(route.factory(conn))
+        except TimeoutError:
+            await _refuse(transport, ServerError("Handshake timeout"))
+            return
+        except ConnectionClosedError:
+            return
+        except ApiError as exc:
+            await _refuse(transport, exc)
+            return
+        except Exception as exc:
+            ref = new_ref()
+            logger.error("%s: handler factory failed (ref %s)", request.path, ref, exc_info=exc)
+            await _refuse(transport, ServerError(ref=ref))
+            return
+        live.add(conn)
+        try:
+            await transport.send(HANDSHAKE_OK)
+            await session.run()
+        except ConnectionClosedError as exc:
+            session.connection_lost(exc.code, exc.reason)
+        finally:
+            live.discard(conn)
+            conn._closed()
+
+
+async def _read_handshake(transport: Transport) -> Mapping[str, str]:
+    """Wait for ``h`` (dropping frames before it) and return its headers."""
+    while True:
+        raw = await transport.recv()
+        if not raw.startswith(b"h:"):
+            continue
+        try:
+            frame = codec.decode_frame(raw)
+        except FrameError:
+            continue
+        if frame.type is not FrameType.HANDSHAKE:
+            continue
+        try:
+            return _headers_decoder.decode(frame.data or b"{}")
+        except msgspec.MsgspecError as exc:
+            raise ValidationError("Invalid handshake headers", data=codec.validation_issues(exc)) from exc
+
+
+async def _refuse(transport: Transport, error: ApiError[Any]) -> None:
+    """Send ``x`` with ``error`` and close with 4001."""
+    data = None if error.data is None else msgspec.json.encode(error.data)
+    envelope = codec.encode_error(
+        error.type, error.status_code, data=data, message=error.message, timestamp=now_ms(), ref=error.ref
+    )
+    try:
+        await transport.send(b"x:::" + envelope)
+    except ConnectionClosedError:
+        return
+    await transport.close(CLOSE_HANDSHAKE_FAILED, "Handshake failed")

@@ -1,0 +1,360 @@
+"""The typed client: :func:`connect` and :class:`Client`."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Concatenate, Generic, Self, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+from typing_extensions import ParamSpec
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+
+from grestws._util import Opening
+from grestws._websockets import WebsocketsTransport
+from grestws.context import Connection
+from grestws.contract.contract import SocketSchema
+from grestws.contract.methods import MethodSpec
+from grestws.exceptions import (
+    ConnectError,
+    ConnectionClosedError,
+    FrameError,
+    GrestwsError,
+    HandshakeTimeoutError,
+    InvalidStateError,
+    ValidationError,
+)
+from grestws.protocol import codec
+from grestws.protocol.frames import FrameType
+from grestws.session import Session, error_from_envelope
+
+__all__ = ("Client", "ClientState", "connect")
+
+C2S = TypeVar("C2S")
+S2C = TypeVar("S2C")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+logger = logging.getLogger("grestws")
+
+
+class ClientState(enum.Enum):
+    """The lifecycle of a :class:`Client`: NEW -> CONNECTING -> OPEN -> CLOSING -> CLOSED."""
+
+    NEW = "new"
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+_TRANSITIONS: dict[ClientState, set[ClientState]] = {
+    ClientState.NEW: {ClientState.CONNECTING},
+    ClientState.CONNECTING: {ClientState.OPEN, ClientState.CLOSED},
+    ClientState.OPEN: {ClientState.CLOSING, ClientState.CLOSED},
+    ClientState.CLOSING: {ClientState.CLOSED},
+    ClientState.CLOSED: set(),
+}
+
+
+class Client(Connection, Generic[C2S, S2C]):
+    """A typed connection to one schema on a server.
+
+    Args:
+        url: The server's base URL (``ws://127.0.0.1:8765``); the schema's path is appended
+            to its path.
+        schema: The schema to talk to.
+        handlers: An object implementing the ``server_to_client`` Protocol, if the client
+            serves all of it; use :meth:`on` to serve a subset.
+        timeout: Default seconds to wait for a response (None: wait forever).
+        handshake_timeout: Seconds to wait for the connection to open and for ``k``/``x``.
+        headers: Handshake headers sent in the ``h`` frame.
+        max_message_size: Largest incoming frame in bytes.
+        ping_interval, ping_timeout: WebSocket protocol pings, as on the server.
+        compression: Offer permessage-deflate.
+
+    Concurrency: any number of tasks may call through :attr:`outgoing` at once; responses
+    are matched by id. Handlers for the server's calls run concurrently, each in its own task.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        schema: SocketSchema[C2S, S2C],
+        *,
+        handlers: S2C | None = None,
+        timeout: float | None = 30.0,
+        handshake_timeout: float = 5.0,
+        headers: Mapping[str, str] | None = None,
+        max_message_size: int = 1 << 20,
+        ping_interval: float | None = 30.0,
+        ping_timeout: float | None = 10.0,
+        compression: bool = False,
+    ) -> None:
+        super().__init__(uuid.uuid4().hex, schema.path, None, "client")
+        self.schema = schema
+        self.url = _join(url, schema.path)
+        self.timeout = timeout
+        self.handshake_timeout = handshake_timeout
+        self.headers = dict(headers or {})
+        self._ws_options: dict[str, Any] = {
+            "max_size": max_message_size,
+            "ping_interval": ping_interval,
+            "ping_timeout": ping_timeout,
+            "compression": "deflate" if compression else None,
+        }
+        self._state = ClientState.NEW
+        self._handlers: dict[str, tuple[MethodSpec, Callable[..., Awaitable[Any]]]] = {}
+        if handlers is not None:
+            self._handlers.update(schema.contract.server_to_client.bind(handlers))
+        self._on_close: list[Callable[[int | None, str], object]] = []
+        self._on_error: list[Callable[[GrestwsError], object]] = []
+        self._session: Session | None = None
+        self._outgoing: C2S | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Client {self.url} {self._state.value}>"
+
+    # -- state ------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ClientState:
+        """Where the client is in its lifecycle."""
+        return self._state
+
+    def _move(self, state: ClientState) -> None:
+        if state not in _TRANSITIONS[self._state]:
+            raise InvalidStateError(f"cannot go from {self._state.value} to {state.value}")
+        self._state = state
+
+    @property
+    def outgoing(self) -> C2S:
+        """The typed proxy to the server: ``await client.outgoing.send_message(req)``.
+
+        Raises:
+            InvalidStateError: the client has not connected yet.
+        """
+        if self._outgoing is None:
+            raise InvalidStateError("connect() first")
+        return self._outgoing
+
+    def with_timeout(self, timeout: float | None) -> C2S:
+        """A proxy like :attr:`outgoing` whose requests time out after ``timeout`` s."""
+        if self._session is None:
+            raise InvalidStateError("connect() first")
+        proxy: C2S = self.schema.contract.client_to_server.proxy(self._session, timeout)
+        return proxy
+
+    # -- handlers and callbacks -------------------------------------------------------
+
+    def on(
+        self,
+        method: Callable[Concatenate[S2C, P], Awaitable[R]],
+        handler: Callable[P, Awaitable[R]],
+    ) -> None:
+        """Serve one of the server's calls: ``client.on(ChatClient.new_message, show)``.
+
+        ``handler`` takes the method's argument (if any) and returns its success type.
+        May be called before or after connecting; a call that arrives while no handler is
+        set gets ROUTE_NOT_FOUND (a request) or is dropped and reported (a message).
+        """
+        spec = self.schema.contract.server_to_client.spec_for(method)
+        self._handlers[spec.path] = (spec, handler)
+        if self._session is not None:
+            self._session.bind_one(spec, handler)
+
+    def on_close(self, callback: Callable[[int | None, str], object]) -> None:
+        """Call ``callback(code, reason)`` when the connection closes, whoever closed it."""
+        self._on_close.append(callback)
+
+    def on_error(self, callback: Callable[[GrestwsError], object]) -> None:
+        """Call ``callback(error)`` for problems no caller can be told of: a malformed
+        frame, an invalid fire-and-forget payload, a failing handler."""
+        self._on_error.append(callback)
+
+    def _report(self, error: GrestwsError) -> None:
+        for callback in self._on_error:
+            callback(error)
+
+    # -- connecting -------------------------------------------------------------------
+
+    async def connect(self) -> Self:
+        """Open the socket and run the handshake.
+
+        Cancel-safe: cancelling closes whatever was opened.
+
+        Raises:
+            ApiError: the server refused the handshake (``x``), as the error's own class.
+            HandshakeTimeoutError: no ``k``/``x`` within ``handshake_timeout``.
+            ConnectError: the socket could not be opened (refused, HTTP 404, ...).
+            ConnectionClosedError: the server closed the socket during the handshake.
+            InvalidStateError: the client was connected before.
+        """
+        self._move(ClientState.CONNECTING)
+        try:
+            ws = await asyncio.wait_for(ws_connect(self.url, **self._ws_options), self.handshake_timeout)
+        except InvalidStatus as exc:
+            self._state = ClientState.CLOSED
+            raise ConnectError(f"{self.url}: HTTP {exc.response.status_code}") from exc
+        except TimeoutError as exc:
+            self._state = ClientState.CLOSED
+            raise HandshakeTimeoutError(
+                f"{self.url}: no connection within {self.handshake_timeout:g} s"
+            ) from exc
+        except (OSError, InvalidHandshake) as exc:
+            self._state = ClientState.CLOSED
+            raise ConnectError(f"{self.url}: {exc}") from exc
+        transport = WebsocketsTransport(ws)
+        self.remote_address = ws.remote_address
+        try:
+            await transport.send(b"h:::" + msgspec.json.encode(self.headers))
+            await asyncio.wait_for(_await_accept(transport), self.handshake_timeout)
+        except BaseException as exc:
+            self._state = ClientState.CLOSED
+            await transport.close()
+            if isinstance(exc, TimeoutError):
+                raise HandshakeTimeoutError(
+                    f"{self.url}: no handshake answer within {self.handshake_timeout:g} s"
+                ) from exc
+            raise
+        session = Session(
+            transport,
+            self,
+            incoming=self.schema.contract.server_to_client,
+            outgoing=self.schema.contract.client_to_server,
+            on_error=self._report,
+        )
+        for spec, handler in self._handlers.values():
+            session.bind_one(spec, handler)
+        self._session = session
+        self._outgoing = self.schema.contract.client_to_server.proxy(session, self.timeout)
+        self._move(ClientState.OPEN)
+        self._reader = asyncio.create_task(self._read(session), name=f"grestws-client-{self.id[:8]}")
+        return self
+
+    async def _read(self, session: Session) -> None:
+        try:
+            await session.run()
+        finally:
+            self._state = ClientState.CLOSED
+            for callback in self._on_close:
+                try:
+                    callback(session.close_code, session.close_reason)
+                except Exception:
+                    logger.exception("on_close callback failed")
+
+    # -- closing ----------------------------------------------------------------------
+
+    async def disconnect(self, timeout: float = 5.0) -> None:
+        """Close gracefully: wait (at most ``timeout`` s) for pending requests, both ways,
+        then close with 1000. Requests still pending then fail with ConnectionClosedError.
+
+        Idempotent. Cancelling it leaves the connection open.
+        """
+        session = self._session
+        if session is None or self._state in (ClientState.CLOSING, ClientState.CLOSED):
+            await self._wait_closed()
+            return
+        self._move(ClientState.CLOSING)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        await session.wait_pending(timeout)
+        await session.wait_idle(max(0.0, deadline - loop.time()))
+        await session.transport.close(1000, "")
+        await self._wait_closed()
+
+    async def close(self) -> None:
+        """Close at once with 1000; every pending request fails with ConnectionClosedError.
+
+        Idempotent.
+        """
+        session = self._session
+        if session is not None and self._state is not ClientState.CLOSED:
+            self._state = ClientState.CLOSING
+            await session.transport.close(1000, "")
+        await self._wait_closed()
+
+    async def _wait_closed(self) -> None:
+        if self._reader is not None:
+            await asyncio.shield(self._reader)
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once the connection closed, else None."""
+        return None if self._session is None else self._session.close_code
+
+    async def __aenter__(self) -> Self:
+        if self._state is ClientState.NEW:
+            await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.disconnect()
+
+
+async def _await_accept(transport: WebsocketsTransport) -> None:
+    """Wait for ``k`` (accepted) or ``x`` (refused, raised as its error)."""
+    while True:
+        try:
+            raw = await transport.recv()
+        except ConnectionClosedError as exc:
+            if exc.code == 4000:
+                raise ValidationError(exc.reason or "Invalid query parameters", data=[]) from exc
+            raise
+        try:
+            frame = codec.decode_frame(raw)
+        except FrameError:
+            continue
+        if frame.type is FrameType.HANDSHAKE_OK:
+            return
+        if frame.type is FrameType.HANDSHAKE_ERR:
+            try:
+                envelope = codec.decode_result(frame.data)
+            except msgspec.MsgspecError as exc:
+                raise ConnectionClosedError(4001, "Handshake failed") from exc
+            raise error_from_envelope(envelope)
+
+
+def _join(base: str, path: str) -> str:
+    url = urlsplit(base)
+    if url.scheme not in ("ws", "wss"):
+        raise ValueError(f"expected a ws:// or wss:// URL, got {base!r}")
+    return urlunsplit((url.scheme, url.netloc, url.path.rstrip("/") + path, url.query, ""))
+
+
+def connect(
+    url: str,
+    schema: SocketSchema[C2S, S2C],
+    *,
+    handlers: S2C | None = None,
+    timeout: float | None = 30.0,
+    handshake_timeout: float = 5.0,
+    headers: Mapping[str, str] | None = None,
+    max_message_size: int = 1 << 20,
+) -> Opening[Client[C2S, S2C]]:
+    """Connect to ``schema`` on the server at ``url``.
+
+    ``client = await connect(...)`` hands over an open client (end it with
+    ``await client.disconnect()``); ``async with connect(...) as client:`` also
+    disconnects on the way out. The arguments are those of :class:`Client`.
+    """
+    client: Client[C2S, S2C] = Client(
+        url,
+        schema,
+        handlers=handlers,
+        timeout=timeout,
+        handshake_timeout=handshake_timeout,
+        headers=headers,
+        max_message_size=max_message_size,
+    )
+
+    async def close(c: Client[C2S, S2C]) -> None:
+        await c.disconnect()
+
+    return Opening(client.connect, close)

@@ -1,0 +1,208 @@
+"""Socket contracts and schemas, and the typed proxies built from them.
+
+A :class:`SocketContract` names the two halves of a conversation; a :class:`SocketSchema`
+puts a contract at a URL path. Both are generic in the two halves, so that every typed
+surface (the client's ``outgoing``, the server's handler, the server's proxy to the client)
+follows from one declaration.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any, Generic, Protocol, TypeVar
+
+from typing_extensions import TypeForm
+
+from grestws.contract.methods import MethodKind, MethodSpec
+from grestws.exceptions import ContractError
+
+__all__ = ("Caller", "ContractHalf", "SocketContract", "SocketSchema")
+
+C2S = TypeVar("C2S")
+S2C = TypeVar("S2C")
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NO_ARG: Any = object()
+
+
+class Caller(Protocol):
+    """What a proxy sends through: a session (or anything that speaks like one)."""
+
+    def request(self, spec: MethodSpec, arg: Any, timeout: float | None) -> Awaitable[Any]: ...
+    def notify(self, spec: MethodSpec, arg: Any) -> Awaitable[None]: ...
+
+
+class ContractHalf:
+    """The methods of one direction, by Python name and by wire path, with its proxy class.
+
+    Attributes:
+        protocol: The user's Protocol class with the stubs.
+        methods: Specs by Python name, in declaration order.
+        by_path: Specs by wire path (``ChatApi.sendMessage``).
+    """
+
+    def __init__(self, contract_name: str, protocol: type[Any], *, rename: str | None) -> None:
+        self.protocol = protocol
+        self.methods: dict[str, MethodSpec] = {}
+        for name, member in _stubs(protocol):
+            self.methods[name] = MethodSpec(contract_name, member, rename=rename)
+        self.by_path: dict[str, MethodSpec] = {}
+        for spec in self.methods.values():
+            if spec.path in self.by_path:
+                raise ContractError(f"{spec.path} is declared twice")
+            self.by_path[spec.path] = spec
+        self.by_function: dict[Callable[..., Any], MethodSpec] = {
+            spec.function: spec for spec in self.methods.values()
+        }
+        self._proxy_class = _proxy_class(protocol, self.methods)
+
+    def __iter__(self) -> Iterator[MethodSpec]:
+        return iter(self.methods.values())
+
+    def proxy(self, caller: Caller, timeout: float | None) -> Any:
+        """A proxy whose methods send through ``caller``; typed by the caller as the Protocol."""
+        proxy: Any = object.__new__(self._proxy_class)
+        proxy._caller = caller
+        proxy._timeout = timeout
+        return proxy
+
+    def spec_for(self, method: Callable[..., Any]) -> MethodSpec:
+        """The spec of a stub given as ``Protocol.method``.
+
+        Raises:
+            ContractError: ``method`` is not a stub of this half.
+        """
+        try:
+            return self.by_function[method]
+        except (KeyError, TypeError):
+            raise ContractError(f"{method!r} is not a method of {self.protocol.__name__}") from None
+
+    def bind(self, handler: object) -> dict[str, tuple[MethodSpec, Callable[..., Awaitable[Any]]]]:
+        """The dispatch table for ``handler``: wire path -> (spec, bound method).
+
+        Methods the handler leaves out, or inherits unimplemented from the Protocol, are
+        left out of the table, so calls to them answer ROUTE_NOT_FOUND.
+        """
+        table: dict[str, tuple[MethodSpec, Callable[..., Awaitable[Any]]]] = {}
+        handler_type = type(handler)
+        for name, spec in self.methods.items():
+            if getattr(handler_type, name, None) is spec.function:
+                continue
+            fn = getattr(handler, name, None)
+            if fn is not None:
+                table[spec.path] = (spec, fn)
+        return table
+
+
+def _stubs(protocol: type[Any]) -> Iterator[tuple[str, Callable[..., Any]]]:
+    """The public functions of a Protocol class and of its bases, in declaration order."""
+    names: dict[str, None] = {}
+    for klass in reversed(protocol.__mro__):
+        if klass in (object, Protocol, Generic):
+            continue
+        for name, member in vars(klass).items():
+            if not name.startswith("_") and inspect.isfunction(member):
+                names[name] = None
+    for name in names:
+        yield name, getattr(protocol, name)
+
+
+def _proxy_class(protocol: type[Any], methods: Mapping[str, MethodSpec]) -> type[Any]:
+    namespace: dict[str, Any] = {"__slots__": ("_caller", "_timeout"), "__module__": protocol.__module__}
+    for name, spec in methods.items():
+        namespace[name] = _proxy_method(spec)
+    return type(f"{protocol.__name__}Proxy", (), namespace)
+
+
+def _proxy_method(spec: MethodSpec) -> Callable[..., Awaitable[Any]]:
+    if spec.kind is MethodKind.REQUEST:
+
+        def call(self: Any, arg: Any = None) -> Awaitable[Any]:
+            sent: Awaitable[Any] = self._caller.request(spec, arg, self._timeout)
+            return sent
+
+    else:
+
+        def call(self: Any, arg: Any = None) -> Awaitable[Any]:
+            sent: Awaitable[Any] = self._caller.notify(spec, arg)
+            return sent
+
+    call.__name__ = spec.py_name
+    call.__qualname__ = f"Proxy.{spec.py_name}"
+    call.__doc__ = spec.function.__doc__
+    return call
+
+
+def _as_class(half: object, role: str) -> type[Any]:
+    if not isinstance(half, type):
+        raise ContractError(f"{role} must be a class of method stubs, got {half!r}")
+    return half
+
+
+class SocketContract(Generic[C2S, S2C]):
+    """A named conversation: what the client may call on the server and the server on the client.
+
+    Args:
+        name: The contract's name, the first part of every wire path (``ChatApi``).
+        client_to_server: The Protocol class of the methods the server implements.
+        server_to_client: The Protocol class of the methods the client implements.
+        rename: ``"camel"`` gives every method without an explicit ``name`` the camelCase
+            form of its Python name on the wire.
+
+    Raises:
+        ContractError: a stub or an error declaration cannot work; the message names it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        client_to_server: TypeForm[C2S],
+        server_to_client: TypeForm[S2C],
+        rename: str | None = None,
+    ) -> None:
+        if not _NAME.match(name):
+            raise ContractError(f"contract name {name!r} must be an identifier")
+        if rename not in (None, "camel"):
+            raise ContractError(f"rename must be None or 'camel', not {rename!r}")
+        self.name = name
+        self.client_to_server = ContractHalf(
+            name, _as_class(client_to_server, "client_to_server"), rename=rename
+        )
+        self.server_to_client = ContractHalf(
+            name, _as_class(server_to_client, "server_to_client"), rename=rename
+        )
+
+    def __repr__(self) -> str:
+        return f"<SocketContract {self.name}>"
+
+    def at(self, path: str) -> SocketSchema[C2S, S2C]:
+        """This contract served at a URL path: ``ChatContract.at("/ws/chat")``."""
+        return SocketSchema(self, path)
+
+
+class SocketSchema(Generic[C2S, S2C]):
+    """A contract bound to a URL path: what a server serves and a client connects to.
+
+    Args:
+        contract: The contract.
+        path: The URL path, e.g. ``/ws/chat`` (a leading ``/`` is added when missing).
+    """
+
+    def __init__(self, contract: SocketContract[C2S, S2C], path: str) -> None:
+        if not path.startswith("/"):
+            path = "/" + path
+        if "?" in path or "#" in path:
+            raise ContractError(f"schema path {path!r} cannot carry a query or fragment")
+        self.contract = contract
+        self.path = path
+
+    @property
+    def name(self) -> str:
+        """The contract's name."""
+        return self.contract.name
+
+    def __repr__(self) -> str:
+        return f"<SocketSchema {self.contract.name} at {self.path}>"

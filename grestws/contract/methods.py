@@ -1,0 +1,250 @@
+"""Declaring methods: the ``@request`` / ``@notify`` decorators and :class:`MethodSpec`.
+
+A contract half is a ``typing.Protocol`` whose methods are annotated ``async def`` stubs::
+
+    class ChatServer(Protocol):
+        @request(name="sendMessage", errors=[RoomFull])
+        async def send_message(self, req: SendMessageRequest) -> SendMessageResponse: ...
+
+        @notify(name="markAsRead")
+        async def mark_as_read(self, req: MarkAsReadRequest) -> None: ...
+
+The decorators only attach options; the stub keeps its signature, so type checkers see the
+method exactly as written. :class:`MethodSpec` turns a stub into the method's wire name,
+kind, input and success types and the errors it declares, and builds its msgspec decoders
+once, when the contract is declared.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import typing
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, TypeVar, overload
+
+import msgspec
+
+from grestws.exceptions import (
+    STANDARD_ERRORS,
+    ApiError,
+    ContractError,
+    ForbiddenError,
+    NotAuthorizedError,
+    RouteNotFoundError,
+    ServerError,
+    ValidationError,
+)
+from grestws.protocol.frames import FrameType
+
+__all__ = ("MethodKind", "MethodOptions", "MethodSpec", "notify", "request")
+
+F = TypeVar("F", bound=Callable[..., Coroutine[Any, Any, Any]])
+
+_OPTIONS_ATTR = "__grestws_method__"
+
+IMPLICIT_ERRORS: tuple[type[ApiError[Any]], ...] = (
+    ValidationError,
+    ServerError,
+    RouteNotFoundError,
+    NotAuthorizedError,
+    ForbiddenError,
+)
+"""Errors every method may answer with, because the framework itself produces them."""
+
+
+class MethodKind(enum.Enum):
+    """Request/response (an ``r`` answered by one ``s``) or fire-and-forget (``m``)."""
+
+    REQUEST = "request"
+    NOTIFY = "notify"
+
+
+class MethodOptions(msgspec.Struct, frozen=True):
+    """What a ``@request`` / ``@notify`` decorator attached to a stub."""
+
+    kind: MethodKind
+    name: str | None = None
+    errors: tuple[type[ApiError[Any]], ...] = ()
+
+
+def _decorator(kind: MethodKind, name: str | None, errors: Iterable[type[ApiError[Any]]]) -> Callable[[F], F]:
+    options = MethodOptions(kind, name, tuple(errors))
+
+    def attach(fn: F) -> F:
+        setattr(fn, _OPTIONS_ATTR, options)
+        return fn
+
+    return attach
+
+
+@overload
+def request(fn: F, /) -> F: ...
+@overload
+def request(*, name: str | None = None, errors: Iterable[type[ApiError[Any]]] = ()) -> Callable[[F], F]: ...
+def request(
+    fn: F | None = None, /, *, name: str | None = None, errors: Iterable[type[ApiError[Any]]] = ()
+) -> F | Callable[[F], F]:
+    """Declare a request/response method: the caller awaits exactly one typed answer.
+
+    Args:
+        name: The method's wire name (the part after ``<Contract>.``); defaults to the
+            Python name, or its camelCase form when the contract says ``rename="camel"``.
+        errors: The application errors (``ApiError`` subclasses) the method may raise.
+            VALIDATION_ERROR, SERVER_ERROR, ROUTE_NOT_FOUND, NOT_AUTHORIZED and FORBIDDEN
+            are always allowed, because the framework itself answers with them.
+    """
+    attach = _decorator(MethodKind.REQUEST, name, errors)
+    return attach if fn is None else attach(fn)
+
+
+@overload
+def notify(fn: F, /) -> F: ...
+@overload
+def notify(*, name: str | None = None) -> Callable[[F], F]: ...
+def notify(fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
+    """Declare a fire-and-forget method: no answer ever comes back.
+
+    The stub must return ``None``. Awaiting the call on a proxy waits only until the frame
+    is handed to the transport (flow control), never for the peer.
+
+    Args:
+        name: The method's wire name, as for :func:`request`.
+    """
+    attach = _decorator(MethodKind.NOTIFY, name, ())
+    return attach if fn is None else attach(fn)
+
+
+def camel(name: str) -> str:
+    """``send_message`` -> ``sendMessage``."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+_NO_VALUE: Any = object()
+
+
+class MethodSpec:
+    """Everything the session needs to send or serve one method, built once.
+
+    Attributes:
+        py_name: The Python name of the stub (``send_message``).
+        wire_name: The name after the contract's name on the wire (``sendMessage``).
+        path: The full routing key, ``<Contract>.<wire_name>``.
+        kind: :class:`MethodKind`.
+        input_type: The type of the single argument, or ``None`` for a method without one.
+        result_type: The success type of a request; ``None`` when it returns nothing.
+        errors: The declared errors by wire type (the implicit ones included).
+    """
+
+    __slots__ = (
+        "_error_decoders",
+        "_input_decoder",
+        "_result_decoder",
+        "error_classes",
+        "errors",
+        "function",
+        "has_input",
+        "has_result",
+        "input_type",
+        "kind",
+        "path",
+        "prefix",
+        "py_name",
+        "result_type",
+        "wire_name",
+    )
+
+    def __init__(self, contract_name: str, fn: Callable[..., Any], *, rename: str | None = None) -> None:
+        options: MethodOptions | None = getattr(fn, _OPTIONS_ATTR, None)
+        where = f"{contract_name}.{fn.__name__}"
+        if options is None:
+            raise ContractError(f"{where}: decorate the stub with @request or @notify")
+        if not inspect.iscoroutinefunction(fn):
+            raise ContractError(f"{where}: contract methods are 'async def' stubs")
+        self.function = fn
+        self.py_name = fn.__name__
+        self.kind = options.kind
+        self.wire_name = options.name or (camel(fn.__name__) if rename == "camel" else fn.__name__)
+        if ":" in self.wire_name or "." in self.wire_name or not self.wire_name:
+            raise ContractError(f"{where}: wire name {self.wire_name!r} cannot contain ':' or '.'")
+        self.path = f"{contract_name}.{self.wire_name}"
+
+        try:
+            hints = typing.get_type_hints(fn, include_extras=True)
+        except Exception as exc:
+            raise ContractError(
+                f"{where}: cannot resolve its annotations ({exc}); declare the types the "
+                "contract uses at module level"
+            ) from exc
+        params = list(inspect.signature(fn).parameters.values())[1:]
+        if len(params) > 1 or any(p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
+            raise ContractError(f"{where}: a contract method takes at most one positional argument")
+        self.has_input = bool(params)
+        self.input_type: Any = hints.get(params[0].name, Any) if params else None
+        self.result_type: Any = hints.get("return", Any)
+        if self.result_type is type(None):
+            self.result_type = None
+        self.has_result = self.result_type is not None
+        if self.kind is MethodKind.NOTIFY and self.has_result:
+            raise ContractError(f"{where}: a @notify method returns None")
+
+        declared: dict[str, type[ApiError[Any]]] = {cls.type: cls for cls in IMPLICIT_ERRORS}
+        for cls in typing.cast("tuple[object, ...]", options.errors):
+            if not (isinstance(cls, type) and issubclass(cls, ApiError)):
+                raise ContractError(f"{where}: errors must be ApiError subclasses, got {cls!r}")
+            declared[cls.type] = cls
+        self.errors = declared
+        self.error_classes = tuple(declared.values())
+
+        try:
+            self._input_decoder = msgspec.json.Decoder(self.input_type) if self.has_input else None
+            self._result_decoder = msgspec.json.Decoder(self.result_type) if self.has_result else None
+            self._error_decoders = {
+                name: msgspec.json.Decoder(cls.data_type)
+                for name, cls in declared.items()
+                if cls.data_type is not None
+            }
+        except TypeError as exc:
+            raise ContractError(f"{where}: msgspec cannot handle its types: {exc}") from exc
+        kind_letter = FrameType.REQ if self.kind is MethodKind.REQUEST else FrameType.MSG
+        self.prefix = kind_letter.value + b":" + self.path.encode() + b":"
+
+    def __repr__(self) -> str:
+        return f"<MethodSpec {self.kind.value} {self.path}>"
+
+    def decode_input(self, data: bytes) -> Any:
+        """Decode and validate an incoming argument (``None`` for a method without one).
+
+        Raises:
+            msgspec.ValidationError, msgspec.DecodeError: the payload does not fit.
+        """
+        decoder = self._input_decoder
+        if decoder is None:
+            return None
+        return decoder.decode(data)
+
+    def decode_result(self, data: bytes) -> Any:
+        """Decode and validate the success data of a response (``None`` if the method has none)."""
+        decoder = self._result_decoder
+        if decoder is None:
+            return None
+        return decoder.decode(data)
+
+    def error_class(self, type_name: str) -> type[ApiError[Any]] | None:
+        """The error class a response's ``type`` names: declared first, then standard."""
+        return self.errors.get(type_name) or STANDARD_ERRORS.get(type_name)
+
+    def decode_error_data(self, type_name: str, data: bytes) -> Any:
+        """Decode an error's data with the declared error's decoder; untyped if unknown."""
+        decoder = self._error_decoders.get(type_name)
+        if decoder is None:
+            error_cls = STANDARD_ERRORS.get(type_name)
+            if error_cls is not None and error_cls.data_type is not None:
+                return msgspec.json.decode(data, type=error_cls.data_type)
+            return msgspec.json.decode(data)
+        return decoder.decode(data)
+
+    def declares(self, error: ApiError[Any]) -> bool:
+        """Whether a handler may send ``error`` as it is."""
+        return isinstance(error, self.error_classes)

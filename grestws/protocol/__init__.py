@@ -1,0 +1,38 @@
+"""The wire protocol of PROTOCOL.md, without I/O: frames and envelopes in, bytes out.
+
+Nothing here imports asyncio or websockets; every rule can be tested as data.
+"""
+
+from __future__ import annotations
+
+from grestws.protocol.codec import (
+    decode_frame,
+    decode_result,
+    encode_error,
+    encode_frame,
+    encode_ok,
+    validation_issues,
+)
+from grestws.protocol.frames import (
+    HANDSHAKE_OK,
+    PONG,
+    ErrorContext,
+    Frame,
+    FrameType,
+    ResultEnvelope,
+)
+
+__all__ = (
+    "HANDSHAKE_OK",
+    "PONG",
+    "ErrorContext",
+    "Frame",
+    "FrameType",
+    "ResultEnvelope",
+    "decode_frame",
+    "decode_result",
+    "encode_error",
+    "encode_frame",
+    "encode_ok",
+    "validation_issues",
+)

@@ -1,0 +1,155 @@
+"""Text frames to :class:`~grestws.protocol.frames.Frame` and back, and the envelopes.
+
+Frames are handled as UTF-8 bytes: websockets hands text frames over undecoded and sends
+UTF-8 bytes as text frames, and msgspec reads and writes bytes, so no message is copied
+into a ``str`` on the way.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+from grestws.exceptions import FrameError, Issue
+from grestws.protocol.frames import ErrorContext, Frame, FrameType, ResultEnvelope
+
+__all__ = (
+    "decode_frame",
+    "decode_result",
+    "encode_error",
+    "encode_frame",
+    "encode_ok",
+    "validation_issues",
+)
+
+_TYPES = {member.value[0]: member for member in FrameType}
+_WITH_ID = (FrameType.REQ, FrameType.RES)
+_WITH_PATH = (FrameType.REQ, FrameType.RES, FrameType.MSG)
+_MAX_ID_DIGITS = 16  # ids stay below 2**53, the largest integer a JavaScript peer holds exactly
+_MAX_PATH = 256
+
+_result_decoder = msgspec.json.Decoder(ResultEnvelope)
+_context_encoder = msgspec.json.Encoder()
+_OK_EMPTY = b'{"success":true,"type":"OK"}'
+_OK_PREFIX = b'{"success":true,"type":"OK","data":'
+
+
+def decode_frame(raw: bytes | str) -> Frame:
+    """Split one text frame into its four fields.
+
+    Raises:
+        FrameError: The frame is not ``<type>:<path>:<id>:<data>`` with a known type, a
+            path where one is needed, and a decimal id exactly where one is needed.
+    """
+    if isinstance(raw, str):
+        raw = raw.encode()
+    parts = raw.split(b":", 3)
+    if len(parts) != 4:
+        raise FrameError("expected <type>:<path>:<id>:<data>")
+    letter, path_bytes, id_bytes, data = parts
+    if len(letter) != 1 or letter[0] not in _TYPES:
+        raise FrameError(f"unknown frame type {letter[:8]!r}")
+    kind = _TYPES[letter[0]]
+    if kind in _WITH_PATH:
+        if not path_bytes:
+            raise FrameError(f"{letter.decode()!r} frame without a path")
+        if len(path_bytes) > _MAX_PATH:
+            raise FrameError("path too long")
+        try:
+            path = path_bytes.decode()
+        except UnicodeDecodeError:
+            raise FrameError("path is not UTF-8") from None
+    else:
+        path = ""
+    if kind in _WITH_ID:
+        if not id_bytes.isdigit() or len(id_bytes) > _MAX_ID_DIGITS or id_bytes[0] == 48:
+            raise FrameError(f"{letter.decode()!r} frame needs a decimal id from 1 upward")
+        return Frame(kind, path, int(id_bytes), data)
+    if id_bytes and kind is FrameType.MSG:
+        raise FrameError("'m' frame must not carry an id")
+    return Frame(kind, path, None, data)
+
+
+def encode_frame(kind: FrameType, path: str = "", id: int | None = None, data: bytes = b"") -> bytes:
+    """Join the four fields of a frame. ``data`` is JSON bytes, or ``b""`` for no value.
+
+    Raises:
+        FrameError: ``path`` contains ``:``.
+    """
+    if ":" in path:
+        raise FrameError("a path cannot contain ':'")
+    id_text = b"" if id is None else str(id).encode()
+    return b"%b:%b:%b:%b" % (kind.value, path.encode(), id_text, data)
+
+
+def encode_ok(data: bytes | None) -> bytes:
+    """The success envelope around already-encoded JSON ``data`` (``None``: no data)."""
+    if data is None:
+        return _OK_EMPTY
+    return _OK_PREFIX + data + b"}"
+
+
+def encode_error(
+    type: str,
+    status_code: int,
+    *,
+    data: bytes | None = None,
+    message: str | None = None,
+    timestamp: int | None = None,
+    ref: str | None = None,
+) -> bytes:
+    """The error envelope; ``data`` is already-encoded JSON or ``None``."""
+    out = b'{"success":false,"type":%b,"statusCode":%d' % (
+        _context_encoder.encode(type),
+        status_code,
+    )
+    if data is not None:
+        out += b',"data":' + data
+    context = ErrorContext(display_message=message, timestamp=timestamp, ref=ref)
+    return out + b',"context":' + _context_encoder.encode(context) + b"}"
+
+
+def decode_result(data: bytes) -> ResultEnvelope:
+    """Read the envelope of an ``s`` or ``x`` frame; its ``data`` stays raw.
+
+    Raises:
+        msgspec.ValidationError: the envelope lacks ``success`` or ``type``.
+        msgspec.DecodeError: the data is not JSON.
+    """
+    return _result_decoder.decode(data)
+
+
+_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_FIELD = re.compile(r"field `(?P<name>[^`]+)`")
+_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def validation_issues(error: msgspec.MsgspecError) -> list[Issue]:
+    """Turn msgspec's error into PROTOCOL.md's issue list.
+
+    ``Expected `str`, got `int` - at `$.items[0].name``` becomes the issue
+    ``{"path": "items.0.name", "code": "invalid_type", "message": "Expected `str`, got `int`"}``.
+    """
+    text = str(error)
+    match = _AT.match(text)
+    assert match is not None  # the pattern matches any text
+    message = match["message"]
+    parts = [name or index for name, index in _SEGMENT.findall(match["path"] or "")]
+    if isinstance(error, msgspec.DecodeError) and not isinstance(error, msgspec.ValidationError):
+        code = "invalid_json"
+    elif message.startswith("Object missing required field"):
+        code = "missing_field"
+        field = _FIELD.search(message)
+        if field:
+            parts.append(field["name"])
+    elif message.startswith("Object contains unknown field"):
+        code = "unknown_field"
+        field = _FIELD.search(message)
+        if field:
+            parts.append(field["name"])
+    elif message.startswith("Expected") and ", got" in message:
+        code = "invalid_type"
+    else:
+        code = "invalid_value"
+    return [Issue(path=".".join(parts), code=code, message=message)]

@@ -1,0 +1,72 @@
+"""The frame kinds of PROTOCOL.md and the result envelope carried by ``s`` and ``x``."""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+__all__ = (
+    "HANDSHAKE_OK",
+    "PONG",
+    "ErrorContext",
+    "Frame",
+    "FrameType",
+    "ResultEnvelope",
+)
+
+
+class FrameType(enum.Enum):
+    """The one-letter frame types; the value is the letter's byte on the wire."""
+
+    HANDSHAKE = b"h"
+    HANDSHAKE_OK = b"k"
+    HANDSHAKE_ERR = b"x"
+    MSG = b"m"
+    REQ = b"r"
+    RES = b"s"
+    PING = b"p"
+    PONG = b"o"
+
+
+class Frame(msgspec.Struct, frozen=True, gc=False):
+    """One decoded frame.
+
+    ``data`` holds the raw JSON bytes after the third ``:`` (``b""`` means "no value");
+    it is decoded later by the called method's own typed decoder.
+    """
+
+    type: FrameType
+    path: str = ""
+    id: int | None = None
+    data: bytes = b""
+
+
+class ErrorContext(msgspec.Struct, omit_defaults=True, rename="camel"):
+    """The ``context`` of an error envelope; every field is optional for a reader."""
+
+    display_message: str | None = None
+    timestamp: int | None = None
+    ref: str | None = None
+
+
+class ResultEnvelope(msgspec.Struct, omit_defaults=True, rename="camel"):
+    """The data of ``s`` and ``x`` frames, as read from a peer.
+
+    ``data`` stays raw JSON so that it is decoded once, by the method's (or the error's)
+    typed decoder; an empty ``Raw`` means the envelope had no ``data``. A reader does not
+    require ``statusCode`` or ``context``.
+    """
+
+    success: bool
+    type: str
+    data: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+    status_code: int | None = None
+    context: ErrorContext | None = None
+
+
+HANDSHAKE_OK = b"k:::null"
+"""The ``k`` frame a server sends once the handshake succeeded."""
+
+PONG = b"o:::"
+"""The answer to a ``p`` frame."""

@@ -1,0 +1,401 @@
+"""The conversation on one open connection, whatever carries it.
+
+:class:`Session` numbers and matches requests, dispatches incoming calls concurrently,
+applies timeouts, answers pings and fails everything pending when the connection goes. It
+reads and writes through a :class:`Transport`, so the same code runs over websockets, over
+an ASGI server or over an in-memory pipe. Both sides use it: the server's session serves
+``client_to_server`` and calls ``server_to_client``; the client's does the opposite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import msgspec
+
+from grestws.context import Connection, MessageInfo, _connection, _message
+from grestws.contract.contract import ContractHalf
+from grestws.contract.methods import MethodSpec
+from grestws.exceptions import (
+    STANDARD_ERRORS,
+    ApiError,
+    ConnectionClosedError,
+    FrameError,
+    GrestwsError,
+    RequestTimeoutError,
+    RouteNotFoundError,
+    ServerError,
+    ValidationError,
+)
+from grestws.protocol import codec
+from grestws.protocol.frames import PONG, FrameType, ResultEnvelope
+
+__all__ = ("Session", "Transport")
+
+logger = logging.getLogger("grestws")
+
+Handler = Callable[..., Awaitable[Any]]
+ErrorCallback = Callable[[GrestwsError], object]
+
+_encoder = msgspec.json.Encoder()
+_REQ = FrameType.REQ
+_MSG = FrameType.MSG
+_RES = FrameType.RES
+_PING = FrameType.PING
+_MAX_UNKNOWN_TYPES = 256
+
+
+class Transport(Protocol):
+    """One open message channel. Every frame is one text message of UTF-8 bytes.
+
+    ``recv`` and ``send`` raise :class:`~grestws.exceptions.ConnectionClosedError` once
+    the channel is closed; ``close`` is idempotent.
+    """
+
+    async def send(self, frame: bytes) -> None: ...
+    async def recv(self) -> bytes: ...
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+def new_ref() -> str:
+    """An opaque id that ties an error on the wire to its log entry."""
+    return uuid.uuid4().hex[:16]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Session:
+    """Requests, dispatch and timeouts on one connection.
+
+    Args:
+        transport: Where frames come from and go to.
+        connection: What handlers see as :func:`~grestws.current_connection`.
+        incoming: The contract half this side serves.
+        outgoing: The contract half this side calls.
+        on_error: Told of problems no caller can be told of (a malformed frame, a bad
+            fire-and-forget payload, a failed fire-and-forget handler).
+
+    Concurrency: every incoming call runs in a task of its own; outgoing calls may be made
+    from any number of tasks at once. Responses are matched by id, in any order.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        connection: Connection,
+        *,
+        incoming: ContractHalf,
+        outgoing: ContractHalf,
+        on_error: ErrorCallback | None = None,
+    ) -> None:
+        self.transport = transport
+        self.connection = connection
+        self.incoming = incoming
+        self.outgoing = outgoing
+        self.on_error = on_error
+        self.draining = False
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.closed = asyncio.Event()
+        self._handlers: dict[str, tuple[MethodSpec, Handler]] = {}
+        self._pending: dict[int, asyncio.Future[bytes]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_id = 0
+        self._loop = asyncio.get_running_loop()
+
+    # -- handlers ---------------------------------------------------------------------
+
+    def bind(self, handler: object) -> None:
+        """Serve the incoming methods that ``handler`` implements."""
+        self._handlers.update(self.incoming.bind(handler))
+
+    def bind_one(self, spec: MethodSpec, fn: Handler) -> None:
+        """Serve one incoming method with ``fn``."""
+        self._handlers[spec.path] = (spec, fn)
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Read and dispatch frames until the transport closes, then fail what is pending.
+
+        Handlers started from here see this session's connection as the current one.
+        Cancelling it closes nothing; the caller owns the transport.
+        """
+        _connection.set(self.connection)
+        recv = self.transport.recv
+        receive = self.receive
+        try:
+            while True:
+                receive(await recv())
+        except ConnectionClosedError as exc:
+            self.connection_lost(exc.code, exc.reason)
+        except BaseException:
+            self.connection_lost(None, "session stopped")
+            raise
+
+    def receive(self, raw: bytes) -> None:
+        """Handle one incoming frame; never raises for anything the peer sent."""
+        try:
+            frame = codec.decode_frame(raw)
+        except FrameError as exc:
+            self.report(exc, f"dropped a malformed frame ({exc}): {raw[:64]!r}")
+            return
+        kind = frame.type
+        if kind is _RES:
+            future = self._pending.pop(frame.id or 0, None)
+            if future is not None and not future.done():
+                future.set_result(frame.data)
+        elif kind is _REQ or kind is _MSG:
+            entry = self._handlers.get(frame.path)
+            if entry is None:
+                if kind is _REQ:
+                    error = RouteNotFoundError(f"Route not found: {frame.path}")
+                    self._spawn(self._send_error(frame.path, frame.id or 0, error))
+                else:
+                    self.report(RouteNotFoundError(f"Route not found: {frame.path}"), "dropped a message")
+                return
+            self._spawn(self._serve(entry[0], entry[1], frame.id, frame.data))
+        elif kind is _PING:
+            self._spawn(self._send_quietly(PONG))
+        # o frames only prove liveness; h k x after the handshake mean nothing.
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = self._loop.create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, spec: MethodSpec, fn: Handler, request_id: int | None, data: bytes) -> None:
+        _message.set(MessageInfo(spec.path, request_id))
+        if request_id is not None and self.draining:
+            await self._send_error(spec.path, request_id, ServerError("Server is shutting down"))
+            return
+        try:
+            arg = spec.decode_input(data)
+        except msgspec.MsgspecError as exc:
+            invalid = ValidationError("Invalid input", data=codec.validation_issues(exc))
+            if request_id is None:
+                self.report(invalid, f"dropped {spec.path}: {invalid.data}")
+            else:
+                await self._send_error(spec.path, request_id, invalid)
+            return
+        try:
+            result = await (fn(arg) if spec.has_input else fn())
+            if request_id is None:
+                return
+            payload = codec.encode_ok(_encoder.encode(result) if spec.has_result else None)
+        except ApiError as exc:
+            error: ApiError[Any] = (
+                exc if spec.declares(exc) else self._server_error(spec, exc, "undeclared error")
+            )
+        except Exception as exc:
+            error = self._server_error(spec, exc, "handler failed")
+        else:
+            await self._send_quietly(b"s:%b:%d:%b" % (spec.path.encode(), request_id, payload))
+            return
+        if request_id is not None:
+            await self._send_error(spec.path, request_id, error)
+
+    def _server_error(self, spec: MethodSpec, exc: Exception, what: str) -> ServerError:
+        ref = new_ref()
+        logger.error("%s: %s (ref %s)", spec.path, what, ref, exc_info=exc)
+        if self.on_error is not None:
+            self._call_on_error(ServerError(f"{spec.path}: {what}", ref=ref))
+        return ServerError(ref=ref)
+
+    async def _send_error(self, path: str, request_id: int, error: ApiError[Any]) -> None:
+        data = None if error.data is None else _encoder.encode(error.data)
+        envelope = codec.encode_error(
+            error.type,
+            error.status_code,
+            data=data,
+            message=error.message,
+            timestamp=now_ms(),
+            ref=error.ref,
+        )
+        await self._send_quietly(b"s:%b:%d:%b" % (path.encode(), request_id, envelope))
+
+    async def _send_quietly(self, frame: bytes) -> None:
+        with contextlib.suppress(ConnectionClosedError):  # the peer is gone: nobody to answer
+            await self.transport.send(frame)
+
+    def report(self, error: GrestwsError, message: str) -> None:
+        """Log a problem of the connection and hand it to ``on_error``."""
+        logger.warning("%s: %s", self.connection.id, message)
+        if self.on_error is not None:
+            self._call_on_error(error)
+
+    def _call_on_error(self, error: GrestwsError) -> None:
+        try:
+            self.on_error(error)  # type: ignore[misc]
+        except Exception:
+            logger.exception("on_error callback failed")
+
+    # -- calling ----------------------------------------------------------------------
+
+    async def request(self, spec: MethodSpec, arg: Any, timeout: float | None) -> Any:
+        """Send a request and wait for its response.
+
+        Cancel-safe: cancelling the caller forgets the request; a late response is ignored.
+
+        Raises:
+            ApiError: the peer answered with an error (the declared class when declared).
+            ValidationError: the peer's answer does not fit the method's success type.
+            RequestTimeoutError: no answer within ``timeout`` seconds.
+            ConnectionClosedError: the connection is closed or closed while waiting.
+        """
+        if self.close_code is not None or self.closed.is_set():
+            raise ConnectionClosedError(self.close_code, self.close_reason)
+        self._last_id += 1
+        request_id = self._last_id
+        frame = spec.prefix + b"%d:" % request_id + (_encoder.encode(arg) if spec.has_input else b"")
+        future: asyncio.Future[bytes] = self._loop.create_future()
+        self._pending[request_id] = future
+        timer = (
+            None if timeout is None else self._loop.call_later(timeout, _expire, future, spec.path, timeout)
+        )
+        try:
+            await self.transport.send(frame)
+            data = await future
+        finally:
+            self._pending.pop(request_id, None)
+            if timer is not None:
+                timer.cancel()
+            if not future.done():
+                future.cancel()
+        return _read_response(spec, data)
+
+    async def notify(self, spec: MethodSpec, arg: Any) -> None:
+        """Send a fire-and-forget call; returns once the frame is handed to the transport.
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+        """
+        if self.closed.is_set():
+            raise ConnectionClosedError(self.close_code, self.close_reason)
+        await self.transport.send(spec.prefix + b":" + (_encoder.encode(arg) if spec.has_input else b""))
+
+    # -- closing ----------------------------------------------------------------------
+
+    def connection_lost(self, code: int | None, reason: str) -> None:
+        """Mark the session closed and fail every pending request at once."""
+        if self.closed.is_set():
+            return
+        self.close_code = code
+        self.close_reason = reason
+        self.closed.set()
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(ConnectionClosedError(code, reason))
+
+    @property
+    def pending_count(self) -> int:
+        """How many outgoing requests wait for their response."""
+        return len(self._pending)
+
+    @property
+    def in_flight(self) -> int:
+        """How many incoming calls are being served."""
+        return len(self._tasks)
+
+    async def wait_pending(self, timeout: float) -> bool:
+        """Wait until no outgoing request is pending, at most ``timeout`` s; True if none is."""
+        return await _wait_all(lambda: list(self._pending.values()), timeout)
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no incoming call is being served, at most ``timeout`` s; True if none is."""
+        return await _wait_all(lambda: list(self._tasks), timeout)
+
+    def cancel_tasks(self) -> None:
+        """Cancel the incoming calls still being served."""
+        for task in list(self._tasks):
+            task.cancel()
+
+
+async def _wait_all(current: Callable[[], list[asyncio.Future[Any]]], timeout: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while waiting := current():
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return False
+        await asyncio.wait(waiting, timeout=remaining)
+    return True
+
+
+def _expire(future: asyncio.Future[bytes], path: str, timeout: float) -> None:
+    if not future.done():
+        future.set_exception(RequestTimeoutError(path, timeout))
+
+
+_unknown_errors: dict[str, type[ApiError[Any]]] = {}
+
+
+def _read_response(spec: MethodSpec, data: bytes) -> Any:
+    try:
+        envelope = codec.decode_result(data)
+    except msgspec.MsgspecError as exc:
+        raise ValidationError(
+            f"{spec.path}: the response is not a result envelope", data=codec.validation_issues(exc)
+        ) from exc
+    if envelope.success:
+        try:
+            return spec.decode_result(envelope.data or b"null")
+        except msgspec.MsgspecError as exc:
+            raise ValidationError(
+                f"{spec.path}: the response does not fit the method's success type",
+                data=codec.validation_issues(exc),
+            ) from exc
+    raise error_from_envelope(envelope, spec)
+
+
+def error_from_envelope(envelope: ResultEnvelope, spec: MethodSpec | None = None) -> ApiError[Any]:
+    """The exception an error envelope stands for: the declared class with its typed data,
+    a standard one, or a class made for a type the contract does not know."""
+    type_name = envelope.type
+    error_cls = spec.error_class(type_name) if spec is not None else STANDARD_ERRORS.get(type_name)
+    data: Any = None
+    if envelope.data:
+        try:
+            data = (
+                spec.decode_error_data(type_name, envelope.data)
+                if spec is not None
+                else _decode_standard_data(type_name, envelope.data)
+            )
+        except msgspec.MsgspecError:
+            data = None
+    if error_cls is None:
+        error_cls = _unknown_error_class(type_name, envelope.status_code or 500)
+    context = envelope.context
+    if context is None:
+        return error_cls(data=data)
+    return error_cls(context.display_message, data=data, ref=context.ref, timestamp=context.timestamp)
+
+
+def _decode_standard_data(type_name: str, data: bytes) -> Any:
+    error_cls = STANDARD_ERRORS.get(type_name)
+    if error_cls is not None and error_cls.data_type is not None:
+        return msgspec.json.decode(data, type=error_cls.data_type)
+    return msgspec.json.decode(data)
+
+
+def _unknown_error_class(type_name: str, status_code: int) -> type[ApiError[Any]]:
+    error_cls = _unknown_errors.get(type_name)
+    if error_cls is None:
+        try:
+            error_cls = ApiError.define(
+                type_name, status_code, doc=f"{type_name}, not declared by the contract"
+            )
+        except GrestwsError:
+            return ServerError
+        if len(_unknown_errors) < _MAX_UNKNOWN_TYPES:
+            _unknown_errors[type_name] = error_cls
+    return error_cls

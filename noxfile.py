@@ -1,0 +1,33 @@
+"""Developer tasks: ``nox -s tests lint types``."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "types"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite, with branch coverage."""
+    session.install("-e", ".[dev]")
+    session.run("pytest", "--cov", "--cov-report=term", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff format and ruff check."""
+    session.install("ruff")
+    session.run("ruff", "format", "--check", ".")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    """mypy --strict and pyright (strict) over the package, the examples and the typing tests."""
+    session.install("-e", ".[dev]")
+    python = str(session.virtualenv.bin) + "/python"
+    session.run("mypy", "grestws", "examples", "tests/typing")
+    session.run("pyright", "--pythonpath", python, "grestws", "examples", "tests/typing")

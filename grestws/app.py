@@ -211,12 +211,16 @@ class App:
             conn.handshake_headers = await asyncio.wait_for(
                 _read_handshake(transport), self.handshake_timeout
             )
-            session.bind(route.factory(conn))
         except TimeoutError:
             await _refuse(transport, ServerError("Handshake timeout"))
             return
         except ConnectionClosedError:
             return
+        except ApiError as exc:
+            await _refuse(transport, exc)
+            return
+        try:
+            session.bind(route.factory(conn))
         except ApiError as exc:
             await _refuse(transport, exc)
             return

@@ -1,13 +1,18 @@
-"""A chat client: ``python -m examples.chat.client [URL] [TEXT ...]``.
+"""A chat client: ``python -m examples.chat.client [--serve] [URL] [TEXT ...]``.
 
 Connects to the chat server (``ws://127.0.0.1:8765`` by default), sends each TEXT as a
-message, prints what the server pushes, and leaves.
+message, prints what the server pushes, and leaves. With ``--serve`` it first starts
+``grestws serve examples.chat.server:app`` on a free port, and stops it at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
+import signal
 import sys
+from collections.abc import AsyncGenerator
 
 import grestws
 from examples.chat.contract import ChatApi, ChatClient, Message, SendMessageRequest, TypingEvent
@@ -30,7 +35,8 @@ class Printer(ChatClient):
         return True
 
 
-async def main(url: str, texts: list[str]) -> None:
+async def chat(url: str, texts: list[str]) -> None:
+    """Send ``texts`` to the chat server at ``url`` and show what comes back."""
     printer = Printer()
     async with grestws.connect(url, ChatApi, handlers=printer) as client:
         print(f"connected to {client.url}")
@@ -41,10 +47,50 @@ async def main(url: str, texts: list[str]) -> None:
         try:
             await client.outgoing.send_message(SendMessageRequest(text="", channel_id="general"))
         except grestws.ValidationError as exc:
-            print(f"an empty message is refused: {exc.data[0].path}: {exc.data[0].message}")
+            issue = exc.data[0]
+            print(f"an empty message is refused: {issue.path}: {issue.message}")
+
+
+_LISTENING = re.compile(r"listening on (ws://\S+?)/ws/chat")
+
+
+@contextlib.asynccontextmanager
+async def chat_server() -> AsyncGenerator[str]:
+    """Run ``grestws serve examples.chat.server:app`` on a free port; yield its base URL."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "grestws", "serve", "examples.chat.server:app", "--port", "0"),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    try:
+        async with asyncio.timeout(15):
+            while line := (await process.stderr.readline()).decode():
+                sys.stderr.write(line)
+                if match := _LISTENING.search(line):
+                    break
+            else:
+                raise RuntimeError("the chat server exited before listening")
+        yield match.group(1)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        rest = await asyncio.wait_for(process.stderr.read(), 15)
+        sys.stderr.write(rest.decode())
+        await process.wait()
+
+
+async def main(args: list[str]) -> None:
+    serve = "--serve" in args
+    args = [arg for arg in args if arg != "--serve"]
+    url = args.pop(0) if args and args[0].startswith("ws") else "ws://127.0.0.1:8765"
+    texts = args or ["Hello from grestws!"]
+    if serve:
+        async with chat_server() as url:
+            await chat(url, texts)
+    else:
+        await chat(url, texts)
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    url = args.pop(0) if args and args[0].startswith("ws") else "ws://127.0.0.1:8765"
-    asyncio.run(main(url, args or ["Hello from grestws!"]))
+    asyncio.run(main(sys.argv[1:]))

@@ -31,3 +31,10 @@ def types(session: nox.Session) -> None:
     python = str(session.virtualenv.bin) + "/python"
     session.run("mypy", "grestws", "examples", "tests/typing")
     session.run("pyright", "--pythonpath", python, "grestws", "examples", "tests/typing")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmarks against plain websockets and python-socketio (see docs/performance.md)."""
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "benchmarks.run", *session.posargs)

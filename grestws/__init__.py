@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from grestws.app import App, ConnectRequest, ServerConnection
+    from grestws.broadcast import broadcast
     from grestws.client import Client, ClientState, connect
     from grestws.context import Connection, MessageInfo, current_connection, current_message
     from grestws.contract import SocketContract, SocketSchema, notify, request
@@ -78,6 +79,7 @@ __all__ = (
     "ValidationError",
     "__version__",
     "as_result",
+    "broadcast",
     "connect",
     "current_connection",
     "current_message",
@@ -90,6 +92,7 @@ _HOMES = {
     "App": "grestws.app",
     "ConnectRequest": "grestws.app",
     "ServerConnection": "grestws.app",
+    "broadcast": "grestws.broadcast",
     "Client": "grestws.client",
     "ClientState": "grestws.client",
     "connect": "grestws.client",

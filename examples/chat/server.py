@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -27,15 +26,9 @@ class Room:
     def __init__(self) -> None:
         self.members: set[grestws.ServerConnection[ChatClient]] = set()
 
-    async def publish(self, message: Message) -> None:
-        """Push ``message`` to every member; a member that left meanwhile is skipped."""
-        results = await asyncio.gather(
-            *(member.outgoing.new_message(message) for member in list(self.members)),
-            return_exceptions=True,
-        )
-        for result in results:
-            if isinstance(result, Exception) and not isinstance(result, grestws.ConnectionClosedError):
-                logger.warning("push failed: %s", result)
+    def publish(self, message: Message) -> None:
+        """Push ``message`` to every member, encoded once."""
+        grestws.broadcast(self.members, ChatClient.new_message, message)
 
 
 room = Room()
@@ -56,7 +49,7 @@ class ChatHandler(ChatServer):
             sender_id=self.conn.id,
             timestamp=time.time_ns() // 1_000_000,
         )
-        await room.publish(message)
+        room.publish(message)
         return SendMessageResponse(success=True, message_id=message.id)
 
     async def mark_as_read(self, req: MarkAsReadRequest) -> None:

@@ -28,7 +28,7 @@ from grestws.exceptions import (
 )
 from grestws.protocol import codec
 from grestws.protocol.frames import HANDSHAKE_OK, FrameType
-from grestws.session import Session, Transport, new_ref, now_ms
+from grestws.session import Session, Transport, error_envelope, new_ref
 
 __all__ = ("App", "ConnectRequest", "Route", "ServerConnection")
 
@@ -260,12 +260,8 @@ async def _read_handshake(transport: Transport) -> Mapping[str, str]:
 
 async def _refuse(transport: Transport, error: ApiError[Any]) -> None:
     """Send ``x`` with ``error`` and close with 4001."""
-    data = None if error.data is None else msgspec.json.encode(error.data)
-    envelope = codec.encode_error(
-        error.type, error.status_code, data=data, message=error.message, timestamp=now_ms(), ref=error.ref
-    )
     try:
-        await transport.send(b"x:::" + envelope)
+        await transport.send(b"x:::" + error_envelope(error))
     except ConnectionClosedError:
         return
     await transport.close(CLOSE_HANDSHAKE_FAILED, "Handshake failed")

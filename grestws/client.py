@@ -7,11 +7,11 @@ import enum
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Concatenate, Generic, Self, TypeVar
+from typing import Any, Concatenate, Generic, Self, TypedDict, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
-from typing_extensions import ParamSpec
+from typing_extensions import ParamSpec, Unpack
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
@@ -33,7 +33,7 @@ from grestws.protocol import codec
 from grestws.protocol.frames import FrameType
 from grestws.session import Session, error_from_envelope
 
-__all__ = ("Client", "ClientState", "connect")
+__all__ = ("Client", "ClientOptions", "ClientState", "connect")
 
 C2S = TypeVar("C2S")
 S2C = TypeVar("S2C")
@@ -328,15 +328,24 @@ def _join(base: str, path: str) -> str:
     return urlunsplit((url.scheme, url.netloc, url.path.rstrip("/") + path, url.query, ""))
 
 
+class ClientOptions(TypedDict, total=False):
+    """The keyword options of :class:`Client`, for :func:`connect`."""
+
+    timeout: float | None
+    handshake_timeout: float
+    headers: Mapping[str, str] | None
+    max_message_size: int
+    ping_interval: float | None
+    ping_timeout: float | None
+    compression: bool
+
+
 def connect(
     url: str,
     schema: SocketSchema[C2S, S2C],
     *,
     handlers: S2C | None = None,
-    timeout: float | None = 30.0,
-    handshake_timeout: float = 5.0,
-    headers: Mapping[str, str] | None = None,
-    max_message_size: int = 1 << 20,
+    **options: Unpack[ClientOptions],
 ) -> Opening[Client[C2S, S2C]]:
     """Connect to ``schema`` on the server at ``url``.
 
@@ -344,15 +353,7 @@ def connect(
     ``await client.disconnect()``); ``async with connect(...) as client:`` also
     disconnects on the way out. The arguments are those of :class:`Client`.
     """
-    client: Client[C2S, S2C] = Client(
-        url,
-        schema,
-        handlers=handlers,
-        timeout=timeout,
-        handshake_timeout=handshake_timeout,
-        headers=headers,
-        max_message_size=max_message_size,
-    )
+    client: Client[C2S, S2C] = Client(url, schema, handlers=handlers, **options)
 
     async def close(c: Client[C2S, S2C]) -> None:
         await c.disconnect()

@@ -68,8 +68,16 @@ def new_ref() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+def error_envelope(error: ApiError[Any]) -> bytes:
+    """The error envelope that sends ``error``, stamped with the current time."""
+    return codec.encode_error(
+        error.type,
+        error.status_code,
+        data=None if error.data is None else _encoder.encode(error.data),
+        message=error.message,
+        timestamp=time.time_ns() // 1_000_000,
+        ref=error.ref,
+    )
 
 
 class Session:
@@ -211,16 +219,7 @@ class Session:
         return ServerError(ref=ref)
 
     async def _send_error(self, path: str, request_id: int, error: ApiError[Any]) -> None:
-        data = None if error.data is None else _encoder.encode(error.data)
-        envelope = codec.encode_error(
-            error.type,
-            error.status_code,
-            data=data,
-            message=error.message,
-            timestamp=now_ms(),
-            ref=error.ref,
-        )
-        await self._send_quietly(b"s:%b:%d:%b" % (path.encode(), request_id, envelope))
+        await self._send_quietly(b"s:%b:%d:%b" % (path.encode(), request_id, error_envelope(error)))
 
     async def _send_quietly(self, frame: bytes) -> None:
         with contextlib.suppress(ConnectionClosedError):  # the peer is gone: nobody to answer

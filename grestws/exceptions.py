@@ -203,7 +203,7 @@ class ApiError(GrestwsError, Generic[D]):
     ) -> None:
         super().__init_subclass__(**kwargs)
         if type is not None:
-            if not _TYPE_NAME.match(type):
+            if not _TYPE_NAME.fullmatch(type):
                 raise ContractError(f"error type {type!r} must match {_TYPE_NAME.pattern}")
             cls.type = type
         if status_code is not None:

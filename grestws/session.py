@@ -69,11 +69,20 @@ def new_ref() -> str:
 
 
 def error_envelope(error: ApiError[Any]) -> bytes:
-    """The error envelope that sends ``error``, stamped with the current time."""
+    """The error envelope that sends ``error``, stamped with the current time.
+
+    Data that cannot be encoded turns the error into SERVER_ERROR (logged with its ref).
+    """
+    try:
+        data = None if error.data is None else _encoder.encode(error.data)
+    except (TypeError, msgspec.EncodeError) as exc:
+        ref = new_ref()
+        logger.error("cannot encode the data of %s (ref %s)", error.type, ref, exc_info=exc)
+        return error_envelope(ServerError(ref=ref))
     return codec.encode_error(
         error.type,
         error.status_code,
-        data=None if error.data is None else _encoder.encode(error.data),
+        data=data,
         message=error.message,
         timestamp=time.time_ns() // 1_000_000,
         ref=error.ref,
@@ -200,16 +209,23 @@ class Session:
                 return
             payload = codec.encode_ok(_encoder.encode(result) if spec.has_result else None)
         except ApiError as exc:
-            error: ApiError[Any] = (
-                exc if spec.declares(exc) else self._server_error(spec, exc, "undeclared error")
-            )
+            if not spec.declares(exc):
+                error: ApiError[Any] = self._server_error(spec, exc, "undeclared error")
+            elif request_id is None:
+                self.report(exc, f"{spec.path}: handler raised {exc}")
+                return
+            else:
+                error = exc
+            if request_id is None:
+                return
         except Exception as exc:
             error = self._server_error(spec, exc, "handler failed")
+            if request_id is None:
+                return
         else:
             await self._send_quietly(b"s:%b:%d:%b" % (spec.path.encode(), request_id, payload))
             return
-        if request_id is not None:
-            await self._send_error(spec.path, request_id, error)
+        await self._send_error(spec.path, request_id, error)
 
     def _server_error(self, spec: MethodSpec, exc: Exception, what: str) -> ServerError:
         ref = new_ref()

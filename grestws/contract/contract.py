@@ -163,7 +163,7 @@ class SocketContract(Generic[C2S, S2C]):
         server_to_client: TypeForm[S2C],
         rename: str | None = None,
     ) -> None:
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise ContractError(f"contract name {name!r} must be an identifier")
         if rename not in (None, "camel"):
             raise ContractError(f"rename must be None or 'camel', not {rename!r}")

@@ -165,7 +165,10 @@ class MethodSpec:
         self.function = fn
         self.py_name = fn.__name__
         self.kind = options.kind
-        self.wire_name = options.name or (camel(fn.__name__) if rename == "camel" else fn.__name__)
+        if options.name is not None:
+            self.wire_name = options.name
+        else:
+            self.wire_name = camel(fn.__name__) if rename == "camel" else fn.__name__
         if ":" in self.wire_name or "." in self.wire_name or not self.wire_name:
             raise ContractError(f"{where}: wire name {self.wire_name!r} cannot contain ':' or '.'")
         self.path = f"{contract_name}.{self.wire_name}"

@@ -26,7 +26,8 @@ __all__ = (
 _TYPES = {member.value[0]: member for member in FrameType}
 _WITH_ID = (FrameType.REQ, FrameType.RES)
 _WITH_PATH = (FrameType.REQ, FrameType.RES, FrameType.MSG)
-_MAX_ID_DIGITS = 16  # ids stay below 2**53, the largest integer a JavaScript peer holds exactly
+_MAX_ID = 2**53 - 1  # the largest integer a JavaScript peer holds exactly
+_MAX_ID_DIGITS = len(str(_MAX_ID))
 _MAX_PATH = 256
 
 _result_decoder = msgspec.json.Decoder(ResultEnvelope)
@@ -40,7 +41,8 @@ def decode_frame(raw: bytes | str) -> Frame:
 
     Raises:
         FrameError: The frame is not ``<type>:<path>:<id>:<data>`` with a known type, a
-            path where one is needed, and a decimal id exactly where one is needed.
+            path in ``r``/``s``/``m``, a decimal id from 1 to 2**53-1 in ``r``/``s`` and no
+            id in ``m``. The path and id of ``h k x p o`` are ignored, since they carry none.
     """
     if isinstance(raw, str):
         raw = raw.encode()
@@ -65,7 +67,10 @@ def decode_frame(raw: bytes | str) -> Frame:
     if kind in _WITH_ID:
         if not id_bytes.isdigit() or len(id_bytes) > _MAX_ID_DIGITS or id_bytes[0] == 48:
             raise FrameError(f"{letter.decode()!r} frame needs a decimal id from 1 upward")
-        return Frame(kind, path, int(id_bytes), data)
+        frame_id = int(id_bytes)
+        if frame_id > _MAX_ID:
+            raise FrameError(f"id over {_MAX_ID}")
+        return Frame(kind, path, frame_id, data)
     if id_bytes and kind is FrameType.MSG:
         raise FrameError("'m' frame must not carry an id")
     return Frame(kind, path, None, data)
@@ -122,7 +127,7 @@ def decode_result(data: bytes) -> ResultEnvelope:
 
 _AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _FIELD = re.compile(r"field `(?P<name>[^`]+)`")
-_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[\.\.\.\]")
 
 
 def validation_issues(error: msgspec.MsgspecError) -> list[Issue]:
@@ -135,7 +140,7 @@ def validation_issues(error: msgspec.MsgspecError) -> list[Issue]:
     match = _AT.match(text)
     assert match is not None  # the pattern matches any text
     message = match["message"]
-    parts = [name or index for name, index in _SEGMENT.findall(match["path"] or "")]
+    parts = [name or index for name, index in _SEGMENT.findall(match["path"] or "") if name or index]
     if isinstance(error, msgspec.DecodeError) and not isinstance(error, msgspec.ValidationError):
         code = "invalid_json"
     elif message.startswith("Object missing required field"):

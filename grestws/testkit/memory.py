@@ -1,0 +1,128 @@
+"""An in-memory transport pair: two ends of a pipe that carries whole frames.
+
+Each end implements :class:`~grestws.session.Transport`. Frames arrive in the order they
+were sent, one ``recv`` per ``send``, with no copying and no event-loop round trip on the
+sending side, so tests that use it are deterministic. Closing either end closes both:
+frames already sent are still delivered, then ``recv`` raises
+:class:`~grestws.exceptions.ConnectionClosedError` with the close code and reason, as
+websockets does after a closing handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from grestws.exceptions import ConnectionClosedError
+
+__all__ = ("MemoryTransport", "memory_pair")
+
+
+class _Link:
+    """What both ends share: whether, and how, the pipe was closed."""
+
+    __slots__ = ("code", "reason")
+
+    def __init__(self) -> None:
+        self.code: int | None = None
+        self.reason = ""
+
+
+class MemoryTransport:
+    """One end of a :func:`memory_pair`.
+
+    Attributes:
+        name: A label for ``repr`` (``"a"`` or ``"b"``).
+    """
+
+    __slots__ = ("_eof", "_inbox", "_link", "_outbox", "name")
+
+    def __init__(
+        self,
+        name: str,
+        inbox: asyncio.Queue[bytes | None],
+        outbox: asyncio.Queue[bytes | None],
+        link: _Link,
+    ) -> None:
+        self.name = name
+        self._inbox = inbox
+        self._outbox = outbox
+        self._link = link
+        self._eof = False
+
+    def __repr__(self) -> str:
+        state = "open" if self._link.code is None else f"closed {self._link.code}"
+        return f"<MemoryTransport {self.name} {state}>"
+
+    @property
+    def closed(self) -> bool:
+        """True once either end was closed."""
+        return self._link.code is not None
+
+    @property
+    def close_code(self) -> int | None:
+        """The code the pipe was closed with, ``None`` while it is open."""
+        return self._link.code
+
+    @property
+    def close_reason(self) -> str:
+        """The reason the pipe was closed with (empty while it is open)."""
+        return self._link.reason
+
+    async def send(self, frame: bytes) -> None:
+        """Hand ``frame`` to the other end; never waits (the pipe is unbounded).
+
+        Cancel-safe: it does not suspend, so a frame is either sent whole or not at all.
+
+        Raises:
+            ConnectionClosedError: the pipe is closed; carries its code and reason.
+        """
+        if self._link.code is not None:
+            raise ConnectionClosedError(self._link.code, self._link.reason)
+        self._outbox.put_nowait(frame)
+
+    async def recv(self) -> bytes:
+        """The next frame from the other end, waiting for one if none is queued.
+
+        Frames sent before the pipe was closed are still delivered; after them, ``recv``
+        raises. Cancel-safe: cancelling a waiting ``recv`` loses no frame. Concurrent
+        calls each get a different frame, in the order they started waiting.
+
+        Raises:
+            ConnectionClosedError: the pipe is closed and every frame sent before the
+                close was received; carries the close code and reason.
+        """
+        if not self._eof:
+            frame = await self._inbox.get()
+            if frame is not None:
+                return frame
+            self._eof = True
+            self._inbox.put_nowait(None)  # wake any other task waiting on this end
+        raise ConnectionClosedError(self._link.code, self._link.reason)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close both ends with ``code`` and ``reason``.
+
+        Idempotent: only the first close counts, whichever end made it. Cancel-safe: it
+        does not suspend.
+        """
+        if self._link.code is not None:
+            return
+        self._link.code = code
+        self._link.reason = reason
+        self._inbox.put_nowait(None)
+        self._outbox.put_nowait(None)
+
+
+def memory_pair() -> tuple[MemoryTransport, MemoryTransport]:
+    """Two connected transports: what one sends, the other receives.
+
+    The queues bind to the running event loop when first used, so the pair may be made
+    outside a coroutine and used inside one loop.
+    """
+    a_to_b: asyncio.Queue[bytes | None] = asyncio.Queue()
+    b_to_a: asyncio.Queue[bytes | None] = asyncio.Queue()
+    link = _Link()
+    return (
+        MemoryTransport("a", inbox=b_to_a, outbox=a_to_b, link=link),
+        MemoryTransport("b", inbox=a_to_b, outbox=b_to_a, link=link),
+    )

@@ -1,0 +1,163 @@
+"""The top-level names of grestws are exactly the intended ones, and each of them resolves."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import grestws
+
+EXPECTED = frozenset(
+    {
+        "__version__",
+        # contracts
+        "SocketContract",
+        "SocketSchema",
+        "notify",
+        "request",
+        # serving and connecting
+        "App",
+        "ConnectRequest",
+        "Server",
+        "ServerConnection",
+        "serve",
+        "broadcast",
+        "Client",
+        "ClientState",
+        "connect",
+        # inside handlers
+        "Connection",
+        "MessageInfo",
+        "current_connection",
+        "current_message",
+        # results
+        "Ok",
+        "Err",
+        "Result",
+        "as_result",
+        # errors
+        "GrestwsError",
+        "ApiError",
+        "Issue",
+        "ValidationError",
+        "NotAuthorizedError",
+        "ForbiddenError",
+        "BadRequestError",
+        "NotFoundError",
+        "ExistsError",
+        "PayloadTooLargeError",
+        "RouteNotFoundError",
+        "ServerError",
+        "ConnectError",
+        "ConnectionClosedError",
+        "RequestTimeoutError",
+        "HandshakeTimeoutError",
+        "FrameError",
+        "ContractError",
+        "InvalidStateError",
+    }
+)
+
+HOMES = {
+    "grestws.exceptions": [
+        "GrestwsError",
+        "ApiError",
+        "Issue",
+        "ValidationError",
+        "NotAuthorizedError",
+        "ForbiddenError",
+        "BadRequestError",
+        "NotFoundError",
+        "ExistsError",
+        "PayloadTooLargeError",
+        "RouteNotFoundError",
+        "ServerError",
+        "ConnectError",
+        "ConnectionClosedError",
+        "RequestTimeoutError",
+        "HandshakeTimeoutError",
+        "FrameError",
+        "ContractError",
+        "InvalidStateError",
+    ],
+    "grestws.contract": ["SocketContract", "SocketSchema", "notify", "request"],
+    "grestws.context": ["Connection", "MessageInfo", "current_connection", "current_message"],
+    "grestws.result": ["Ok", "Err", "Result", "as_result"],
+    "grestws.app": ["App", "ConnectRequest", "ServerConnection"],
+    "grestws.server": ["Server", "serve"],
+    "grestws.broadcast": ["broadcast"],
+    "grestws.client": ["Client", "ClientState", "connect"],
+}
+
+PUBLIC_MODULES = (
+    "grestws.exceptions",
+    "grestws.protocol",
+    "grestws.protocol.frames",
+    "grestws.protocol.codec",
+    "grestws.contract",
+    "grestws.contract.contract",
+    "grestws.contract.methods",
+    "grestws.context",
+    "grestws.result",
+    "grestws.session",
+    "grestws.app",
+    "grestws.server",
+    "grestws.broadcast",
+    "grestws.client",
+    "grestws.testkit",
+    "grestws.testkit.memory",
+)
+
+
+def test_all_is_exactly_the_expected_set() -> None:
+    assert set(grestws.__all__) == EXPECTED
+
+
+def test_all_is_a_tuple_without_duplicates() -> None:
+    assert isinstance(grestws.__all__, tuple)
+    assert len(grestws.__all__) == len(set(grestws.__all__))
+
+
+def test_dir_lists_the_public_names() -> None:
+    assert dir(grestws) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_name_resolves(name: str) -> None:
+    assert getattr(grestws, name) is not None
+
+
+@pytest.mark.parametrize(("home", "name"), [(home, name) for home, names in HOMES.items() for name in names])
+def test_names_are_the_objects_of_their_home_module(home: str, name: str) -> None:
+    assert getattr(grestws, name) is getattr(importlib.import_module(home), name)
+
+
+def test_homes_cover_every_name() -> None:
+    assert {name for names in HOMES.values() for name in names} | {"__version__"} == EXPECTED
+
+
+def test_version_is_a_string() -> None:
+    assert isinstance(grestws.__version__, str)
+    assert grestws.__version__.count(".") >= 2
+
+
+@pytest.mark.parametrize("name", ["nope", "Session", "Transport", "STANDARD_ERRORS", "apierror"])
+def test_unknown_attribute_raises_attribute_error(name: str) -> None:
+    with pytest.raises(AttributeError, match=f"module 'grestws' has no attribute '{name}'"):
+        getattr(grestws, name)
+    assert not hasattr(grestws, name)
+
+
+def test_from_import_of_an_unknown_name_fails() -> None:
+    with pytest.raises(ImportError):
+        exec("from grestws import nope", {})
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES)
+def test_public_modules_declare_a_tuple_all_that_resolves(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert isinstance(mod.__all__, tuple)
+    assert len(mod.__all__) == len(set(mod.__all__))
+    for name in mod.__all__:
+        assert hasattr(mod, name), f"{module}.{name}"

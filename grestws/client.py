@@ -7,11 +7,11 @@ import enum
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Concatenate, Generic, Self, TypedDict, TypeVar
+from typing import Any, Generic, Protocol, Self, TypedDict, TypeVar, overload
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
-from typing_extensions import ParamSpec, Unpack
+from typing_extensions import Unpack
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
@@ -33,14 +33,26 @@ from grestws.protocol import codec
 from grestws.protocol.frames import FrameType
 from grestws.session import Session, error_from_envelope
 
-__all__ = ("Client", "ClientOptions", "ClientState", "connect")
+__all__ = ("Client", "ClientOptions", "ClientState", "Registrar0", "Registrar1", "connect")
 
 C2S = TypeVar("C2S")
 S2C = TypeVar("S2C")
-P = ParamSpec("P")
+A = TypeVar("A")
 R = TypeVar("R")
 
 logger = logging.getLogger("grestws")
+
+
+class Registrar0(Protocol[R]):
+    """What :meth:`Client.on` returns for a method without an argument."""
+
+    def __call__(self, handler: Callable[[], Awaitable[R]], /) -> Callable[[], Awaitable[R]]: ...
+
+
+class Registrar1(Protocol[A, R]):
+    """What :meth:`Client.on` returns for a method with an argument of type ``A``."""
+
+    def __call__(self, handler: Callable[[A], Awaitable[R]], /) -> Callable[[A], Awaitable[R]]: ...
 
 
 class ClientState(enum.Enum):
@@ -153,21 +165,35 @@ class Client(Connection, Generic[C2S, S2C]):
 
     # -- handlers and callbacks -------------------------------------------------------
 
-    def on(
-        self,
-        method: Callable[Concatenate[S2C, P], Awaitable[R]],
-        handler: Callable[P, Awaitable[R]],
-    ) -> None:
-        """Serve one of the server's calls: ``client.on(ChatClient.new_message, show)``.
+    @overload
+    def on(self, method: Callable[[S2C], Awaitable[R]], /) -> Registrar0[R]: ...
+    @overload
+    def on(self, method: Callable[[S2C, A], Awaitable[R]], /) -> Registrar1[A, R]: ...
+    def on(self, method: Callable[..., Awaitable[Any]], /) -> Any:
+        """Serve one of the server's calls with a function; usable as a decorator::
 
-        ``handler`` takes the method's argument (if any) and returns its success type.
-        May be called before or after connecting; a call that arrives while no handler is
-        set gets ROUTE_NOT_FOUND (a request) or is dropped and reported (a message).
+            @client.on(ChatClient.new_message)
+            async def show(msg: Message) -> None: ...
+
+            client.on(ChatClient.are_you_there)(answer)
+
+        The function takes the method's argument (if it has one) and returns its success
+        type; both are checked statically against the stub. May be used before or after
+        connecting; a call that arrives while no function serves it gets ROUTE_NOT_FOUND
+        (a request) or is dropped and reported (a message). The function is handed back.
+
+        Raises:
+            ContractError: ``method`` is not a method of the schema's ``server_to_client``.
         """
         spec = self.schema.contract.server_to_client.spec_for(method)
-        self._handlers[spec.path] = (spec, handler)
-        if self._session is not None:
-            self._session.bind_one(spec, handler)
+
+        def register(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            self._handlers[spec.path] = (spec, handler)
+            if self._session is not None:
+                self._session.bind_one(spec, handler)
+            return handler
+
+        return register
 
     def on_close(self, callback: Callable[[int | None, str], object]) -> None:
         """Call ``callback(code, reason)`` when the connection closes, whoever closed it."""

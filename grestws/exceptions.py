@@ -64,7 +64,7 @@ __all__ = (
     "ValidationError",
 )
 
-D = TypeVar("D", default=None)
+D = TypeVar("D", covariant=True, default=None)
 
 _TYPE_NAME = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
 
@@ -193,10 +193,15 @@ class ApiError(GrestwsError, Generic[D]):
         timestamp: int | None = None,
     ) -> None:
         self.message = message
-        self.data: D = data
+        self._data = data
         self.ref = ref
         self.timestamp = timestamp
         super().__init__(message)
+
+    @property
+    def data(self) -> D:
+        """The error's typed payload (``None`` for an error without data)."""
+        return self._data  # type: ignore[no-any-return]
 
     def __init_subclass__(
         cls, *, type: str | None = None, status_code: int | None = None, **kwargs: Any

@@ -12,7 +12,7 @@ match await as_result(client.outgoing.send_message(req)):
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from grestws.exceptions import ApiError
 
@@ -45,7 +45,7 @@ class Err:
     __slots__ = ("error",)
     __match_args__ = ("error",)
 
-    def __init__(self, error: ApiError[Any]) -> None:
+    def __init__(self, error: ApiError[object]) -> None:
         self.error = error
 
     def __repr__(self) -> str:

@@ -117,19 +117,18 @@ def _proxy_class(protocol: type[Any], methods: Mapping[str, MethodSpec]) -> type
 
 
 def _proxy_method(spec: MethodSpec) -> Callable[..., Awaitable[Any]]:
+    """A method that sends ``spec``, taking the stub's parameter by position or by name."""
+    param = spec.param_name or "arg"
+    if not param.isidentifier() or param in ("self", "spec"):
+        param = "arg"
     if spec.kind is MethodKind.REQUEST:
-
-        def call(self: Any, arg: Any = None) -> Awaitable[Any]:
-            sent: Awaitable[Any] = self._caller.request(spec, arg, self._timeout)
-            return sent
-
+        call_expr = "request(spec, {0}, self._timeout)"
     else:
-
-        def call(self: Any, arg: Any = None) -> Awaitable[Any]:
-            sent: Awaitable[Any] = self._caller.notify(spec, arg)
-            return sent
-
-    call.__name__ = spec.py_name
+        call_expr = "notify(spec, {0})"
+    source = f"def {spec.py_name}(self, {param}=None):\n    return self._caller.{call_expr.format(param)}\n"
+    namespace: dict[str, Any] = {"spec": spec}
+    exec(source, namespace)  # a plain function, so calls cost no more than a hand-written method
+    call: Callable[..., Awaitable[Any]] = namespace[spec.py_name]
     call.__qualname__ = f"Proxy.{spec.py_name}"
     call.__doc__ = spec.function.__doc__
     return call

@@ -40,6 +40,7 @@ from grestws.protocol.frames import FrameType
 __all__ = ("MethodKind", "MethodOptions", "MethodSpec", "notify", "request")
 
 F = TypeVar("F", bound=Callable[..., Coroutine[Any, Any, Any]])
+NF = TypeVar("NF", bound=Callable[..., Coroutine[Any, Any, None]])
 
 _OPTIONS_ATTR = "__grestws_method__"
 
@@ -68,14 +69,24 @@ class MethodOptions(msgspec.Struct, frozen=True):
     errors: tuple[type[ApiError[Any]], ...] = ()
 
 
-def _decorator(kind: MethodKind, name: str | None, errors: Iterable[type[ApiError[Any]]]) -> Callable[[F], F]:
-    options = MethodOptions(kind, name, tuple(errors))
+T = TypeVar("T", bound=Callable[..., Any])
 
-    def attach(fn: F) -> F:
-        setattr(fn, _OPTIONS_ATTR, options)
+
+class _Attach:
+    """Attaches :class:`MethodOptions` to a stub and hands the stub back unchanged."""
+
+    __slots__ = ("options",)
+
+    def __init__(self, options: MethodOptions) -> None:
+        self.options = options
+
+    def __call__(self, fn: T) -> T:
+        setattr(fn, _OPTIONS_ATTR, self.options)
         return fn
 
-    return attach
+
+def _decorator(kind: MethodKind, name: str | None, errors: Iterable[type[ApiError[Any]]]) -> _Attach:
+    return _Attach(MethodOptions(kind, name, tuple(errors)))
 
 
 @overload
@@ -99,10 +110,10 @@ def request(
 
 
 @overload
-def notify(fn: F, /) -> F: ...
+def notify(fn: NF, /) -> NF: ...
 @overload
-def notify(*, name: str | None = None) -> Callable[[F], F]: ...
-def notify(fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
+def notify(*, name: str | None = None) -> Callable[[NF], NF]: ...
+def notify(fn: NF | None = None, /, *, name: str | None = None) -> NF | Callable[[NF], NF]:
     """Declare a fire-and-forget method: no answer ever comes back.
 
     The stub must return ``None``. Awaiting the call on a proxy waits only until the frame
@@ -148,6 +159,7 @@ class MethodSpec:
         "has_result",
         "input_type",
         "kind",
+        "param_name",
         "path",
         "prefix",
         "py_name",
@@ -184,6 +196,7 @@ class MethodSpec:
         if len(params) > 1 or any(p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
             raise ContractError(f"{where}: a contract method takes at most one positional argument")
         self.has_input = bool(params)
+        self.param_name = params[0].name if params else None
         self.input_type: Any = hints.get(params[0].name, Any) if params else None
         self.result_type: Any = hints.get("return", Any)
         if self.result_type is type(None):

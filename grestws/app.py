@@ -67,15 +67,17 @@ class ServerConnection(Connection, Generic[S2C]):
             sends a fire-and-forget call, ``await conn.outgoing.are_you_there()`` a request.
         request: The upgrade request.
         handshake_headers: The headers the client sent in its ``h`` frame.
+        accepted: True once the handshake succeeded (``k`` sent).
     """
 
-    __slots__ = ("_on_close", "_session", "handshake_headers", "outgoing", "request")
+    __slots__ = ("_on_close", "_session", "accepted", "handshake_headers", "outgoing", "request")
 
     def __init__(self, request: ConnectRequest, session: Session, outgoing: S2C) -> None:
         super().__init__(uuid.uuid4().hex, request.path, request.remote_address, "server")
         self.request = request
         self.handshake_headers: Mapping[str, str] = {}
         self.outgoing = outgoing
+        self.accepted = False
         self._session = session
         self._on_close: list[Callable[[int | None, str], object]] = []
 
@@ -86,8 +88,8 @@ class ServerConnection(Connection, Generic[S2C]):
 
     @property
     def is_open(self) -> bool:
-        """False once the connection closed."""
-        return not self._session.closed.is_set()
+        """True from the handshake's ``k`` until the connection closes."""
+        return self.accepted and not self._session.closed.is_set()
 
     def with_timeout(self, timeout: float | None) -> S2C:
         """A proxy like ``outgoing`` whose requests time out after ``timeout`` s (None: never)."""
@@ -187,8 +189,11 @@ class App:
     ) -> None:
         """Run one connection from the first frame to its close.
 
-        Adds the connection to ``live`` while it is open, so its server can drain it.
-        Cancelling this closes nothing: the transport adapter closes the transport.
+        The connection is in ``live`` from its first frame until the calls it started have
+        ended, so its server can refuse a handshake that completes during shutdown and
+        drain or cancel what still runs. Calls still running when the client leaves get
+        ``shutdown_timeout`` seconds to end, then they are cancelled. Cancelling this
+        closes nothing: the transport adapter closes the transport.
 
         Raises:
             InvalidStateError: no schema is served at ``request.path``.
@@ -207,37 +212,62 @@ class App:
             request, session, contract.server_to_client.proxy(session, self.request_timeout)
         )
         session.connection = conn
+        live.add(conn)
+        accepted = False
+        try:
+            accepted = await self._accept(transport, route, conn)
+            if accepted:
+                await session.run()
+        except ConnectionClosedError as exc:
+            session.connection_lost(exc.code, exc.reason)
+        finally:
+            if accepted:
+                conn._closed()
+            try:
+                # Calls still running once their client is gone get shutdown_timeout to end.
+                if not await session.wait_idle(self.shutdown_timeout):
+                    session.cancel_tasks()
+            except BaseException:
+                session.cancel_tasks()
+                raise
+            finally:
+                live.discard(conn)
+
+    async def _accept(
+        self, transport: Transport, route: Route[Any, Any], conn: ServerConnection[Any]
+    ) -> bool:
+        """Run the handshake: wait for ``h``, make the handler, send ``k`` (or ``x`` and close).
+
+        Raises:
+            ConnectionClosedError: the client left during the handshake.
+        """
+        session = conn._session
+        error: ApiError[Any] | None = None
         try:
             conn.handshake_headers = await asyncio.wait_for(
                 _read_handshake(transport), self.handshake_timeout
             )
         except TimeoutError:
-            await _refuse(transport, ServerError("Handshake timeout"))
-            return
-        except ConnectionClosedError:
-            return
+            error = ServerError("Handshake timeout")
         except ApiError as exc:
-            await _refuse(transport, exc)
-            return
-        try:
-            session.bind(route.factory(conn))
-        except ApiError as exc:
-            await _refuse(transport, exc)
-            return
-        except Exception as exc:
-            ref = new_ref()
-            logger.error("%s: handler factory failed (ref %s)", request.path, ref, exc_info=exc)
-            await _refuse(transport, ServerError(ref=ref))
-            return
-        live.add(conn)
-        try:
-            await transport.send(HANDSHAKE_OK)
-            await session.run()
-        except ConnectionClosedError as exc:
-            session.connection_lost(exc.code, exc.reason)
-        finally:
-            live.discard(conn)
-            conn._closed()
+            error = exc
+        if error is None and session.draining:
+            error = ServerError("Server is shutting down")
+        if error is None:
+            try:
+                session.bind(route.factory(conn))
+            except ApiError as exc:
+                error = exc
+            except Exception as exc:
+                ref = new_ref()
+                logger.error("%s: handler factory failed (ref %s)", conn.path, ref, exc_info=exc)
+                error = ServerError(ref=ref)
+        if error is not None:
+            await _refuse(transport, error)
+            return False
+        conn.accepted = True
+        await transport.send(HANDSHAKE_OK)
+        return True
 
 
 async def _read_handshake(transport: Transport) -> Mapping[str, str]:

@@ -33,7 +33,10 @@ def load_app(target: str) -> App:
     except AttributeError:
         raise ValueError(f"module {module_name!r} has no attribute {attr!r}") from None
     if not isinstance(value, App) and callable(value):
-        value = value()
+        try:
+            value = value()
+        except TypeError as exc:
+            raise ValueError(f"{target} is not a grestws.App nor a function returning one ({exc})") from exc
     if not isinstance(value, App):
         raise ValueError(f"{target} is a {type(value).__name__}, not a grestws.App")
     return value

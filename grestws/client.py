@@ -196,8 +196,12 @@ class Client(Connection, Generic[C2S, S2C]):
         return register
 
     def on_close(self, callback: Callable[[int | None, str], object]) -> None:
-        """Call ``callback(code, reason)`` when the connection closes, whoever closed it."""
-        self._on_close.append(callback)
+        """Call ``callback(code, reason)`` when the connection closes, whoever closed it
+        (at once if it has closed already)."""
+        if self._state is ClientState.CLOSED and self._session is not None:
+            callback(self._session.close_code, self._session.close_reason)
+        else:
+            self._on_close.append(callback)
 
     def on_error(self, callback: Callable[[GrestwsError], object]) -> None:
         """Call ``callback(error)`` for problems no caller can be told of: a malformed
@@ -206,7 +210,10 @@ class Client(Connection, Generic[C2S, S2C]):
 
     def _report(self, error: GrestwsError) -> None:
         for callback in self._on_error:
-            callback(error)
+            try:
+                callback(error)
+            except Exception:
+                logger.exception("on_error callback failed")
 
     # -- connecting -------------------------------------------------------------------
 

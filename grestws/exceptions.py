@@ -160,6 +160,9 @@ class ApiError(GrestwsError, Generic[D]):
         message: The ``displayMessage`` of the envelope, if any.
         ref: An opaque id that lets an operator find the logged details.
         timestamp: Milliseconds since the epoch when the error was raised by the peer.
+        remote: True when the error was received from the peer rather than raised here. A
+            handler that lets a remote error through sends it on only if its method lists
+            the error's class in ``errors``; otherwise the caller gets SERVER_ERROR.
     """
 
     type: ClassVar[str] = "SERVER_ERROR"
@@ -196,6 +199,7 @@ class ApiError(GrestwsError, Generic[D]):
         self._data = data
         self.ref = ref
         self.timestamp = timestamp
+        self.remote = False
         super().__init__(message)
 
     @property

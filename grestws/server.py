@@ -29,14 +29,18 @@ class Server:
 
     Attributes:
         app: What it serves.
-        connections: The open connections (a live set: copy it to iterate across awaits).
     """
 
     def __init__(self, app: App, ws_server: WebSocketServer) -> None:
         self.app = app
-        self.connections: set[ServerConnection[Any]] = set()
+        self._live: set[ServerConnection[Any]] = set()
         self._ws_server = ws_server
         self._closing: asyncio.Task[None] | None = None
+
+    @property
+    def connections(self) -> set[ServerConnection[Any]]:
+        """The open connections (handshake done, not closed), as a new set."""
+        return {conn for conn in self._live if conn.is_open}
 
     @property
     def sockets(self) -> Sequence[Any]:
@@ -78,7 +82,7 @@ class Server:
 
     async def _shutdown(self, grace: float) -> None:
         self._ws_server.close(close_connections=False)
-        live = list(self.connections)
+        live = list(self._live)
         for conn in live:
             conn._session.draining = True
         if live:
@@ -119,7 +123,7 @@ def serve(app: App, host: str = "127.0.0.1", port: int = 8765, **options: Any) -
                 raise InvalidStateError("server not ready")
             request = ws.request
             assert request is not None  # websockets sets it before calling the handler
-            await app.handle(WebsocketsTransport(ws), connect_request(request, ws), server.connections)
+            await app.handle(WebsocketsTransport(ws), connect_request(request, ws), server._live)
 
         def process_request(ws: WebSocketConnection, request: Request) -> Response | None:
             if urlsplit(request.path).path not in app.routes:

@@ -177,7 +177,8 @@ class Session:
                     error = RouteNotFoundError(f"Route not found: {frame.path}")
                     self._spawn(self._send_error(frame.path, frame.id or 0, error))
                 else:
-                    self.report(RouteNotFoundError(f"Route not found: {frame.path}"), "dropped a message")
+                    error = RouteNotFoundError(f"Route not found: {frame.path}")
+                    self.report(error, f"dropped a message to {frame.path}: no such route")
                 return
             self._spawn(self._serve(entry[0], entry[1], frame.id, frame.data))
         elif kind is _PING:
@@ -391,8 +392,11 @@ def error_from_envelope(envelope: ResultEnvelope, spec: MethodSpec | None = None
         error_cls = _unknown_error_class(type_name, envelope.status_code or 500)
     context = envelope.context
     if context is None:
-        return error_cls(data=data)
-    return error_cls(context.display_message, data=data, ref=context.ref, timestamp=context.timestamp)
+        error = error_cls(data=data)
+    else:
+        error = error_cls(context.display_message, data=data, ref=context.ref, timestamp=context.timestamp)
+    error.remote = True
+    return error
 
 
 def _decode_standard_data(type_name: str, data: bytes) -> Any:

@@ -154,6 +154,7 @@ class MethodSpec:
         "_result_decoder",
         "error_classes",
         "errors",
+        "explicit_error_classes",
         "function",
         "has_input",
         "has_result",
@@ -212,6 +213,7 @@ class MethodSpec:
             declared[cls.type] = cls
         self.errors = declared
         self.error_classes = tuple(declared.values())
+        self.explicit_error_classes = tuple(options.errors)
 
         try:
             self._input_decoder = msgspec.json.Decoder(self.input_type) if self.has_input else None
@@ -262,5 +264,11 @@ class MethodSpec:
         return decoder.decode(data)
 
     def declares(self, error: ApiError[Any]) -> bool:
-        """Whether a handler may send ``error`` as it is."""
+        """Whether a handler may send ``error`` as it is.
+
+        An error received from the peer (a failed nested call) counts only if the method
+        lists its class explicitly: ROUTE_NOT_FOUND of a nested call is not the caller's.
+        """
+        if error.remote:
+            return isinstance(error, self.explicit_error_classes)
         return isinstance(error, self.error_classes)

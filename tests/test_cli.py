@@ -1,0 +1,167 @@
+"""``grestws serve`` as a real subprocess: it serves, answers, and stops cleanly on a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+import grestws
+from examples.chat.contract import ChatApi, SendMessageRequest
+from tests.support import ChatInbox
+
+ROOT = Path(__file__).resolve().parents[1]
+START_WAIT = 15.0
+WAIT = 5.0
+LISTENING = re.compile(r"listening on (ws://127\.0\.0\.1:(\d+)/ws/chat)$")
+SCRIPT = Path(sys.executable).parent / "grestws"
+
+
+class Served:
+    """A running ``grestws serve`` process and what it has logged so far."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.lines: list[str] = []
+
+    async def read_until(self, pattern: re.Pattern[str]) -> re.Match[str]:
+        """Read log lines until one matches ``pattern``; fail at end of output or after the deadline."""
+        assert self.process.stderr is not None
+
+        async def scan() -> re.Match[str]:
+            assert self.process.stderr is not None
+            while line := await self.process.stderr.readline():
+                text = line.decode().rstrip()
+                self.lines.append(text)
+                if match := pattern.search(text):
+                    return match
+            raise AssertionError(f"no line matching {pattern.pattern!r} in:\n" + "\n".join(self.lines))
+
+        return await asyncio.wait_for(scan(), START_WAIT)
+
+    async def finish(self) -> int:
+        """Wait for the exit (bounded) and read the rest of the log; the exit code."""
+        assert self.process.stderr is not None
+        rest = await asyncio.wait_for(self.process.stderr.read(), WAIT)
+        self.lines.extend(rest.decode().splitlines())
+        return await asyncio.wait_for(self.process.wait(), WAIT)
+
+
+@contextlib.asynccontextmanager
+async def run_cli(command: Sequence[str]) -> AsyncIterator[Served]:
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        cwd=ROOT,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    served = Served(process)
+    try:
+        yield served
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await served.finish()
+
+
+def serve_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "grestws", "serve", *args]
+
+
+async def chat_round_trip(url: str) -> None:
+    """Send a message through the served chat app and receive its push."""
+    inbox = ChatInbox()
+    async with grestws.connect(url, ChatApi, handlers=inbox) as client:
+        reply = await asyncio.wait_for(
+            client.outgoing.send_message(SendMessageRequest(text="over the wire", channel_id="general")),
+            WAIT,
+        )
+        message = await asyncio.wait_for(inbox.messages.get(), WAIT)
+    assert reply.success
+    assert (message.id, message.text) == (reply.message_id, "over the wire")
+    assert message.sender_id
+
+
+class TestServe:
+    @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+    async def test_serves_and_stops_on_a_signal(self, sig: signal.Signals) -> None:
+        command = serve_command("examples.chat.server:app", "--host", "127.0.0.1", "--port", "0")
+        async with run_cli(command) as served:
+            match = await served.read_until(LISTENING)
+            url = match[1].removesuffix("/ws/chat")
+            assert int(match[2]) > 0
+            await chat_round_trip(url)
+            served.process.send_signal(sig)
+            assert await served.finish() == 0
+        log = "\n".join(served.lines)
+        assert "shutting down" in log
+        assert served.lines[-1].endswith("grestws: stopped")
+        assert "Traceback" not in log
+
+    async def test_console_script(self) -> None:
+        assert SCRIPT.exists()
+        command = [str(SCRIPT), "serve", "examples.chat.server:app", "--host", "127.0.0.1", "--port", "0"]
+        async with run_cli(command) as served:
+            match = await served.read_until(LISTENING)
+            await chat_round_trip(match[1].removesuffix("/ws/chat"))
+            served.process.send_signal(signal.SIGINT)
+            assert await served.finish() == 0
+        assert served.lines[-1].endswith("grestws: stopped")
+
+    async def test_signal_with_a_client_still_connected(self) -> None:
+        command = serve_command("examples.chat.server:app", "--port", "0")
+        async with run_cli(command) as served:
+            match = await served.read_until(LISTENING)
+            client = await asyncio.wait_for(grestws.connect(match[1].removesuffix("/ws/chat"), ChatApi), WAIT)
+            closed: asyncio.Queue[tuple[int | None, str]] = asyncio.Queue()
+            client.on_close(lambda code, reason: closed.put_nowait((code, reason)))
+            served.process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(closed.get(), WAIT) == (1000, "Server shutting down")
+            assert await served.finish() == 0
+            await client.close()
+
+    async def test_port_in_use(self) -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            async with run_cli(serve_command("examples.chat.server:app", "--port", str(port))) as served:
+                assert await served.finish() == 1
+        assert f"cannot listen on 127.0.0.1:{port}" in "\n".join(served.lines)
+
+
+class TestBadTarget:
+    @pytest.mark.parametrize(
+        ("target", "message"),
+        [
+            ("nope:app", "No module named 'nope'"),
+            ("examples.chat.server:missing", "module 'examples.chat.server' has no attribute 'missing'"),
+            ("examples.chat.server", "expected MODULE:ATTR"),
+            ("examples.chat.server:room", "examples.chat.server:room is a Room, not a grestws.App"),
+        ],
+    )
+    async def test_exits_with_a_clear_message(self, target: str, message: str) -> None:
+        async with run_cli(serve_command(target, "--port", "0")) as served:
+            code = await served.finish()
+        assert code == 2
+        log = "\n".join(served.lines)
+        assert f"grestws: error: {message}" in log
+        assert "Traceback" not in log
+
+    @pytest.mark.parametrize(
+        "target", ["examples.chat.server:ChatHandler", "examples.chat.contract:ChatServer"]
+    )
+    async def test_a_callable_that_is_no_app_factory(self, target: str) -> None:
+        async with run_cli(serve_command(target, "--port", "0")) as served:
+            code = await served.finish()
+        log = "\n".join(served.lines)
+        assert "Traceback" not in log
+        assert code == 2

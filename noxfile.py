@@ -37,8 +37,8 @@ def types(session: nox.Session) -> None:
     typing_files = sorted(
         path.as_posix() for path in Path("tests/typing").glob("*.py") if not path.name.startswith("fail_")
     )
-    session.run("mypy", "grestws", "examples", *typing_files)
-    session.run("pyright", "--pythonpath", python, "grestws", "examples", *typing_files)
+    session.run("mypy", "grestws", "examples", "docs/examples", *typing_files)
+    session.run("pyright", "--pythonpath", python, "grestws", "examples", "docs/examples", *typing_files)
 
 
 @nox.session

@@ -221,7 +221,7 @@ class App:
         except ConnectionClosedError as exc:
             session.connection_lost(exc.code, exc.reason)
         finally:
-            if accepted:
+            if conn.accepted:
                 conn._closed()
             try:
                 # Calls still running once their client is gone get shutdown_timeout to end.

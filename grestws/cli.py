@@ -67,12 +67,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_cmd.add_argument("target", metavar="MODULE:ATTR", help="e.g. examples.chat.server:app")
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one")
-    serve_cmd.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    serve_cmd.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="logging level (default INFO)",
+    )
     args = parser.parse_args(argv)
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if "" not in sys.path:
         sys.path.insert(0, "")
     try:

@@ -21,6 +21,7 @@ from grestws.context import Connection
 from grestws.contract.contract import SocketSchema
 from grestws.contract.methods import MethodSpec
 from grestws.exceptions import (
+    ApiError,
     ConnectError,
     ConnectionClosedError,
     FrameError,
@@ -247,7 +248,9 @@ class Client(Connection, Generic[C2S, S2C]):
         self.remote_address = ws.remote_address
         try:
             await transport.send(b"h:::" + msgspec.json.encode(self.headers))
-            await asyncio.wait_for(_await_accept(transport), self.handshake_timeout)
+            await asyncio.wait_for(
+                _await_accept(transport, self.schema.contract.errors), self.handshake_timeout
+            )
         except BaseException as exc:
             self._state = ClientState.CLOSED
             await transport.close()
@@ -297,8 +300,13 @@ class Client(Connection, Generic[C2S, S2C]):
         self._move(ClientState.CLOSING)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        await session.wait_pending(timeout)
-        await session.wait_idle(max(0.0, deadline - loop.time()))
+        try:
+            await session.wait_pending(timeout)
+            await session.wait_idle(max(0.0, deadline - loop.time()))
+        except asyncio.CancelledError:
+            if not session.closed.is_set():
+                self._state = ClientState.OPEN
+            raise
         await session.transport.close(1000, "")
         await self._wait_closed()
 
@@ -331,7 +339,7 @@ class Client(Connection, Generic[C2S, S2C]):
         await self.disconnect()
 
 
-async def _await_accept(transport: WebsocketsTransport) -> None:
+async def _await_accept(transport: WebsocketsTransport, errors: Mapping[str, type[ApiError[Any]]]) -> None:
     """Wait for ``k`` (accepted) or ``x`` (refused, raised as its error)."""
     while True:
         try:
@@ -351,7 +359,7 @@ async def _await_accept(transport: WebsocketsTransport) -> None:
                 envelope = codec.decode_result(frame.data)
             except msgspec.MsgspecError as exc:
                 raise ConnectionClosedError(4001, "Handshake failed") from exc
-            raise error_from_envelope(envelope)
+            raise error_from_envelope(envelope, errors=errors)
 
 
 def _join(base: str, path: str) -> str:

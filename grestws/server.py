@@ -34,6 +34,7 @@ class Server:
     def __init__(self, app: App, ws_server: WebSocketServer) -> None:
         self.app = app
         self._live: set[ServerConnection[Any]] = set()
+        self._address: tuple[str, int] = ws_server.sockets[0].getsockname()[:2]
         self._ws_server = ws_server
         self._closing: asyncio.Task[None] | None = None
 
@@ -49,13 +50,13 @@ class Server:
 
     @property
     def host(self) -> str:
-        """The address of the first listening socket."""
-        return str(self.sockets[0].getsockname()[0])
+        """The address of the first listening socket (still known after close)."""
+        return str(self._address[0])
 
     @property
     def port(self) -> int:
-        """The port of the first listening socket (the real one when 0 was asked for)."""
-        return int(self.sockets[0].getsockname()[1])
+        """The port of the first listening socket: the real one when 0 was asked for."""
+        return int(self._address[1])
 
     @property
     def url(self) -> str:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -373,19 +373,29 @@ def _read_response(spec: MethodSpec, data: bytes) -> Any:
     raise error_from_envelope(envelope, spec)
 
 
-def error_from_envelope(envelope: ResultEnvelope, spec: MethodSpec | None = None) -> ApiError[Any]:
-    """The exception an error envelope stands for: the declared class with its typed data,
-    a standard one, or a class made for a type the contract does not know."""
+def error_from_envelope(
+    envelope: ResultEnvelope,
+    spec: MethodSpec | None = None,
+    *,
+    errors: Mapping[str, type[ApiError[Any]]] | None = None,
+) -> ApiError[Any]:
+    """The exception an error envelope stands for: the class that ``spec`` (or else the
+    ``errors`` mapping, or the standard errors) gives its type, with its typed data, or a
+    class made for a type the contract does not know."""
     type_name = envelope.type
-    error_cls = spec.error_class(type_name) if spec is not None else STANDARD_ERRORS.get(type_name)
+    if spec is not None:
+        error_cls = spec.error_class(type_name)
+    else:
+        error_cls = (errors or {}).get(type_name) or STANDARD_ERRORS.get(type_name)
     data: Any = None
     if envelope.data:
         try:
-            data = (
-                spec.decode_error_data(type_name, envelope.data)
-                if spec is not None
-                else _decode_standard_data(type_name, envelope.data)
-            )
+            if spec is not None:
+                data = spec.decode_error_data(type_name, envelope.data)
+            elif error_cls is not None and error_cls.data_type is not None:
+                data = msgspec.json.decode(envelope.data, type=error_cls.data_type)
+            else:
+                data = msgspec.json.decode(envelope.data)
         except msgspec.MsgspecError:
             data = None
     if error_cls is None:
@@ -397,13 +407,6 @@ def error_from_envelope(envelope: ResultEnvelope, spec: MethodSpec | None = None
         error = error_cls(context.display_message, data=data, ref=context.ref, timestamp=context.timestamp)
     error.remote = True
     return error
-
-
-def _decode_standard_data(type_name: str, data: bytes) -> Any:
-    error_cls = STANDARD_ERRORS.get(type_name)
-    if error_cls is not None and error_cls.data_type is not None:
-        return msgspec.json.decode(data, type=error_cls.data_type)
-    return msgspec.json.decode(data)
 
 
 def _unknown_error_class(type_name: str, status_code: int) -> type[ApiError[Any]]:

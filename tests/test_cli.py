@@ -138,6 +138,16 @@ class TestServe:
         assert f"cannot listen on 127.0.0.1:{port}" in "\n".join(served.lines)
 
 
+class TestBadOptions:
+    async def test_unknown_log_level(self) -> None:
+        async with run_cli(serve_command("examples.chat.server:app", "--log-level", "bogus")) as served:
+            code = await served.finish()
+        log = "\n".join(served.lines)
+        assert code == 2
+        assert "--log-level: invalid choice" in log
+        assert "Traceback" not in log
+
+
 class TestBadTarget:
     @pytest.mark.parametrize(
         ("target", "message"),

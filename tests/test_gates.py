@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TYPED = (
     "grestws",
     "examples",
+    "docs/examples",
     *sorted(
         path.relative_to(ROOT).as_posix()
         for path in (ROOT / "tests" / "typing").glob("*.py")

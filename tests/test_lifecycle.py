@@ -26,7 +26,9 @@ from tests.support import (
     RoomApi,
     RoomClient,
     RoomClientHandler,
+    RoomFull,
     RoomHandler,
+    RoomInfo,
     SkewClientSide,
     next_item,
     raw_socket,
@@ -500,3 +502,40 @@ class TestShutdown:
             finished, _ = await asyncio.wait({closing}, timeout=2.0)
         await asyncio.wait_for(closing, WAIT)
         assert finished, "server.close() waited for a client that connected before it began"
+
+
+class TestLifecycleEdges:
+    async def test_cancelled_disconnect_leaves_the_client_usable(self, start_server: StartServer) -> None:
+        hub = Hub()
+        server = await start_server(room_app(hub))
+        client = await grestws.connect(server.url, RoomApi)
+        blocked = asyncio.ensure_future(client.outgoing.block())
+        disconnecting = asyncio.ensure_future(client.disconnect(timeout=30))
+        await asyncio.wait_for(hub.started.wait(), WAIT)
+        disconnecting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await disconnecting
+        assert client.state is grestws.ClientState.OPEN
+        hub.release.set()
+        await asyncio.wait_for(blocked, WAIT)
+        assert await client.outgoing.double(2) == 4
+        await asyncio.wait_for(client.disconnect(), WAIT)
+        assert client.state is grestws.ClientState.CLOSED
+
+    async def test_server_address_is_known_after_close(self, start_server: StartServer) -> None:
+        server = await start_server(room_app(Hub()))
+        url, port = server.url, server.port
+        await server.close(timeout=1)
+        assert (server.url, server.port) == (url, port)
+        assert server.host == "127.0.0.1"
+
+    async def test_refusal_with_a_contract_error_arrives_as_its_class(
+        self, start_server: StartServer
+    ) -> None:
+        hub = Hub()
+        hub.refuse = RoomFull("No seat left", data=RoomInfo(room_id="r1", seats=2))
+        server = await start_server(room_app(hub))
+        with pytest.raises(RoomFull) as caught:
+            await grestws.connect(server.url, RoomApi)
+        assert caught.value.data == RoomInfo(room_id="r1", seats=2)
+        assert caught.value.message == "No seat left"

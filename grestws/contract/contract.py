@@ -16,7 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from typing_extensions import TypeForm
 
 from grestws.contract.methods import MethodKind, MethodSpec
-from grestws.exceptions import ContractError
+from grestws.exceptions import ApiError, ContractError
 
 __all__ = ("Caller", "ContractHalf", "SocketContract", "SocketSchema")
 
@@ -173,6 +173,13 @@ class SocketContract(Generic[C2S, S2C]):
         self.server_to_client = ContractHalf(
             name, _as_class(server_to_client, "server_to_client"), rename=rename
         )
+        self.errors: dict[str, type[ApiError[Any]]] = {
+            type_name: error_cls
+            for half in (self.client_to_server, self.server_to_client)
+            for spec in half
+            for type_name, error_cls in spec.errors.items()
+        }
+        """Every error class the contract's methods declare, by wire type."""
 
     def __repr__(self) -> str:
         return f"<SocketContract {self.name}>"

@@ -27,8 +27,8 @@ from grestws.exceptions import (
     ValidationError,
 )
 from grestws.protocol import codec
-from grestws.protocol.frames import HANDSHAKE_OK, FrameType
-from grestws.session import Session, Transport, error_envelope, new_ref
+from grestws.protocol.frames import HANDSHAKE_OK
+from grestws.session import Session, Transport, error_envelope, first_frame, new_ref
 
 __all__ = ("App", "ConnectRequest", "Route", "ServerConnection")
 
@@ -49,7 +49,7 @@ class ConnectRequest(msgspec.Struct, frozen=True):
     Attributes:
         path: The URL path without the query (``/ws/chat``).
         query: The query parameters; a repeated name keeps its last value.
-        headers: The HTTP headers of the upgrade request (names lower-case).
+        headers: The HTTP headers of the upgrade request; names are case-insensitive.
         remote_address: The peer's address, or ``None`` when unknown.
     """
 
@@ -89,7 +89,7 @@ class ServerConnection(Connection, Generic[S2C]):
     @property
     def is_open(self) -> bool:
         """True from the handshake's ``k`` until the connection closes."""
-        return self.accepted and not self._session.closed.is_set()
+        return self.accepted and not self._session.closed
 
     def with_timeout(self, timeout: float | None) -> S2C:
         """A proxy like ``outgoing`` whose requests time out after ``timeout`` s (None: never)."""
@@ -98,7 +98,7 @@ class ServerConnection(Connection, Generic[S2C]):
 
     def on_close(self, callback: Callable[[int | None, str], object]) -> None:
         """Call ``callback(code, reason)`` once the connection closed (at once if it has)."""
-        if self._session.closed.is_set():
+        if self._session.closed:
             callback(self._session.close_code, self._session.close_reason)
         else:
             self._on_close.append(callback)
@@ -242,11 +242,11 @@ class App:
             ConnectionClosedError: the client left during the handshake.
         """
         session = conn._session
+        handshake = Handshake()
+        transport.deliver_to(handshake.receive)
         error: ApiError[Any] | None = None
         try:
-            conn.handshake_headers = await asyncio.wait_for(
-                _read_handshake(transport), self.handshake_timeout
-            )
+            conn.handshake_headers = await handshake.headers(transport, self.handshake_timeout)
         except TimeoutError:
             error = ServerError("Handshake timeout")
         except ApiError as exc:
@@ -266,24 +266,45 @@ class App:
             await _refuse(transport, error)
             return False
         conn.accepted = True
+        for raw in handshake.after:
+            session.receive(raw)
+        transport.deliver_to(session.receive)
         await transport.send(HANDSHAKE_OK)
         return True
 
 
-async def _read_handshake(transport: Transport) -> Mapping[str, str]:
-    """Wait for ``h`` (dropping frames before it) and return its headers."""
-    while True:
-        raw = await transport.recv()
-        if not raw.startswith(b"h:"):
-            continue
+class Handshake:
+    """The server's side of the handshake: waits for ``h``, dropping frames before it and
+    keeping the ones after it for the session."""
+
+    __slots__ = ("_h", "after")
+
+    def __init__(self) -> None:
+        self._h: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.after: list[bytes] = []
+
+    def receive(self, raw: bytes) -> None:
+        """The transport's sink until the session takes over."""
+        if self._h.done():
+            self.after.append(raw)
+        elif raw.startswith(b"h:"):
+            try:
+                frame = codec.decode_frame(raw)
+            except FrameError:
+                return
+            self._h.set_result(frame.data)
+
+    async def headers(self, transport: Transport, timeout: float) -> Mapping[str, str]:
+        """The headers of the ``h`` frame.
+
+        Raises:
+            TimeoutError: no ``h`` within ``timeout`` seconds.
+            ConnectionClosedError: the client left first.
+            ValidationError: the headers are not a JSON object of strings.
+        """
+        data: bytes = await first_frame(self._h, transport, timeout)
         try:
-            frame = codec.decode_frame(raw)
-        except FrameError:
-            continue
-        if frame.type is not FrameType.HANDSHAKE:
-            continue
-        try:
-            return _headers_decoder.decode(frame.data or b"{}")
+            return _headers_decoder.decode(data or b"{}")
         except msgspec.MsgspecError as exc:
             raise ValidationError("Invalid handshake headers", data=codec.validation_issues(exc)) from exc
 

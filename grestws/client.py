@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from grestws._util import Opening
-from grestws._websockets import WebsocketsTransport
+from grestws._websockets import PushClientConnection, WebsocketsTransport
 from grestws.context import Connection
 from grestws.contract.contract import SocketSchema
 from grestws.contract.methods import MethodSpec
@@ -31,8 +31,8 @@ from grestws.exceptions import (
     ValidationError,
 )
 from grestws.protocol import codec
-from grestws.protocol.frames import FrameType
-from grestws.session import Session, error_from_envelope
+from grestws.protocol.frames import Frame, FrameType
+from grestws.session import Session, error_from_envelope, first_frame
 
 __all__ = ("Client", "ClientOptions", "ClientState", "Registrar0", "Registrar1", "connect")
 
@@ -120,11 +120,11 @@ class Client(Connection, Generic[C2S, S2C]):
             "ping_interval": ping_interval,
             "ping_timeout": ping_timeout,
             "compression": "deflate" if compression else None,
+            "create_connection": PushClientConnection,
         }
         self._state = ClientState.NEW
-        self._handlers: dict[str, tuple[MethodSpec, Callable[..., Awaitable[Any]]]] = {}
-        if handlers is not None:
-            self._handlers.update(schema.contract.server_to_client.bind(handlers))
+        self._handler_object = handlers
+        self._functions: dict[str, tuple[MethodSpec, Callable[..., Awaitable[Any]]]] = {}
         self._on_close: list[Callable[[int | None, str], object]] = []
         self._on_error: list[Callable[[GrestwsError], object]] = []
         self._session: Session | None = None
@@ -189,7 +189,7 @@ class Client(Connection, Generic[C2S, S2C]):
         spec = self.schema.contract.server_to_client.spec_for(method)
 
         def register(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-            self._handlers[spec.path] = (spec, handler)
+            self._functions[spec.path] = (spec, handler)
             if self._session is not None:
                 self._session.bind_one(spec, handler)
             return handler
@@ -244,13 +244,14 @@ class Client(Connection, Generic[C2S, S2C]):
         except (OSError, InvalidHandshake) as exc:
             self._state = ClientState.CLOSED
             raise ConnectError(f"{self.url}: {exc}") from exc
+        assert isinstance(ws, PushClientConnection)  # made by create_connection
         transport = WebsocketsTransport(ws)
         self.remote_address = ws.remote_address
+        acceptance = _Acceptance()
+        transport.deliver_to(acceptance.receive)
         try:
             await transport.send(b"h:::" + msgspec.json.encode(self.headers))
-            await asyncio.wait_for(
-                _await_accept(transport, self.schema.contract.errors), self.handshake_timeout
-            )
+            await acceptance.wait(transport, self.schema.contract.errors, self.handshake_timeout)
         except BaseException as exc:
             self._state = ClientState.CLOSED
             await transport.close()
@@ -266,8 +267,13 @@ class Client(Connection, Generic[C2S, S2C]):
             outgoing=self.schema.contract.client_to_server,
             on_error=self._report,
         )
-        for spec, handler in self._handlers.values():
+        if self._handler_object is not None:
+            session.bind(self._handler_object)
+        for spec, handler in self._functions.values():
             session.bind_one(spec, handler)
+        for raw in acceptance.after:
+            session.receive(raw)
+        transport.deliver_to(session.receive)
         self._session = session
         self._outgoing = self.schema.contract.client_to_server.proxy(session, self.timeout)
         self._move(ClientState.OPEN)
@@ -304,7 +310,7 @@ class Client(Connection, Generic[C2S, S2C]):
             await session.wait_pending(timeout)
             await session.wait_idle(max(0.0, deadline - loop.time()))
         except asyncio.CancelledError:
-            if not session.closed.is_set():
+            if not session.closed:
                 self._state = ClientState.OPEN
             raise
         await session.transport.close(1000, "")
@@ -339,21 +345,45 @@ class Client(Connection, Generic[C2S, S2C]):
         await self.disconnect()
 
 
-async def _await_accept(transport: WebsocketsTransport, errors: Mapping[str, type[ApiError[Any]]]) -> None:
-    """Wait for ``k`` (accepted) or ``x`` (refused, raised as its error)."""
-    while True:
+class _Acceptance:
+    """The client's side of the handshake: waits for ``k`` or ``x``, keeping the frames
+    after it for the session."""
+
+    __slots__ = ("_answer", "after")
+
+    def __init__(self) -> None:
+        self._answer: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        self.after: list[bytes] = []
+
+    def receive(self, raw: bytes) -> None:
+        """The transport's sink until the session takes over."""
+        if self._answer.done():
+            self.after.append(raw)
+            return
         try:
-            raw = await transport.recv()
+            frame = codec.decode_frame(raw)
+        except FrameError:
+            return
+        if frame.type in (FrameType.HANDSHAKE_OK, FrameType.HANDSHAKE_ERR):
+            self._answer.set_result(frame)
+
+    async def wait(
+        self, transport: WebsocketsTransport, errors: Mapping[str, type[ApiError[Any]]], timeout: float
+    ) -> None:
+        """Return on ``k``; raise the error of ``x``.
+
+        Raises:
+            ApiError: the handshake was refused.
+            ValidationError: the server closed with 4000 (invalid query parameters).
+            ConnectionClosedError: the server closed the socket first.
+            TimeoutError: no answer within ``timeout`` seconds.
+        """
+        try:
+            frame: Frame = await first_frame(self._answer, transport, timeout)
         except ConnectionClosedError as exc:
             if exc.code == 4000:
                 raise ValidationError(exc.reason or "Invalid query parameters", data=[]) from exc
             raise
-        try:
-            frame = codec.decode_frame(raw)
-        except FrameError:
-            continue
-        if frame.type is FrameType.HANDSHAKE_OK:
-            return
         if frame.type is FrameType.HANDSHAKE_ERR:
             try:
                 envelope = codec.decode_result(frame.data)

@@ -15,7 +15,7 @@ from websockets.asyncio.server import serve as ws_serve
 from websockets.http11 import Request, Response
 
 from grestws._util import Opening
-from grestws._websockets import WebsocketsTransport
+from grestws._websockets import PushServerConnection, WebsocketsTransport
 from grestws.app import CLOSE_NORMAL, App, ConnectRequest, ServerConnection
 from grestws.exceptions import InvalidStateError
 
@@ -120,6 +120,7 @@ def serve(app: App, host: str = "127.0.0.1", port: int = 8765, **options: Any) -
         server: Server | None = None
 
         async def handler(ws: WebSocketConnection) -> None:
+            assert isinstance(ws, PushServerConnection)  # made by create_connection
             if server is None:  # pragma: no cover - serve() returns before any connection
                 raise InvalidStateError("server not ready")
             request = ws.request
@@ -136,6 +137,7 @@ def serve(app: App, host: str = "127.0.0.1", port: int = 8765, **options: Any) -
             host,
             port,
             process_request=process_request,
+            create_connection=PushServerConnection,
             compression="deflate" if app.compression else None,
             max_size=app.max_message_size,
             ping_interval=app.ping_interval,
@@ -157,6 +159,6 @@ def connect_request(request: Request, ws: WebSocketConnection) -> ConnectRequest
     return ConnectRequest(
         path=url.path,
         query=dict(parse_qsl(url.query, keep_blank_values=True)),
-        headers={name.lower(): value for name, value in request.headers.raw_items()},
+        headers=request.headers,
         remote_address=ws.remote_address,
     )

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 import msgspec
 
 from grestws.context import Connection, MessageInfo, _connection, _message
-from grestws.contract.contract import ContractHalf
+from grestws.contract.contract import ContractHalf, Entry
 from grestws.contract.methods import MethodSpec
 from grestws.exceptions import (
     STANDARD_ERRORS,
@@ -54,18 +55,43 @@ _MAX_UNKNOWN_TYPES = 256
 class Transport(Protocol):
     """One open message channel. Every frame is one text message of UTF-8 bytes.
 
-    ``recv`` and ``send`` raise :class:`~grestws.exceptions.ConnectionClosedError` once
-    the channel is closed; ``close`` is idempotent.
+    Incoming messages are pushed: after ``deliver_to(sink)`` the transport calls
+    ``sink(frame)`` for every message, in order, from its own callbacks (messages that came
+    before are kept and handed over first); the sink never blocks. ``send`` raises
+    :class:`~grestws.exceptions.ConnectionClosedError` once the channel is closed;
+    ``close`` is idempotent; ``wait_closed`` returns the close code and reason.
     """
 
+    def deliver_to(self, sink: Callable[[bytes], None]) -> None: ...
     async def send(self, frame: bytes) -> None: ...
-    async def recv(self) -> bytes: ...
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
+    async def wait_closed(self) -> tuple[int | None, str]: ...
 
 
 def new_ref() -> str:
     """An opaque id that ties an error on the wire to its log entry."""
     return uuid.uuid4().hex[:16]
+
+
+async def first_frame(future: asyncio.Future[Any], transport: Transport, timeout: float) -> Any:
+    """The result of ``future`` (set by a handshake sink), unless the transport closes or
+    ``timeout`` seconds pass first.
+
+    Raises:
+        ConnectionClosedError: the transport closed first.
+        TimeoutError: the time ran out first.
+    """
+    closed = asyncio.ensure_future(transport.wait_closed())
+    try:
+        await asyncio.wait((future, closed), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        closed.cancel()
+    if future.done():
+        return future.result()
+    if closed.done() and not closed.cancelled():
+        code, reason = closed.result()
+        raise ConnectionClosedError(code, reason)
+    raise TimeoutError
 
 
 def error_envelope(error: ApiError[Any]) -> bytes:
@@ -104,6 +130,25 @@ class Session:
     from any number of tasks at once. Responses are matched by id, in any order.
     """
 
+    __slots__ = (
+        "_context",
+        "_handlers",
+        "_last_id",
+        "_loop",
+        "_pending",
+        "_target",
+        "_tasks",
+        "close_code",
+        "close_reason",
+        "closed",
+        "connection",
+        "draining",
+        "incoming",
+        "on_error",
+        "outgoing",
+        "transport",
+    )
+
     def __init__(
         self,
         transport: Transport,
@@ -121,42 +166,43 @@ class Session:
         self.draining = False
         self.close_code: int | None = None
         self.close_reason = ""
-        self.closed = asyncio.Event()
-        self._handlers: dict[str, tuple[MethodSpec, Handler]] = {}
+        self.closed = False
+        self._handlers: Mapping[str, Entry] = {}
+        self._target: object = None
         self._pending: dict[int, asyncio.Future[bytes]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_id = 0
         self._loop = asyncio.get_running_loop()
+        self._context: contextvars.Context | None = None
 
     # -- handlers ---------------------------------------------------------------------
 
     def bind(self, handler: object) -> None:
-        """Serve the incoming methods that ``handler`` implements."""
-        self._handlers.update(self.incoming.bind(handler))
+        """Serve the incoming methods that ``handler`` implements (one handler a session)."""
+        self._target = handler
+        table = self.incoming.bind(handler)
+        self._handlers = {**self._handlers, **table} if self._handlers else table
 
     def bind_one(self, spec: MethodSpec, fn: Handler) -> None:
-        """Serve one incoming method with ``fn``."""
-        self._handlers[spec.path] = (spec, fn)
+        """Serve one incoming method with the function ``fn``."""
+        self._handlers = {**self._handlers, spec.path: (spec, fn, False)}
 
     # -- reading ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Read and dispatch frames until the transport closes, then fail what is pending.
+        """Dispatch every incoming frame until the transport closes, then fail what is
+        pending.
 
-        Handlers started from here see this session's connection as the current one.
-        Cancelling it closes nothing; the caller owns the transport.
+        Cancelling it stops nothing but the wait: frames keep being dispatched until the
+        transport closes. The caller owns the transport.
         """
-        _connection.set(self.connection)
-        recv = self.transport.recv
-        receive = self.receive
+        self.transport.deliver_to(self.receive)
         try:
-            while True:
-                receive(await recv())
-        except ConnectionClosedError as exc:
-            self.connection_lost(exc.code, exc.reason)
+            code, reason = await self.transport.wait_closed()
         except BaseException:
             self.connection_lost(None, "session stopped")
             raise
+        self.connection_lost(code, reason)
 
     def receive(self, raw: bytes) -> None:
         """Handle one incoming frame; never raises for anything the peer sent."""
@@ -180,17 +226,22 @@ class Session:
                     error = RouteNotFoundError(f"Route not found: {frame.path}")
                     self.report(error, f"dropped a message to {frame.path}: no such route")
                 return
-            self._spawn(self._serve(entry[0], entry[1], frame.id, frame.data))
+            self._spawn(self._serve(entry, frame.id, frame.data))
         elif kind is _PING:
             self._spawn(self._send_quietly(PONG))
         # o frames only prove liveness; h k x after the handshake mean nothing.
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = self._loop.create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        context = self._context
+        if context is None:
+            context = self._context = contextvars.copy_context()
+            context.run(_connection.set, self.connection)
+        task = self._loop.create_task(coro, context=context.copy())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _serve(self, spec: MethodSpec, fn: Handler, request_id: int | None, data: bytes) -> None:
+    async def _serve(self, entry: Entry, request_id: int | None, data: bytes) -> None:
+        spec, fn, takes_self = entry
         _message.set(MessageInfo(spec.path, request_id))
         if request_id is not None and self.draining:
             await self._send_error(spec.path, request_id, ServerError("Server is shutting down"))
@@ -205,7 +256,10 @@ class Session:
                 await self._send_error(spec.path, request_id, invalid)
             return
         try:
-            result = await (fn(arg) if spec.has_input else fn())
+            if takes_self:
+                result = await (fn(self._target, arg) if spec.has_input else fn(self._target))
+            else:
+                result = await (fn(arg) if spec.has_input else fn())
             if request_id is None:
                 return
             payload = codec.encode_ok(_encoder.encode(result) if spec.has_result else None)
@@ -267,7 +321,7 @@ class Session:
             RequestTimeoutError: no answer within ``timeout`` seconds.
             ConnectionClosedError: the connection is closed or closed while waiting.
         """
-        if self.close_code is not None or self.closed.is_set():
+        if self.closed:
             raise ConnectionClosedError(self.close_code, self.close_reason)
         self._last_id += 1
         request_id = self._last_id
@@ -294,7 +348,7 @@ class Session:
         Raises:
             ConnectionClosedError: the connection is closed.
         """
-        if self.closed.is_set():
+        if self.closed:
             raise ConnectionClosedError(self.close_code, self.close_reason)
         await self.transport.send(spec.prefix + b":" + (_encoder.encode(arg) if spec.has_input else b""))
 
@@ -302,11 +356,11 @@ class Session:
 
     def connection_lost(self, code: int | None, reason: str) -> None:
         """Mark the session closed and fail every pending request at once."""
-        if self.closed.is_set():
+        if self.closed:
             return
         self.close_code = code
         self.close_reason = reason
-        self.closed.set()
+        self.closed = True
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():

@@ -300,13 +300,14 @@ class TestBadFrames:
                 await ws.wait_closed()
 
         errors: list[grestws.GrestwsError] = []
-        async with (
-            plain_server(prober) as url,
-            grestws.connect(url, RoomApi, handlers=RoomClientHandler()) as client,
-        ):
+        async with plain_server(prober) as url:
+            client = grestws.Client(url, RoomApi, handlers=RoomClientHandler())
             client.on_error(errors.append)
-            assert await next_item(heard) == "o:::"
-            assert await next_item(heard) == 's:RoomApi.confirm:1:{"success":true,"type":"OK","data":true}'
+            async with client:
+                assert await next_item(heard) == "o:::"
+                assert (
+                    await next_item(heard) == 's:RoomApi.confirm:1:{"success":true,"type":"OK","data":true}'
+                )
         assert all(isinstance(error, grestws.FrameError) for error in errors)
         assert errors
 

@@ -815,7 +815,7 @@ class TestClose:
         assert {(error.code, error.reason) for error in closed} == {(4001, "going away")}
         assert local.task is not None
         await within(local.task)
-        assert local.session.closed.is_set()
+        assert local.session.closed
         assert (local.session.close_code, local.session.close_reason) == (4001, "going away")
         assert local.session.pending_count == 0
 
@@ -852,7 +852,7 @@ class TestClose:
         with pytest.raises(ConnectionClosedError) as caught:
             await within(call)
         assert (caught.value.code, caught.value.reason) == (None, "session stopped")
-        assert local.session.closed.is_set()
+        assert local.session.closed
 
     async def test_connection_lost_counts_once(self, raw: tuple[End, MemoryTransport]) -> None:
         local, _ = raw
@@ -968,6 +968,24 @@ class TestLiveness:
 
 class TestMemoryPair:
     """The transport these tests run over."""
+
+    async def test_deliver_to_hands_queued_frames_first_then_pushes(self) -> None:
+        a, b = memory_pair()
+        await a.send(b"queued")
+        got: list[bytes] = []
+        b.deliver_to(got.append)
+        assert got == [b"queued"]
+        await a.send(b"pushed")
+        await a.send(b"in order")
+        await a.close(4001, "bye")
+        assert await within(b.wait_closed()) == (4001, "bye")
+        assert got == [b"queued", b"pushed", b"in order"]
+
+    async def test_wait_closed_from_either_end(self) -> None:
+        a, b = memory_pair()
+        await b.close()
+        assert await within(a.wait_closed()) == (1000, "")
+        assert await within(b.wait_closed()) == (1000, "")
 
     async def test_frames_arrive_in_order_both_ways(self) -> None:
         a, b = memory_pair()

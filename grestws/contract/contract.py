@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import types
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -18,10 +19,13 @@ from typing_extensions import TypeForm
 from grestws.contract.methods import MethodKind, MethodSpec
 from grestws.exceptions import ApiError, ContractError
 
-__all__ = ("Caller", "ContractHalf", "SocketContract", "SocketSchema")
+__all__ = ("Caller", "ContractHalf", "Entry", "SocketContract", "SocketSchema")
 
 C2S = TypeVar("C2S")
 S2C = TypeVar("S2C")
+
+Entry = tuple[MethodSpec, Callable[..., Awaitable[Any]], bool]
+"""A dispatch table entry: the method, its function, and whether it takes the handler first."""
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NO_ARG: Any = object()
@@ -57,6 +61,7 @@ class ContractHalf:
             spec.function: spec for spec in self.methods.values()
         }
         self._proxy_class = _proxy_class(protocol, self.methods)
+        self._tables: dict[type[Any], dict[str, Entry]] = {}
 
     def __iter__(self) -> Iterator[MethodSpec]:
         return iter(self.methods.values())
@@ -79,20 +84,33 @@ class ContractHalf:
         except (KeyError, TypeError):
             raise ContractError(f"{method!r} is not a method of {self.protocol.__name__}") from None
 
-    def bind(self, handler: object) -> dict[str, tuple[MethodSpec, Callable[..., Awaitable[Any]]]]:
-        """The dispatch table for ``handler``: wire path -> (spec, bound method).
+    def bind(self, handler: object) -> Mapping[str, Entry]:
+        """The dispatch table for ``handler``: wire path -> (spec, function, takes_self).
 
-        Methods the handler leaves out, or inherits unimplemented from the Protocol, are
-        left out of the table, so calls to them answer ROUTE_NOT_FOUND.
+        Methods defined on the handler's class are looked up once per class and called as
+        ``function(handler, arg)``, so every handler of a class shares one table: callers
+        must not change it. Methods the handler leaves out, or inherits unimplemented from
+        the Protocol, are left out, so calls to them answer ROUTE_NOT_FOUND.
         """
-        table: dict[str, tuple[MethodSpec, Callable[..., Awaitable[Any]]]] = {}
         handler_type = type(handler)
+        cached = self._tables.get(handler_type)
+        if cached is not None:
+            return cached
+        table: dict[str, Entry] = {}
+        shareable = True
         for name, spec in self.methods.items():
-            if getattr(handler_type, name, None) is spec.function:
+            method = getattr(handler_type, name, None)
+            if method is spec.function:
                 continue
-            fn = getattr(handler, name, None)
-            if fn is not None:
-                table[spec.path] = (spec, fn)
+            if isinstance(method, types.FunctionType):
+                table[spec.path] = (spec, method, True)
+                continue
+            bound = getattr(handler, name, None)
+            if bound is not None:
+                table[spec.path] = (spec, bound, False)
+                shareable = False
+        if shareable:
+            self._tables[handler_type] = table
         return table
 
 

@@ -11,6 +11,7 @@ websockets does after a closing handshake.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from grestws.exceptions import ConnectionClosedError
 
@@ -20,11 +21,12 @@ __all__ = ("MemoryTransport", "memory_pair")
 class _Link:
     """What both ends share: whether, and how, the pipe was closed."""
 
-    __slots__ = ("code", "reason")
+    __slots__ = ("closed", "code", "reason")
 
     def __init__(self) -> None:
         self.code: int | None = None
         self.reason = ""
+        self.closed = asyncio.Event()
 
 
 class MemoryTransport:
@@ -34,7 +36,7 @@ class MemoryTransport:
         name: A label for ``repr`` (``"a"`` or ``"b"``).
     """
 
-    __slots__ = ("_eof", "_inbox", "_link", "_outbox", "name")
+    __slots__ = ("_eof", "_inbox", "_link", "_outbox", "_peer", "_sink", "name")
 
     def __init__(
         self,
@@ -48,6 +50,8 @@ class MemoryTransport:
         self._outbox = outbox
         self._link = link
         self._eof = False
+        self._peer: MemoryTransport | None = None
+        self._sink: Callable[[bytes], None] | None = None
 
     def __repr__(self) -> str:
         state = "open" if self._link.code is None else f"closed {self._link.code}"
@@ -78,7 +82,35 @@ class MemoryTransport:
         """
         if self._link.code is not None:
             raise ConnectionClosedError(self._link.code, self._link.reason)
-        self._outbox.put_nowait(frame)
+        peer = self._peer
+        if peer is not None and peer._sink is not None:
+            asyncio.get_running_loop().call_soon(peer._deliver, frame)
+        else:
+            self._outbox.put_nowait(frame)
+
+    def _deliver(self, frame: bytes) -> None:
+        if self._sink is not None:
+            self._sink(frame)
+
+    def deliver_to(self, sink: Callable[[bytes], None]) -> None:
+        """Push every frame from the other end to ``sink`` from now on, in order, each in a
+        loop callback of its own (as a network would); frames queued so far come first.
+
+        Once set, ``recv`` gets nothing more.
+        """
+        while not self._inbox.empty():
+            frame = self._inbox.get_nowait()
+            if frame is None:
+                self._inbox.put_nowait(None)
+                break
+            sink(frame)
+        self._sink = sink
+
+    async def wait_closed(self) -> tuple[int | None, str]:
+        """Wait until the pipe is closed (after the frames sent before the close are
+        delivered to a sink); return the close code and reason."""
+        await self._link.closed.wait()
+        return self._link.code, self._link.reason
 
     async def recv(self) -> bytes:
         """The next frame from the other end, waiting for one if none is queued.
@@ -111,6 +143,7 @@ class MemoryTransport:
         self._link.reason = reason
         self._inbox.put_nowait(None)
         self._outbox.put_nowait(None)
+        asyncio.get_running_loop().call_soon(self._link.closed.set)
 
 
 def memory_pair() -> tuple[MemoryTransport, MemoryTransport]:
@@ -122,7 +155,7 @@ def memory_pair() -> tuple[MemoryTransport, MemoryTransport]:
     a_to_b: asyncio.Queue[bytes | None] = asyncio.Queue()
     b_to_a: asyncio.Queue[bytes | None] = asyncio.Queue()
     link = _Link()
-    return (
-        MemoryTransport("a", inbox=b_to_a, outbox=a_to_b, link=link),
-        MemoryTransport("b", inbox=a_to_b, outbox=b_to_a, link=link),
-    )
+    a = MemoryTransport("a", inbox=b_to_a, outbox=a_to_b, link=link)
+    b = MemoryTransport("b", inbox=a_to_b, outbox=b_to_a, link=link)
+    a._peer, b._peer = b, a
+    return a, b

@@ -523,15 +523,28 @@ class TestContractHalf:
         handler = PartialHandler()  # type: ignore[abstract]
         table = Chat.client_to_server.bind(handler)
         assert set(table) == {"ChatApi.send_message", "ChatApi.leave"}
-        spec, fn = table["ChatApi.leave"]
+        spec, fn, takes_self = table["ChatApi.leave"]
         assert spec is Chat.client_to_server.methods["leave"]
-        assert fn == handler.leave
+        assert (fn, takes_self) == (PartialHandler.leave, True)
 
     def test_bind_a_handler_that_does_not_inherit(self) -> None:
         handler = DuckHandler()
         table = Chat.client_to_server.bind(handler)
         assert list(table) == ["ChatApi.whoIsThere"]
-        assert table["ChatApi.whoIsThere"][1] == handler.who_is_there
+        assert table["ChatApi.whoIsThere"][1:] == (DuckHandler.who_is_there, True)
+
+    def test_bind_shares_one_table_per_class(self) -> None:
+        assert Chat.client_to_server.bind(DuckHandler()) is Chat.client_to_server.bind(DuckHandler())
+
+    def test_bind_a_callable_attribute_calls_it_bound(self) -> None:
+        class Attribute:
+            def __init__(self) -> None:
+                self.who_is_there = DuckHandler().who_is_there
+
+        handler = Attribute()
+        table = Chat.client_to_server.bind(handler)
+        assert table["ChatApi.whoIsThere"][1:] == (handler.who_is_there, False)
+        assert Chat.client_to_server.bind(Attribute()) is not table
 
     def test_bind_nothing(self) -> None:
         assert Chat.client_to_server.bind(object()) == {}

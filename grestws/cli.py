@@ -8,7 +8,8 @@ import importlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from grestws.app import App
 from grestws.server import serve
@@ -59,6 +60,20 @@ async def run(app: App, host: str, port: int) -> None:
     logger.info("stopped")
 
 
+def run_loop(main: Coroutine[Any, Any, None], loop: str) -> None:
+    """Run ``main`` on the standard event loop or on uvloop.
+
+    Raises:
+        ImportError: uvloop was asked for and is not installed.
+    """
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``grestws`` command."""
     parser = argparse.ArgumentParser(prog="grestws", description="Serve grestws socket contracts.")
@@ -67,6 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_cmd.add_argument("target", metavar="MODULE:ATTR", help="e.g. examples.chat.server:app")
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one")
+    serve_cmd.add_argument(
+        "--loop",
+        default="asyncio",
+        choices=["asyncio", "uvloop"],
+        help="event loop (uvloop needs the 'uvloop' extra: pip install 'grestws[uvloop]')",
+    )
     serve_cmd.add_argument(
         "--log-level",
         default="INFO",
@@ -84,7 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ImportError, ValueError) as exc:
         parser.error(str(exc))
     try:
-        asyncio.run(run(app, args.host, args.port))
+        run_loop(run(app, args.host, args.port), args.loop)
+    except ImportError:
+        parser.error("--loop uvloop needs uvloop: pip install 'grestws[uvloop]'")
     except OSError as exc:
         logger.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
         return 1

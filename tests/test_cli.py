@@ -106,6 +106,15 @@ class TestServe:
         assert served.lines[-1].endswith("grestws: stopped")
         assert "Traceback" not in log
 
+    async def test_on_uvloop(self) -> None:
+        command = serve_command("examples.chat.server:app", "--port", "0", "--loop", "uvloop")
+        async with run_cli(command) as served:
+            match = await served.read_until(LISTENING)
+            await chat_round_trip(match[1].removesuffix("/ws/chat"))
+            served.process.send_signal(signal.SIGTERM)
+            assert await served.finish() == 0
+        assert served.lines[-1].endswith("grestws: stopped")
+
     async def test_console_script(self) -> None:
         assert SCRIPT.exists()
         command = [str(SCRIPT), "serve", "examples.chat.server:app", "--host", "127.0.0.1", "--port", "0"]

@@ -17,7 +17,7 @@ from websockets.asyncio.connection import Connection as WebSocket
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import DATA_OPCODES, Frame
-from websockets.protocol import Event
+from websockets.protocol import OPEN, Event
 
 from grestws.exceptions import ConnectionClosedError
 
@@ -120,8 +120,17 @@ class WebsocketsTransport:
         self.messages.deliver_to(sink)
 
     async def send(self, frame: bytes) -> None:
+        ws = self.ws
+        if ws.protocol.state is OPEN and ws.send_in_progress is None:
+            # What websockets.broadcast does for each connection, plus its flow control:
+            # the frame is written at once and only a full write buffer makes us wait.
+            ws.protocol.send_text(frame)
+            ws.send_data()
+            if ws.paused:
+                await ws.drain()
+            return
         try:
-            await self.ws.send(frame, text=True)
+            await ws.send(frame, text=True)
         except ConnectionClosed as exc:
             raise closed_error(exc) from exc
 

@@ -78,14 +78,19 @@ class Server:
         """
         if self._closing is None:
             grace = self.app.shutdown_timeout if timeout is None else timeout
-            self._closing = asyncio.ensure_future(self._shutdown(grace))
+            self._ws_server.close(close_connections=False)
+            live = list(self._live)
+            for conn in live:
+                conn._session.draining = True
+            self._closing = asyncio.ensure_future(self._shutdown(live, grace))
         await asyncio.shield(self._closing)
 
-    async def _shutdown(self, grace: float) -> None:
-        self._ws_server.close(close_connections=False)
-        live = list(self._live)
-        for conn in live:
-            conn._session.draining = True
+    @property
+    def closing(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closing is not None
+
+    async def _shutdown(self, live: list[ServerConnection[Any]], grace: float) -> None:
         if live:
             await asyncio.gather(*(conn._session.wait_idle(grace) for conn in live))
             for conn in live:

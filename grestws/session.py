@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -236,7 +237,14 @@ class Session:
         if context is None:
             context = self._context = contextvars.copy_context()
             context.run(_connection.set, self.connection)
-        task = self._loop.create_task(coro, context=context.copy())
+        if sys.version_info >= (3, 12):
+            # Runs the call at once, up to its first suspension: a handler that answers
+            # without waiting costs no event-loop iteration.
+            task = asyncio.Task(coro, loop=self._loop, context=context.copy(), eager_start=True)
+            if task.done():
+                return
+        else:
+            task = self._loop.create_task(coro, context=context.copy())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -434,7 +434,8 @@ class TestShutdown:
         call = asyncio.ensure_future(client.outgoing.block())
         await asyncio.wait_for(hub.started.wait(), WAIT)
         closing = asyncio.ensure_future(server.close(timeout=WAIT))
-        # the shutdown has begun before this request reaches the server
+        await asyncio.sleep(0)  # let close() begin: it stops accepting and drains at once
+        assert server.closing
         with pytest.raises(grestws.ServerError) as caught:
             await asyncio.wait_for(client.outgoing.count(), WAIT)
         assert caught.value.message == "Server is shutting down"

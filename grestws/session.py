@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import math
 import sys
 import time
 import uuid
@@ -133,12 +134,15 @@ class Session:
 
     __slots__ = (
         "_context",
+        "_deadlines",
         "_handlers",
         "_last_id",
         "_loop",
         "_pending",
         "_target",
         "_tasks",
+        "_timer",
+        "_timer_at",
         "close_code",
         "close_reason",
         "closed",
@@ -171,6 +175,9 @@ class Session:
         self._handlers: Mapping[str, Entry] = {}
         self._target: object = None
         self._pending: dict[int, asyncio.Future[bytes]] = {}
+        self._deadlines: dict[int, tuple[float, str, float]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_id = 0
         self._loop = asyncio.get_running_loop()
@@ -286,7 +293,8 @@ class Session:
             if request_id is None:
                 return
         else:
-            await self._send_quietly(b"s:%b:%d:%b" % (spec.path.encode(), request_id, payload))
+            with contextlib.suppress(ConnectionClosedError):  # the peer is gone: nobody to answer
+                await self.transport.send(b"s:%b:%d:%b" % (spec.path_bytes, request_id, payload))
             return
         await self._send_error(spec.path, request_id, error)
 
@@ -333,22 +341,51 @@ class Session:
             raise ConnectionClosedError(self.close_code, self.close_reason)
         self._last_id += 1
         request_id = self._last_id
-        frame = spec.prefix + b"%d:" % request_id + (_encoder.encode(arg) if spec.has_input else b"")
+        frame = b"%b%d:%b" % (spec.prefix, request_id, _encoder.encode(arg) if spec.has_input else b"")
         future: asyncio.Future[bytes] = self._loop.create_future()
         self._pending[request_id] = future
-        timer = (
-            None if timeout is None else self._loop.call_later(timeout, _expire, future, spec.path, timeout)
-        )
+        if timeout is not None:
+            deadline = self._loop.time() + timeout
+            self._deadlines[request_id] = (deadline, spec.path, timeout)
+            if deadline < self._timer_at:
+                self._arm(deadline)
         try:
             await self.transport.send(frame)
             data = await future
         finally:
             self._pending.pop(request_id, None)
-            if timer is not None:
-                timer.cancel()
+            self._deadlines.pop(request_id, None)
             if not future.done():
                 future.cancel()
         return _read_response(spec, data)
+
+    def _arm(self, when: float) -> None:
+        """Make the session's one timeout timer fire at ``when``."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(when, self._expire)
+        self._timer_at = when
+
+    def _expire(self) -> None:
+        """Fail the requests whose time is up; wait for the next deadline.
+
+        One timer serves every request of the session: it is re-armed only when a request
+        has an earlier deadline than the one it waits for, or when it fires.
+        """
+        self._timer = None
+        self._timer_at = math.inf
+        now = self._loop.time()
+        earliest = math.inf
+        for request_id, (deadline, path, timeout) in list(self._deadlines.items()):
+            if deadline <= now:
+                del self._deadlines[request_id]
+                future = self._pending.get(request_id)
+                if future is not None and not future.done():
+                    future.set_exception(RequestTimeoutError(path, timeout))
+            elif deadline < earliest:
+                earliest = deadline
+        if earliest < math.inf:
+            self._arm(earliest)
 
     async def notify(self, spec: MethodSpec, arg: Any) -> None:
         """Send a fire-and-forget call; returns once the frame is handed to the transport.
@@ -369,6 +406,10 @@ class Session:
         self.close_code = code
         self.close_reason = reason
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadlines.clear()
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
@@ -407,11 +448,6 @@ async def _wait_all(current: Callable[[], list[asyncio.Future[Any]]], timeout: f
             return False
         await asyncio.wait(waiting, timeout=remaining)
     return True
-
-
-def _expire(future: asyncio.Future[bytes], path: str, timeout: float) -> None:
-    if not future.done():
-        future.set_exception(RequestTimeoutError(path, timeout))
 
 
 _unknown_errors: dict[str, type[ApiError[Any]]] = {}

@@ -794,6 +794,31 @@ class TestTimeouts:
         await peer.send(_ok(path, again.id or 0, b'{"name":"in time"}'))
         assert await within(call) == Item("in time")
 
+    async def test_a_shorter_timeout_expires_first_and_the_longer_waits(
+        self, raw: tuple[End, MemoryTransport]
+    ) -> None:
+        local, peer = raw
+        path = local.calls("echo")
+        patient = asyncio.create_task(local.session.outgoing.proxy(local.session, WAIT).echo(Item("a")))
+        first = await next_frame(peer)
+        hasty = local.session.outgoing.proxy(local.session, 0.01)
+        with pytest.raises(RequestTimeoutError):
+            await within(hasty.echo(Item("b")))
+        await next_frame(peer)
+        assert local.session.pending_count == 1
+        await peer.send(_ok(path, first.id or 0, b'{"name":"waited"}'))
+        assert await within(patient) == Item("waited")
+        assert local.session.pending_count == 0
+
+    async def test_many_requests_share_the_timer(self, raw: tuple[End, MemoryTransport]) -> None:
+        local, peer = raw
+        hasty = local.session.outgoing.proxy(local.session, 0.01)
+        calls = [asyncio.create_task(hasty.echo(Item(str(n)))) for n in range(5)]
+        results = await within(asyncio.gather(*calls, return_exceptions=True))
+        assert all(isinstance(result, RequestTimeoutError) for result in results)
+        assert local.session.pending_count == 0
+        assert len([await next_frame(peer) for _ in range(5)]) == 5
+
     async def test_answer_in_time_is_not_a_timeout(self, pair: tuple[End, End]) -> None:
         local, _ = pair
         patient = local.session.outgoing.proxy(local.session, WAIT)

@@ -162,6 +162,7 @@ class MethodSpec:
         "kind",
         "param_name",
         "path",
+        "path_bytes",
         "prefix",
         "py_name",
         "result_type",
@@ -185,6 +186,7 @@ class MethodSpec:
         if ":" in self.wire_name or "." in self.wire_name or not self.wire_name:
             raise ContractError(f"{where}: wire name {self.wire_name!r} cannot contain ':' or '.'")
         self.path = f"{contract_name}.{self.wire_name}"
+        self.path_bytes = self.path.encode()
 
         try:
             hints = typing.get_type_hints(fn, include_extras=True)

@@ -234,12 +234,15 @@ class Session:
                     error = RouteNotFoundError(f"Route not found: {frame.path}")
                     self.report(error, f"dropped a message to {frame.path}: no such route")
                 return
-            self._spawn(self._serve(entry, frame.id, frame.data))
+            self._spawn(self._serve(entry, frame.id, frame.data), leaves_itself=True)
         elif kind is _PING:
             self._spawn(self._send_quietly(PONG))
         # o frames only prove liveness; h k x after the handshake mean nothing.
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], *, leaves_itself: bool = False) -> None:
+        """Run ``coro`` in a task of its own, in the connection's context, tracked as in
+        flight; ``leaves_itself`` says the coroutine removes its task from the set when it
+        ends, which spares a done callback on the hot path."""
         context = self._context
         if context is None:
             context = self._context = contextvars.copy_context()
@@ -253,50 +256,57 @@ class Session:
         else:
             task = self._loop.create_task(coro, context=context.copy())
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if not leaves_itself:
+            task.add_done_callback(self._tasks.discard)
 
     async def _serve(self, entry: Entry, request_id: int | None, data: bytes) -> None:
-        spec, fn, takes_self = entry
-        _message.set(MessageInfo(spec.path, request_id))
-        if request_id is not None and self.draining:
-            await self._send_error(spec.path, request_id, ServerError("Server is shutting down"))
-            return
+        """Serve one incoming call; the task removes itself from the in-flight set."""
         try:
-            arg = spec.decode_input(data)
-        except msgspec.MsgspecError as exc:
-            invalid = ValidationError("Invalid input", data=codec.validation_issues(exc))
-            if request_id is None:
-                self.report(invalid, f"dropped {spec.path}: {invalid.data}")
+            spec, fn, takes_self = entry
+            _message.set(MessageInfo(spec.path, request_id))
+            if request_id is not None and self.draining:
+                await self._send_error(spec.path, request_id, ServerError("Server is shutting down"))
+                return
+            try:
+                arg = spec.decode_input(data)
+            except msgspec.MsgspecError as exc:
+                invalid = ValidationError("Invalid input", data=codec.validation_issues(exc))
+                if request_id is None:
+                    self.report(invalid, f"dropped {spec.path}: {invalid.data}")
+                else:
+                    await self._send_error(spec.path, request_id, invalid)
+                return
+            try:
+                if takes_self:
+                    result = await (fn(self._target, arg) if spec.has_input else fn(self._target))
+                else:
+                    result = await (fn(arg) if spec.has_input else fn())
+                if request_id is None:
+                    return
+                payload = codec.encode_ok(_encoder.encode(result) if spec.has_result else None)
+            except ApiError as exc:
+                if not spec.declares(exc):
+                    error: ApiError[Any] = self._server_error(spec, exc, "undeclared error")
+                elif request_id is None:
+                    self.report(exc, f"{spec.path}: handler raised {exc}")
+                    return
+                else:
+                    error = exc
+                if request_id is None:
+                    return
+            except Exception as exc:
+                error = self._server_error(spec, exc, "handler failed")
+                if request_id is None:
+                    return
             else:
-                await self._send_error(spec.path, request_id, invalid)
-            return
-        try:
-            if takes_self:
-                result = await (fn(self._target, arg) if spec.has_input else fn(self._target))
-            else:
-                result = await (fn(arg) if spec.has_input else fn())
-            if request_id is None:
+                with contextlib.suppress(ConnectionClosedError):  # the peer is gone: nobody to answer
+                    await self.transport.send(b"s:%b:%d:%b" % (spec.path_bytes, request_id, payload))
                 return
-            payload = codec.encode_ok(_encoder.encode(result) if spec.has_result else None)
-        except ApiError as exc:
-            if not spec.declares(exc):
-                error: ApiError[Any] = self._server_error(spec, exc, "undeclared error")
-            elif request_id is None:
-                self.report(exc, f"{spec.path}: handler raised {exc}")
-                return
-            else:
-                error = exc
-            if request_id is None:
-                return
-        except Exception as exc:
-            error = self._server_error(spec, exc, "handler failed")
-            if request_id is None:
-                return
-        else:
-            with contextlib.suppress(ConnectionClosedError):  # the peer is gone: nobody to answer
-                await self.transport.send(b"s:%b:%d:%b" % (spec.path_bytes, request_id, payload))
-            return
-        await self._send_error(spec.path, request_id, error)
+            await self._send_error(spec.path, request_id, error)
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.discard(task)
 
     def _server_error(self, spec: MethodSpec, exc: Exception, what: str) -> ServerError:
         ref = new_ref()
@@ -423,7 +433,7 @@ class Session:
     @property
     def in_flight(self) -> int:
         """How many incoming calls are being served."""
-        return len(self._tasks)
+        return sum(1 for task in self._tasks if not task.done())
 
     async def wait_pending(self, timeout: float) -> bool:
         """Wait until no outgoing request is pending, at most ``timeout`` s; True if none is."""
@@ -431,11 +441,12 @@ class Session:
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no incoming call is being served, at most ``timeout`` s; True if none is."""
-        return await _wait_all(lambda: list(self._tasks), timeout)
+        return await _wait_all(lambda: [task for task in self._tasks if not task.done()], timeout)
 
     def cancel_tasks(self) -> None:
         """Cancel the incoming calls still being served."""
-        for task in list(self._tasks):
+        tasks, self._tasks = self._tasks, set()
+        for task in tasks:
             task.cancel()
 
 

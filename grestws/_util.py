@@ -35,3 +35,24 @@ class Opening(Generic[T]):
     ) -> None:
         if self._value is not None:
             await self._close(self._value)
+
+
+_allocator_ready = False
+
+
+def settle_allocator() -> None:
+    """Let glibc's malloc serve asyncio's 256 KiB socket reads from its heap.
+
+    asyncio reads a socket into a fresh 256 KiB buffer and shrinks it. That is above
+    glibc's initial mmap threshold, so until glibc raises the threshold (which it does
+    by itself the first time it frees a large block at full size, sooner or later) every
+    read costs an mmap, an mremap and a munmap: over a third of a busy server's CPU. One
+    large allocation freed here raises the threshold at once, as glibc would have. An
+    explicit ``MALLOC_MMAP_THRESHOLD_`` in the environment turns glibc's adjustment off,
+    and this with it. Elsewhere than glibc it only allocates and frees 1 MiB, once.
+    """
+    global _allocator_ready
+    if not _allocator_ready:
+        _allocator_ready = True
+        block = bytearray(1 << 20)
+        del block

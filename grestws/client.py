@@ -15,7 +15,7 @@ from typing_extensions import Unpack
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
-from grestws._util import Opening
+from grestws._util import Opening, settle_allocator
 from grestws._websockets import PushClientConnection, WebsocketsTransport
 from grestws.context import Connection
 from grestws.contract.contract import SocketSchema
@@ -231,6 +231,7 @@ class Client(Connection, Generic[C2S, S2C]):
             InvalidStateError: the client was connected before.
         """
         self._move(ClientState.CONNECTING)
+        settle_allocator()
         try:
             ws = await asyncio.wait_for(ws_connect(self.url, **self._ws_options), self.handshake_timeout)
         except InvalidStatus as exc:

@@ -14,7 +14,7 @@ from websockets.asyncio.server import ServerConnection as WebSocketConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.http11 import Request, Response
 
-from grestws._util import Opening
+from grestws._util import Opening, settle_allocator
 from grestws._websockets import PushServerConnection, WebsocketsTransport
 from grestws.app import CLOSE_NORMAL, App, ConnectRequest, ServerConnection
 from grestws.exceptions import InvalidStateError
@@ -122,6 +122,7 @@ def serve(app: App, host: str = "127.0.0.1", port: int = 8765, **options: Any) -
     """
 
     async def open() -> Server:
+        settle_allocator()
         server: Server | None = None
 
         async def handler(ws: WebSocketConnection) -> None:

@@ -1,0 +1,133 @@
+"""grestws as users write it: a typed contract, a handler class, the typed client proxy.
+
+The server validates every request into its Struct and encodes the reply; the client calls
+``await client.outgoing.echo(req)`` and gets a validated Struct back. Fan-out is
+``grestws.broadcast(server.connections, BenchClient.tick, msg)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+import grestws
+from benchmarks.common import process_stats
+from benchmarks.payloads import Catalog, Echo, FanoutRequest, ServerStats, StatsRequest, Tick, tick
+from benchmarks.shapes import Call, OnTick, Peer, main
+
+# -- the contract -------------------------------------------------------------------------
+
+
+class BenchServer(Protocol):
+    """What the benchmark client calls on the server."""
+
+    @grestws.request
+    async def echo(self, req: Echo) -> Echo:
+        """Answer with the request."""
+        ...
+
+    @grestws.request
+    async def echo_large(self, req: Catalog) -> Catalog:
+        """Answer with the (large) request."""
+        ...
+
+    @grestws.request
+    async def stats(self, req: StatsRequest) -> ServerStats:
+        """The server's RSS and CPU time."""
+        ...
+
+    @grestws.request
+    async def fanout(self, req: FanoutRequest) -> None:
+        """Start pushing ``req.count`` ticks to every connected client."""
+        ...
+
+
+class BenchClient(Protocol):
+    """What the server calls on the benchmark clients."""
+
+    @grestws.notify
+    async def tick(self, msg: Tick) -> None:
+        """One fan-out message."""
+        ...
+
+
+BenchApi = grestws.SocketContract("Bench", client_to_server=BenchServer, server_to_client=BenchClient).at(
+    "/bench"
+)
+
+# -- server ---------------------------------------------------------------------------------
+
+_server: grestws.Server | None = None
+_tasks: set[asyncio.Task[None]] = set()
+
+
+class BenchHandler(BenchServer):
+    def __init__(self, conn: grestws.ServerConnection[BenchClient]) -> None:
+        self.conn = conn
+
+    async def echo(self, req: Echo) -> Echo:
+        return req
+
+    async def echo_large(self, req: Catalog) -> Catalog:
+        return req
+
+    async def stats(self, req: StatsRequest) -> ServerStats:
+        return process_stats(req.collect)
+
+    async def fanout(self, req: FanoutRequest) -> None:
+        task = asyncio.create_task(_push(req.count))
+        _tasks.add(task)
+        task.add_done_callback(_tasks.discard)
+
+
+async def _push(count: int) -> None:
+    assert _server is not None
+    for seq in range(count):
+        grestws.broadcast(_server.connections, BenchClient.tick, tick(seq))
+        await asyncio.sleep(0)
+
+
+async def _serve() -> int:
+    global _server
+    app = grestws.App()
+    app.add(BenchApi, BenchHandler)
+    _server = await grestws.serve(app, "127.0.0.1", 0)
+    return _server.port
+
+
+# -- client ---------------------------------------------------------------------------------
+
+Client = grestws.Client[BenchServer, BenchClient]
+
+
+class _Ticks(BenchClient):
+    def __init__(self, on_tick: OnTick | None) -> None:
+        self.on_tick = on_tick
+
+    async def tick(self, msg: Tick) -> None:
+        if self.on_tick is not None:
+            self.on_tick(msg)
+
+
+class GrestwsPeer(Peer[Client]):
+    async def connect(self, on_tick: OnTick | None = None) -> Client:
+        return await grestws.connect(f"ws://{self.host}:{self.port}", BenchApi, handlers=_Ticks(on_tick))
+
+    def echo(self, conn: Client) -> Call[Echo]:
+        return conn.outgoing.echo
+
+    def echo_large(self, conn: Client) -> Call[Catalog]:
+        return conn.outgoing.echo_large
+
+    async def stats(self, conn: Client, collect: bool = False) -> ServerStats:
+        return await conn.outgoing.stats(StatsRequest(collect))
+
+    async def start_fanout(self, conn: Client, count: int) -> None:
+        await conn.outgoing.fanout(FanoutRequest(count))
+
+    async def close(self, conn: Client) -> None:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    main(_serve, GrestwsPeer)

@@ -1,0 +1,256 @@
+"""Turning raw runs into medians, ratios, a table and a chart.
+
+A ratio is always ``peer ÷ baseline`` of one metric, taken per repeat (both numbers come
+from the same repeat, on the same event loop) and then summarised, so drift between
+repeats cancels out. For a rate, more than 1.0 is better than the baseline; for a time or
+a size, less is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import Summary, summarize
+
+__all__ = ("METRICS", "RATIOS", "Metric", "markdown", "summary", "text_table", "write_chart")
+
+BASELINE = "websockets"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number a shape reports, and how to read it."""
+
+    shape: str
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    target: float | None = None
+    """What grestws ÷ websockets should reach (at least for a rate, at most otherwise)."""
+    digits: int = 0
+
+    @property
+    def id(self) -> str:
+        return f"{self.shape}.{self.key}"
+
+
+METRICS = (
+    Metric("sequential", "rate", "sequential", "calls/s", True, 0.85),
+    Metric("sequential", "p50_us", "sequential p50 latency", "µs", False, digits=1),
+    Metric("sequential", "p99_us", "sequential p99 latency", "µs", False, digits=1),
+    Metric("sequential", "server_cpu_us", "sequential server CPU", "µs/call", False, digits=1),
+    Metric("sequential", "client_cpu_us", "sequential client CPU", "µs/call", False, digits=1),
+    Metric("pipelined", "rate", "pipelined", "calls/s", True, 0.80),
+    Metric("pipelined", "server_cpu_us", "pipelined server CPU", "µs/call", False, digits=1),
+    Metric("pipelined", "client_cpu_us", "pipelined client CPU", "µs/call", False, digits=1),
+    Metric("many", "rate", "many connections", "calls/s", True, 0.80),
+    Metric("fanout", "rate", "fan-out", "deliveries/s", True, 0.85),
+    Metric("large", "rate", "large payload", "calls/s", True),
+    Metric("large", "p50_us", "large payload p50 latency", "µs", False, digits=1),
+    Metric("memory", "kb_per_conn", "memory per idle connection", "KB", False, 1.3, digits=1),
+)
+
+RATIOS = (("socketio", "websockets"), ("grestws", "websockets"), ("grestws", "socketio"))
+"""The ratios reported, as (numerator peer, denominator peer)."""
+
+
+def _ratio_name(pair: tuple[str, str]) -> str:
+    return f"{pair[0]}/{pair[1]}"
+
+
+def summary(runs: Iterable[Mapping[str, Any]], loops: Sequence[str], peers: Sequence[str]) -> dict[str, Any]:
+    """``{loop: {metric id: {"peers": {peer: Summary}, "ratios": {"a/b": Summary}}}}``."""
+    values: dict[tuple[str, str, str], dict[int, float]] = {}
+    for run in runs:
+        result = run.get("result")
+        if result is None:
+            continue
+        for metric in METRICS:
+            if run["shape"] == metric.shape and metric.key in result:
+                key = (run["loop"], metric.id, run["peer"])
+                values.setdefault(key, {})[run["repeat"]] = float(result[metric.key])
+    out: dict[str, Any] = {}
+    for loop in loops:
+        per_loop: dict[str, Any] = {}
+        for metric in METRICS:
+            peer_values = {peer: values.get((loop, metric.id, peer), {}) for peer in peers}
+            entry = {
+                "peers": {peer: summarize(list(v.values())) for peer, v in peer_values.items()},
+                "ratios": {},
+            }
+            for top, bottom in RATIOS:
+                if top in peer_values and bottom in peer_values:
+                    a, b = peer_values[top], peer_values[bottom]
+                    ratios = [a[r] / b[r] for r in a.keys() & b.keys() if b[r]]
+                    entry["ratios"][_ratio_name((top, bottom))] = summarize(ratios)
+            if any(entry["peers"].values()):
+                per_loop[metric.id] = entry
+        out[loop] = per_loop
+    return out
+
+
+def summary_json(table: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`summary` with every :class:`Summary` as a plain dict (None stays None)."""
+
+    def plain(s: Summary | None) -> dict[str, float] | None:
+        return None if s is None else s.as_dict()
+
+    return {
+        loop: {
+            mid: {
+                "peers": {p: plain(s) for p, s in entry["peers"].items()},
+                "ratios": {r: plain(s) for r, s in entry["ratios"].items()},
+            }
+            for mid, entry in per_loop.items()
+        }
+        for loop, per_loop in table.items()
+    }
+
+
+# -- tables -------------------------------------------------------------------------------------
+
+
+def _number(value: float, digits: int) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def _value(s: Summary | None, digits: int) -> str:
+    if s is None:
+        return "n/a"
+    if s.n == 1:
+        return _number(s.median, digits)
+    return f"{_number(s.median, digits)} [{_number(s.min, digits)}-{_number(s.max, digits)}]"
+
+
+def _ratio(s: Summary | None) -> str:
+    if s is None:
+        return "n/a"
+    if s.n == 1:
+        return f"{s.median:.2f}"
+    return f"{s.median:.2f} [{s.min:.2f}-{s.max:.2f}]"
+
+
+def _target(metric: Metric, s: Summary | None) -> str:
+    if metric.target is None:
+        return ""
+    sign = "≥" if metric.higher_is_better else "≤"
+    if s is None:
+        return f"{sign} {metric.target:.2f}"
+    met = s.median >= metric.target if metric.higher_is_better else s.median <= metric.target
+    return f"{sign} {metric.target:.2f} {'✓' if met else '✗'}"
+
+
+def _rows(per_loop: Mapping[str, Any], peers: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    ratio_names = [_ratio_name(pair) for pair in RATIOS if pair[0] in peers and pair[1] in peers]
+    header = ["metric", "unit", *peers, *(name.replace("/", " ÷ ") for name in ratio_names)]
+    if "grestws/websockets" in ratio_names:
+        header.append("target (grestws ÷ websockets)")
+    rows = []
+    for metric in METRICS:
+        entry = per_loop.get(metric.id)
+        if entry is None:
+            continue
+        arrow = "↑" if metric.higher_is_better else "↓"
+        row = [f"{metric.label} {arrow}", metric.unit]
+        row += [_value(entry["peers"].get(peer), metric.digits) for peer in peers]
+        row += [_ratio(entry["ratios"].get(name)) for name in ratio_names]
+        if "grestws/websockets" in ratio_names:
+            row.append(_target(metric, entry["ratios"].get("grestws/websockets")))
+        rows.append(row)
+    return header, rows
+
+
+def markdown(table: Mapping[str, Any], peers: Sequence[str]) -> str:
+    """One Markdown table per event loop."""
+    parts = []
+    for loop, per_loop in table.items():
+        header, rows = _rows(per_loop, peers)
+        align = ["---", "---"] + ["--:"] * (len(header) - 2)
+        lines = [f"### {loop}", "", "| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+def text_table(table: Mapping[str, Any], peers: Sequence[str]) -> str:
+    """The tables of :func:`markdown` as aligned plain text, for the terminal."""
+    parts = []
+    for loop, per_loop in table.items():
+        header, rows = _rows(per_loop, peers)
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+        lines = [f"== {loop} =="]
+        for row in [header, *rows]:
+            cells = [
+                cell.ljust(w) if i < 2 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            ]
+            lines.append("  ".join(cells))
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+# -- the chart ------------------------------------------------------------------------------------
+
+_CHART_PEERS = (("grestws", ("#1f5f99", "#6fa8dc")), ("socketio", ("#b8641a", "#f0b26b")))
+"""Each peer's colours: dark for the asyncio loop, light for uvloop (any further loop reuses them)."""
+
+
+def write_chart(table: Mapping[str, Any], path: Path, title: str) -> bool:
+    """Bars of grestws ÷ websockets and socketio ÷ websockets per shape, one per loop.
+
+    Left: the rates (higher is better); right: memory per idle connection (lower is
+    better). Whiskers span min-max of the repeats; a dashed line marks 1.0, the baseline.
+    Returns False when there is nothing to draw.
+    """
+    import matplotlib  # imported here: only the chart needs it, and the backend goes first
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    loops = list(table)
+    rates = [m for m in METRICS if m.key == "rate" and any(m.id in table[loop] for loop in loops)]
+    memory = [m for m in METRICS if m.shape == "memory" and any(m.id in table[loop] for loop in loops)]
+    if not rates and not memory:
+        return False
+    series = [
+        (peer, loop, colors[i % len(colors)]) for peer, colors in _CHART_PEERS for i, loop in enumerate(loops)
+    ]
+    width = 0.8 / len(series)
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [max(len(rates), 1), max(len(memory), 1) + 0.6]}
+    )
+    for axis, metrics, ylabel in (
+        (left, rates, "throughput ÷ websockets (higher is better)"),
+        (right, memory, "memory per connection ÷ websockets (lower is better)"),
+    ):
+        for n, (peer, loop, color) in enumerate(series):
+            xs, heights, low, high = [], [], [], []
+            for i, metric in enumerate(metrics):
+                entry = table[loop].get(metric.id)
+                s = None if entry is None else entry["ratios"].get(f"{peer}/{BASELINE}")
+                if s is None:
+                    continue
+                xs.append(i - 0.4 + width * (n + 0.5))
+                heights.append(s.median)
+                low.append(s.median - s.min)
+                high.append(s.max - s.median)
+            bars = axis.bar(
+                xs, heights, width, color=color, label=f"{peer} ({loop})", yerr=[low, high], capsize=2
+            )
+            axis.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
+        axis.axhline(1.0, color="black", linewidth=1, linestyle="--")
+        axis.set_xticks(range(len(metrics)), [m.label for m in metrics], fontsize=9)
+        axis.set_ylabel(ylabel, fontsize=9)
+        axis.grid(axis="y", alpha=0.3)
+        axis.set_ylim(bottom=0)
+    left.legend(loc="upper right", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

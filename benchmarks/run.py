@@ -1,0 +1,350 @@
+"""``python -m benchmarks.run``: every peer, shape and event loop, then the report.
+
+Each run starts a fresh server process and a client process on 127.0.0.1. Within a repeat
+the peers run back to back on the same shape and loop (their order rotating from repeat
+to repeat), so drift in the machine hits every peer alike; ratios are then taken per
+repeat. See docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from benchmarks import report
+from benchmarks.common import (
+    LOOPS,
+    ROOT,
+    SHAPES,
+    BenchError,
+    PeerArgs,
+    client_command,
+    run_client,
+    server_command,
+    server_process,
+    wait_for_quiet,
+)
+from benchmarks.peers import PEERS
+
+__all__ = ("WORKLOADS", "Workload", "main")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """How much one shape does in one run."""
+
+    count: int
+    """Calls (per connection for ``many``), messages per client for ``fanout``, connections for ``memory``."""
+    connections: int = 1
+    depth: int = 1
+    warmup: int = 0
+    """Untimed calls first (per connection for ``many``)."""
+
+    def quick(self, shape: str) -> Workload:
+        """A tenth of the work (a fifth of the fan-out clients), for a smoke run."""
+        connections = self.connections // 5 if shape == "fanout" else self.connections
+        return replace(
+            self, count=max(1, self.count // 10), warmup=self.warmup // 10, connections=connections
+        )
+
+
+WORKLOADS = {
+    "sequential": Workload(20_000, warmup=2_000),
+    "pipelined": Workload(50_000, depth=64, warmup=5_000),
+    "many": Workload(1_000, connections=50, warmup=100),
+    "fanout": Workload(200, connections=500),
+    "large": Workload(2_000, warmup=200),
+    "memory": Workload(1_000),
+}
+
+
+def _choices(allowed: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: str) -> tuple[str, ...]:
+        chosen = tuple(item.strip() for item in text.split(",") if item.strip())
+        unknown = [item for item in chosen if item not in allowed]
+        if unknown or not chosen:
+            raise argparse.ArgumentTypeError(f"choose from {','.join(allowed)}")
+        return chosen
+
+    return parse
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description="grestws against plain websockets and python-socketio"
+    )
+    parser.add_argument("--repeats", type=int, default=None, help="repeats of every run (default 5, quick 2)")
+    parser.add_argument("--loops", type=_choices(LOOPS), default=LOOPS, help="comma-separated event loops")
+    parser.add_argument("--shapes", type=_choices(SHAPES), default=SHAPES, help="comma-separated shapes")
+    parser.add_argument("--peers", type=_choices(PEERS), default=PEERS, help="comma-separated peers")
+    parser.add_argument("--quick", action="store_true", help="1/10 of the work and 2 repeats: a smoke run")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="results directory")
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=None,
+        help="PNG chart (default docs/performance.png; OUT/quick.png with --quick)",
+    )
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds one run may take")
+    parser.add_argument(
+        "--pin", action="store_true", help="pin the server and the client to two different CPUs"
+    )
+    parser.add_argument(
+        "--busy",
+        type=float,
+        default=20.0,
+        help="before each run, wait (30 s at most) until other processes use less than this %% of the CPUs",
+    )
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="record py-spy profiles of every process here"
+    )
+    args = parser.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 2 if args.quick else 5
+    if args.chart is None:
+        args.chart = args.out / "quick.png" if args.quick else ROOT / "docs" / "performance.png"
+    return args
+
+
+def _cpus(pin: bool) -> tuple[int | None, int | None]:
+    """The CPUs for the server and the client with ``--pin``: two different ones, if there are two."""
+    available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not pin or len(available) < 2:
+        return None, None
+    return available[0], available[1]
+
+
+def _profiled(command: list[str], profile: Path | None, name: str) -> list[str]:
+    if profile is None:
+        return command
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    profile.mkdir(parents=True, exist_ok=True)
+    out = profile / f"{name}.speedscope.json"
+    return [py_spy, "record", "--format", "speedscope", "--rate", "250", "-o", str(out), "--", *command]
+
+
+def run_one(
+    peer: str, loop: str, shape: str, workload: Workload, args: argparse.Namespace, tag: str
+) -> dict[str, Any]:
+    """One server process and one client process; the client's result."""
+    server_cpu, client_cpu = _cpus(args.pin)
+    server = _profiled(server_command(peer, loop, server_cpu), args.profile, f"{tag}-server")
+    with server_process(server) as port:
+        peer_args = PeerArgs(
+            side="client",
+            loop=loop,
+            cpu=client_cpu,
+            port=port,
+            shape=shape,
+            count=workload.count,
+            connections=workload.connections,
+            depth=workload.depth,
+            warmup=workload.warmup,
+            timeout=max(1.0, args.timeout - 10),
+        )
+        client = _profiled(client_command(peer, peer_args), args.profile, f"{tag}-client")
+        return run_client(client, args.timeout)
+
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions: dict[str, str | None] = {}
+    for dist in (
+        "grestws",
+        "websockets",
+        "msgspec",
+        "python-socketio",
+        "python-engineio",
+        "aiohttp",
+        "uvloop",
+    ):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    commit = _git("rev-parse", "--short", "HEAD")
+    changes = _git("status", "--porcelain", "--", "grestws")
+    return {
+        "cpu": cpu,
+        "cores_logical": os.cpu_count(),
+        "cores_physical": psutil.cpu_count(logical=False),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "versions": versions,
+        "git_commit": commit,
+        "grestws_uncommitted_changes": None if changes is None else bool(changes),
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.strip()
+
+
+def _headline(shape: str, result: dict[str, Any]) -> str:
+    if shape == "memory":
+        return f"{result['kb_per_conn']:.1f} KB/conn"
+    unit = "deliveries/s" if shape == "fanout" else "calls/s"
+    return f"{result['rate']:,.0f} {unit}"
+
+
+def _machine_line(machine: dict[str, Any]) -> str:
+    v = machine["versions"]
+    return (
+        f"{machine['cpu']}, {machine['cores_logical']} cores, Python {machine['python']}, {machine['os']}; "
+        f"websockets {v['websockets']}, msgspec {v['msgspec']}, python-socketio {v['python-socketio']}, "
+        f"aiohttp {v['aiohttp']}, uvloop {v['uvloop']}, "
+        f"grestws {v['grestws']} (commit {machine['git_commit']}"
+        f"{' with uncommitted changes' if machine['grestws_uncommitted_changes'] else ''})"
+    )
+
+
+def _workload_lines(workloads: dict[str, Workload]) -> list[str]:
+    return [f"- `{shape}`: {json.dumps(asdict(w))}" for shape, w in workloads.items()]
+
+
+def _rounded(value: Any) -> Any:
+    """``value`` with every float cut to 5 significant digits (the noise is far larger)."""
+    if isinstance(value, float):
+        return float(f"{value:.5g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def _json(data: dict[str, Any]) -> str:
+    """Indented JSON, except that each raw run stays on one line (the file stays small)."""
+    head = json.dumps(_rounded({k: v for k, v in data.items() if k != "runs"}), indent=1, ensure_ascii=False)
+    runs = ",\n  ".join(json.dumps(_rounded(run), ensure_ascii=False) for run in data["runs"])
+    return head[:-2] + f',\n "runs": [\n  {runs}\n ]\n}}\n'
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    workloads = {s: WORKLOADS[s].quick(s) if args.quick else WORKLOADS[s] for s in args.shapes}
+    if report.BASELINE not in args.peers:
+        print(f"note: without {report.BASELINE} there are no ratios to the baseline", file=sys.stderr)
+    schedule = [
+        (repeat, loop, shape, peer)
+        for repeat in range(args.repeats)
+        for loop in args.loops
+        for shape in args.shapes
+        for peer in (args.peers[repeat % len(args.peers) :] + args.peers[: repeat % len(args.peers)])
+    ]
+    machine = machine_info()
+    print(f"{len(schedule)} runs on {_machine_line(machine)}", flush=True)
+    runs: list[dict[str, Any]] = []
+    started = time.monotonic()
+    for i, (repeat, loop, shape, peer) in enumerate(schedule, 1):
+        tag = f"{loop}-{shape}-{peer}-r{repeat}"
+        t0 = time.monotonic()
+        run: dict[str, Any] = {"repeat": repeat, "loop": loop, "shape": shape, "peer": peer}
+        run["busy_before"] = wait_for_quiet(args.busy)
+        try:
+            result = run_one(peer, loop, shape, workloads[shape], args, tag)
+        except BenchError as exc:
+            run["error"] = str(exc)
+            outcome = f"FAILED: {exc}"
+        else:
+            run["result"] = result
+            outcome = _headline(shape, result)
+        runs.append(run)
+        elapsed = time.monotonic() - started
+        left = elapsed / i * (len(schedule) - i)
+        print(
+            f"[{i}/{len(schedule)} {time.monotonic() - t0:4.1f}s, ~{left / 60:.0f} min left] "
+            f"{loop:7} r{repeat} {shape:10} {peer:10} {outcome}",
+            flush=True,
+        )
+
+    table = report.summary(runs, args.loops, args.peers)
+    print()
+    print(report.text_table(table, args.peers))
+    failures = [run for run in runs if "error" in run]
+    busy = sum(1 for run in runs if run["busy_before"] >= args.busy)
+    kind = "quick smoke run" if args.quick else "full run"
+    title = f"grestws benchmarks, {machine['date'][:10]} ({kind}, {args.repeats} repeat(s))"
+    md = "\n".join(
+        [
+            f"## {title}",
+            "",
+            f"Machine: {_machine_line(machine)}.",
+            "",
+            "Medians of the repeats, with [min-max]; ratios are peer ÷ peer per repeat (↑: higher is better, "
+            "↓: lower is better).",
+            "",
+            report.markdown(table, args.peers),
+            "Workloads:",
+            "",
+            *_workload_lines(workloads),
+            "",
+            f"{len(failures)} of {len(runs)} runs failed."
+            if failures
+            else f"All {len(runs)} runs succeeded.",
+            f"{busy} of them started while other processes kept the CPUs more than {args.busy:g}% busy."
+            if busy
+            else f"Each started on a quiet machine (other processes below {args.busy:g}% CPU).",
+            "",
+        ]
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    data = {
+        "machine": machine,
+        "config": {
+            "quick": args.quick,
+            "repeats": args.repeats,
+            "loops": list(args.loops),
+            "shapes": list(args.shapes),
+            "peers": list(args.peers),
+            "pinned": _cpus(args.pin) != (None, None),
+            "timeout": args.timeout,
+            "workloads": {s: asdict(w) for s, w in workloads.items()},
+            "duration_s": round(time.monotonic() - started, 1),
+        },
+        "summary": report.summary_json(table),
+        "runs": runs,
+    }
+    (args.out / "latest.json").write_text(_json(data))
+    (args.out / "latest.md").write_text(md)
+    written = [args.out / "latest.json", args.out / "latest.md"]
+    if report.write_chart(table, args.chart, title):
+        written.append(args.chart)
+    print("wrote " + ", ".join(str(path) for path in written))
+    for run in failures:
+        print(f"FAILED {run['loop']} r{run['repeat']} {run['shape']} {run['peer']}: {run['error']}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from grestws.app import App, ConnectRequest, ServerConnection
     from grestws.broadcast import broadcast
     from grestws.client import Client, ClientState, connect
-    from grestws.context import Connection, MessageInfo, current_connection, current_message
+    from grestws.context import Connection, ContextKey, MessageInfo, current_connection, current_message
     from grestws.contract import SocketContract, SocketSchema, notify, request
     from grestws.exceptions import (
         ApiError,
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         ServerError,
         ValidationError,
     )
+    from grestws.middleware import ClientHandshake, Middleware, ServerHandshake
     from grestws.result import Err, Ok, Result, as_result
     from grestws.server import Server, serve
 
@@ -49,11 +50,13 @@ __all__ = (
     "App",
     "BadRequestError",
     "Client",
+    "ClientHandshake",
     "ClientState",
     "ConnectError",
     "ConnectRequest",
     "Connection",
     "ConnectionClosedError",
+    "ContextKey",
     "ContractError",
     "Err",
     "ExistsError",
@@ -64,6 +67,7 @@ __all__ = (
     "InvalidStateError",
     "Issue",
     "MessageInfo",
+    "Middleware",
     "NotAuthorizedError",
     "NotFoundError",
     "Ok",
@@ -74,6 +78,7 @@ __all__ = (
     "Server",
     "ServerConnection",
     "ServerError",
+    "ServerHandshake",
     "SocketContract",
     "SocketSchema",
     "ValidationError",
@@ -98,6 +103,10 @@ _HOMES = {
     "connect": "grestws.client",
     "Connection": "grestws.context",
     "MessageInfo": "grestws.context",
+    "ContextKey": "grestws.context",
+    "ClientHandshake": "grestws.middleware",
+    "Middleware": "grestws.middleware",
+    "ServerHandshake": "grestws.middleware",
     "current_connection": "grestws.context",
     "current_message": "grestws.context",
     "SocketContract": "grestws.contract",

@@ -26,6 +26,7 @@ from grestws.exceptions import (
     ServerError,
     ValidationError,
 )
+from grestws.middleware import ServerHandshake, overrides
 from grestws.protocol import codec
 from grestws.protocol.frames import HANDSHAKE_OK
 from grestws.session import Session, Transport, error_envelope, first_frame, new_ref
@@ -233,6 +234,37 @@ class App:
             finally:
                 live.discard(conn)
 
+    async def _admit(
+        self, route: Route[Any, Any], conn: ServerConnection[Any], deadline: float
+    ) -> ApiError[Any] | None:
+        """Run the schema's middleware and the handler factory in the connection's context.
+
+        Returns:
+            None when the connection is admitted, else the error that refuses it.
+        """
+        session = conn._session
+        context = session.base_context()
+        handshake = ServerHandshake(conn, conn.handshake_headers)
+        chain = route.schema.middleware
+        loop = asyncio.get_running_loop()
+        try:
+            for middleware in chain:
+                if overrides(middleware, "parse_handshake"):
+                    context.run(middleware.parse_handshake, handshake)
+            for middleware in chain:
+                if overrides(middleware, "process"):
+                    task = loop.create_task(middleware.process(handshake), context=context)
+                    if not await _admit_step(task, deadline):
+                        return ServerError("Handshake timeout")
+            session.bind(context.run(route.factory, conn))
+        except ApiError as exc:
+            return exc
+        except Exception as exc:
+            ref = new_ref()
+            logger.error("%s: handshake failed (ref %s)", conn.path, ref, exc_info=exc)
+            return ServerError(ref=ref)
+        return None
+
     async def _accept(
         self, transport: Transport, route: Route[Any, Any], conn: ServerConnection[Any]
     ) -> bool:
@@ -244,6 +276,8 @@ class App:
         session = conn._session
         handshake = Handshake()
         transport.deliver_to(handshake.receive)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.handshake_timeout
         error: ApiError[Any] | None = None
         try:
             conn.handshake_headers = await handshake.headers(transport, self.handshake_timeout)
@@ -254,14 +288,7 @@ class App:
         if error is None and session.draining:
             error = ServerError("Server is shutting down")
         if error is None:
-            try:
-                session.bind(route.factory(conn))
-            except ApiError as exc:
-                error = exc
-            except Exception as exc:
-                ref = new_ref()
-                logger.error("%s: handler factory failed (ref %s)", conn.path, ref, exc_info=exc)
-                error = ServerError(ref=ref)
+            error = await self._admit(route, conn, deadline)
         if error is not None:
             await _refuse(transport, error)
             return False
@@ -271,6 +298,17 @@ class App:
         transport.deliver_to(session.receive)
         await transport.send(HANDSHAKE_OK)
         return True
+
+
+async def _admit_step(task: asyncio.Task[None], deadline: float) -> bool:
+    """Wait for a middleware's ``process`` until ``deadline``; False (and cancel it) if late."""
+    remaining = deadline - asyncio.get_running_loop().time()
+    done, _ = await asyncio.wait({task}, timeout=max(remaining, 0.0))
+    if not done:
+        task.cancel()
+        return False
+    task.result()
+    return True
 
 
 class Handshake:

@@ -30,6 +30,7 @@ from grestws.exceptions import (
     InvalidStateError,
     ValidationError,
 )
+from grestws.middleware import ClientHandshake
 from grestws.protocol import codec
 from grestws.protocol.frames import Frame, FrameType
 from grestws.session import Session, error_from_envelope, first_frame
@@ -87,6 +88,8 @@ class Client(Connection, Generic[C2S, S2C]):
         timeout: Default seconds to wait for a response (None: wait forever).
         handshake_timeout: Seconds to wait for the connection to open and for ``k``/``x``.
         headers: Handshake headers sent in the ``h`` frame.
+        upgrade_headers: HTTP headers of the upgrade request itself (a ``Cookie``, say);
+            browsers cannot set these, so servers should not require them.
         max_message_size: Largest incoming frame in bytes.
         ping_interval, ping_timeout: WebSocket protocol pings, as on the server.
         compression: Offer permessage-deflate.
@@ -104,6 +107,7 @@ class Client(Connection, Generic[C2S, S2C]):
         timeout: float | None = 30.0,
         handshake_timeout: float = 5.0,
         headers: Mapping[str, str] | None = None,
+        upgrade_headers: Mapping[str, str] | None = None,
         max_message_size: int = 1 << 20,
         ping_interval: float | None = 30.0,
         ping_timeout: float | None = 10.0,
@@ -121,6 +125,7 @@ class Client(Connection, Generic[C2S, S2C]):
             "ping_timeout": ping_timeout,
             "compression": "deflate" if compression else None,
             "create_connection": PushClientConnection,
+            "additional_headers": dict(upgrade_headers or {}),
         }
         self._state = ClientState.NEW
         self._handler_object = handlers
@@ -251,7 +256,7 @@ class Client(Connection, Generic[C2S, S2C]):
         acceptance = _Acceptance()
         transport.deliver_to(acceptance.receive)
         try:
-            await transport.send(b"h:::" + msgspec.json.encode(self.headers))
+            await transport.send(b"h:::" + msgspec.json.encode(self._handshake_headers()))
             await acceptance.wait(transport, self.schema.contract.errors, self.handshake_timeout)
         except BaseException as exc:
             self._state = ClientState.CLOSED
@@ -280,6 +285,13 @@ class Client(Connection, Generic[C2S, S2C]):
         self._move(ClientState.OPEN)
         self._reader = asyncio.create_task(self._read(session), name=f"grestws-client-{self.id[:8]}")
         return self
+
+    def _handshake_headers(self) -> dict[str, str]:
+        """The ``h`` headers: the client's own, then what each middleware adds, in order."""
+        handshake = ClientHandshake(self.url, dict(self.headers))
+        for middleware in self.schema.middleware:
+            middleware.update_handshake(handshake)
+        return handshake.headers
 
     async def _read(self, session: Session) -> None:
         try:
@@ -406,6 +418,7 @@ class ClientOptions(TypedDict, total=False):
     timeout: float | None
     handshake_timeout: float
     headers: Mapping[str, str] | None
+    upgrade_headers: Mapping[str, str] | None
     max_message_size: int
     ping_interval: float | None
     ping_timeout: float | None

@@ -7,13 +7,13 @@ handler and in anything it awaits, and never leak between concurrent connections
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar, overload
 
 import msgspec
 
 from grestws.exceptions import InvalidStateError
 
-__all__ = ("Connection", "MessageInfo", "current_connection", "current_message")
+__all__ = ("Connection", "ContextKey", "MessageInfo", "current_connection", "current_message")
 
 
 class Connection:
@@ -72,3 +72,61 @@ def current_message() -> MessageInfo:
         return _message.get()
     except LookupError:
         raise InvalidStateError("current_message() is only set inside a grestws handler") from None
+
+
+T = TypeVar("T")
+D = TypeVar("D")
+
+_MISSING: Any = object()
+
+
+class ContextKey(Generic[T]):
+    """A typed value that belongs to one connection (or one task), read anywhere below it.
+
+    Server-side middleware sets a key while a connection is accepted; every handler of
+    that connection then reads it, and concurrent connections never see each other's
+    values::
+
+        USER = grestws.ContextKey[User]("user")
+
+        class Auth(grestws.Middleware):
+            async def process(self, handshake: grestws.ServerHandshake) -> None:
+                USER.set(await load_user(handshake.headers.get("authorization")))
+
+        async def send_message(self, req: SendMessageRequest) -> SendMessageResponse:
+            user = USER.get()
+
+    On the client, a key set by the task that connects is what client-side middleware
+    reads in ``update_handshake``. A key is a :class:`contextvars.ContextVar` underneath,
+    with the same rules: a value set in a task stays in that task.
+    """
+
+    __slots__ = ("_var", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._var: ContextVar[T] = ContextVar(f"grestws.{name}")
+
+    def __repr__(self) -> str:
+        return f"<ContextKey {self.name}>"
+
+    @overload
+    def get(self) -> T: ...
+    @overload
+    def get(self, default: D) -> T | D: ...
+    def get(self, default: Any = _MISSING) -> Any:
+        """The value; ``default`` when none was set.
+
+        Raises:
+            InvalidStateError: no value was set and no default was given.
+        """
+        try:
+            return self._var.get()
+        except LookupError:
+            if default is _MISSING:
+                raise InvalidStateError(f"context key {self.name!r} is not set here") from None
+            return default
+
+    def set(self, value: T) -> None:
+        """Set the value for the current context: in handshake middleware, for the connection."""
+        self._var.set(value)

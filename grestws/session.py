@@ -243,10 +243,7 @@ class Session:
         """Run ``coro`` in a task of its own, in the connection's context, tracked as in
         flight; ``leaves_itself`` says the coroutine removes its task from the set when it
         ends, which spares a done callback on the hot path."""
-        context = self._context
-        if context is None:
-            context = self._context = contextvars.copy_context()
-            context.run(_connection.set, self.connection)
+        context = self._context or self.base_context()
         if sys.version_info >= (3, 12):
             # Runs the call at once, up to its first suspension: a handler that answers
             # without waiting costs no event-loop iteration.
@@ -258,6 +255,15 @@ class Session:
         self._tasks.add(task)
         if not leaves_itself:
             task.add_done_callback(self._tasks.discard)
+
+    def base_context(self) -> contextvars.Context:
+        """The connection's context: every incoming call runs in a copy of it, so what is
+        set in it (the connection, context keys set by handshake middleware) every call
+        sees, and what a call sets no other call sees."""
+        if self._context is None:
+            self._context = contextvars.copy_context()
+            self._context.run(_connection.set, self.connection)
+        return self._context
 
     async def _serve(self, entry: Entry, request_id: int | None, data: bytes) -> None:
         """Serve one incoming call; the task removes itself from the in-flight set."""

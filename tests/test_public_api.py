@@ -29,6 +29,10 @@ EXPECTED = frozenset(
         # inside handlers
         "Connection",
         "MessageInfo",
+        "ServerHandshake",
+        "Middleware",
+        "ContextKey",
+        "ClientHandshake",
         "current_connection",
         "current_message",
         # results
@@ -82,7 +86,8 @@ HOMES = {
         "InvalidStateError",
     ],
     "grestws.contract": ["SocketContract", "SocketSchema", "notify", "request"],
-    "grestws.context": ["Connection", "MessageInfo", "current_connection", "current_message"],
+    "grestws.context": ["Connection", "ContextKey", "MessageInfo", "current_connection", "current_message"],
+    "grestws.middleware": ["ClientHandshake", "Middleware", "ServerHandshake"],
     "grestws.result": ["Ok", "Err", "Result", "as_result"],
     "grestws.app": ["App", "ConnectRequest", "ServerConnection"],
     "grestws.server": ["Server", "serve"],
@@ -92,6 +97,7 @@ HOMES = {
 
 PUBLIC_MODULES = (
     "grestws.exceptions",
+    "grestws.middleware",
     "grestws.protocol",
     "grestws.protocol.frames",
     "grestws.protocol.codec",

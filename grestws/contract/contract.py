@@ -11,13 +11,14 @@ from __future__ import annotations
 import inspect
 import re
 import types
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from typing_extensions import TypeForm
 
 from grestws.contract.methods import MethodKind, MethodSpec
 from grestws.exceptions import ApiError, ContractError
+from grestws.middleware import Middleware
 
 __all__ = ("Caller", "ContractHalf", "Entry", "SocketContract", "SocketSchema")
 
@@ -213,15 +214,29 @@ class SocketSchema(Generic[C2S, S2C]):
     Args:
         contract: The contract.
         path: The URL path, e.g. ``/ws/chat`` (a leading ``/`` is added when missing).
+        middleware: Handshake middleware, run in this order (see :meth:`use`).
     """
 
-    def __init__(self, contract: SocketContract[C2S, S2C], path: str) -> None:
+    def __init__(
+        self, contract: SocketContract[C2S, S2C], path: str, middleware: Sequence[Middleware] = ()
+    ) -> None:
         if not path.startswith("/"):
             path = "/" + path
         if "?" in path or "#" in path:
             raise ContractError(f"schema path {path!r} cannot carry a query or fragment")
         self.contract = contract
         self.path = path
+        self.middleware: tuple[Middleware, ...] = tuple(middleware)
+
+    def use(self, middleware: Middleware) -> SocketSchema[C2S, S2C]:
+        """This schema with ``middleware`` added after the ones it has:
+        ``ChatContract.at("/ws/chat").use(auth).use(locale)``.
+
+        The schema itself is left as it is, so a client and a server can share a base.
+        """
+        if not isinstance(middleware, Middleware):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ContractError(f"{middleware!r} is not a grestws.Middleware")
+        return SocketSchema(self.contract, self.path, (*self.middleware, middleware))
 
     @property
     def name(self) -> str:

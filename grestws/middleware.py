@@ -1,0 +1,117 @@
+"""Handshake middleware: code that runs once per connection, on either side, before ``k``.
+
+A middleware subclasses :class:`Middleware` and overrides any of its three hooks; a schema
+runs its middleware in the order of ``schema.use(a).use(b)``::
+
+    class Locale(grestws.Middleware):
+        def update_handshake(self, handshake: grestws.ClientHandshake) -> None:
+            handshake.headers["accept-language"] = "et"           # client: into the h frame
+
+        def parse_handshake(self, handshake: grestws.ServerHandshake) -> None:
+            LOCALE.set(handshake.headers.get("accept-language", "en"))   # server: read h
+
+On the server every ``parse_handshake`` runs first, in order, then every ``process``, in
+order; raising an :class:`~grestws.exceptions.ApiError` in either refuses the connection
+(``x`` with that error, close 4001), any other exception refuses it with SERVER_ERROR.
+Context keys set in these hooks belong to the connection: every handler of it reads them,
+no other connection sees them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from http.cookies import CookieError, SimpleCookie
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from grestws.app import ConnectRequest, ServerConnection
+
+__all__ = ("ClientHandshake", "Middleware", "ServerHandshake")
+
+
+class ClientHandshake:
+    """What client-side middleware may change before the ``h`` frame is sent.
+
+    Attributes:
+        headers: The handshake headers the ``h`` frame will carry (names lower-case by
+            convention; browsers cannot set upgrade headers, so credentials go here).
+        url: The URL being connected to.
+    """
+
+    __slots__ = ("headers", "url")
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        self.url = url
+        self.headers = headers
+
+
+class ServerHandshake:
+    """What server-side middleware reads while a connection is being accepted.
+
+    Attributes:
+        headers: The headers of the client's ``h`` frame.
+        connection: The connection being accepted (not open yet: nothing can be sent).
+    """
+
+    __slots__ = ("_cookies", "connection", "headers")
+
+    def __init__(self, connection: ServerConnection[Any], headers: Mapping[str, str]) -> None:
+        self.connection = connection
+        self.headers = headers
+        self._cookies: dict[str, str] | None = None
+
+    @property
+    def request(self) -> ConnectRequest:
+        """The HTTP upgrade request the connection was opened with."""
+        return self.connection.request
+
+    @property
+    def query(self) -> Mapping[str, str]:
+        """The query parameters of the upgrade request, as strings."""
+        return self.connection.request.query
+
+    @property
+    def cookies(self) -> Mapping[str, str]:
+        """The cookies of the upgrade request's ``Cookie`` header.
+
+        Only the real upgrade request counts: a ``cookie`` header inside the ``h`` frame is
+        ignored, so a script cannot forge a cookie that the browser holds as httpOnly.
+        """
+        if self._cookies is None:
+            jar: SimpleCookie = SimpleCookie()
+            with contextlib.suppress(CookieError):  # a malformed header means no cookies
+                jar.load(self.connection.request.headers.get("cookie", ""))
+            self._cookies = {name: morsel.value for name, morsel in jar.items()}
+        return self._cookies
+
+
+class Middleware:
+    """Base class of handshake middleware; every hook is optional and does nothing here.
+
+    One instance serves every connection of its schema, concurrently: keep per-connection
+    state in context keys, not on the instance.
+    """
+
+    def update_handshake(self, handshake: ClientHandshake) -> None:
+        """Client side, before ``h`` is sent: add headers (e.g. a bearer token).
+
+        Runs in the context of the task that connects, so it can read that task's context
+        keys.
+        """
+
+    def parse_handshake(self, handshake: ServerHandshake) -> None:
+        """Server side, after ``h`` arrived: read headers, cookies and the query; set context
+        keys; raise an ApiError (NOT_AUTHORIZED, FORBIDDEN, ...) to refuse."""
+
+    async def process(self, handshake: ServerHandshake) -> None:
+        """Server side, after every ``parse_handshake``: slow work such as verifying a token
+        or loading a user. Raise an ApiError to refuse.
+
+        Bounded by the app's handshake timeout; cancelled when the client leaves.
+        """
+
+
+def overrides(middleware: Middleware, hook: str) -> bool:
+    """Whether ``middleware`` implements ``hook`` (so the default need not run)."""
+    return getattr(type(middleware), hook) is not getattr(Middleware, hook)

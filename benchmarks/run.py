@@ -294,7 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures = [run for run in runs if "error" in run]
     busy = sum(1 for run in runs if run["busy_before"] >= args.busy)
     kind = "quick smoke run" if args.quick else "full run"
-    title = f"grestws benchmarks, {machine['date'][:10]} ({kind}, {args.repeats} repeat(s))"
+    title = (
+        f"grestws benchmarks, {machine['date'][:10]}, Python {machine['python']} "
+        f"({kind}, {args.repeats} repeat(s))"
+    )
     md = "\n".join(
         [
             f"## {title}",

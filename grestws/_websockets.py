@@ -79,28 +79,24 @@ class Messages:
             sink(data)
 
 
-class PushServerConnection(ServerConnection):
+class _PushMessages(WebSocket):
+    """Hands whole messages to :attr:`messages` instead of websockets' own queue."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.messages = Messages()
+
+    def process_event(self, event: Event) -> None:
+        if not (isinstance(event, Frame) and self.messages.take(event)):
+            super().process_event(event)
+
+
+class PushServerConnection(_PushMessages, ServerConnection):
     """A websockets server connection whose messages go to :attr:`messages`."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.messages = Messages()
 
-    def process_event(self, event: Event) -> None:
-        if not (isinstance(event, Frame) and self.messages.take(event)):
-            super().process_event(event)
-
-
-class PushClientConnection(ClientConnection):
+class PushClientConnection(_PushMessages, ClientConnection):
     """A websockets client connection whose messages go to :attr:`messages`."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.messages = Messages()
-
-    def process_event(self, event: Event) -> None:
-        if not (isinstance(event, Frame) and self.messages.take(event)):
-            super().process_event(event)
 
 
 class WebsocketsTransport:
@@ -108,7 +104,7 @@ class WebsocketsTransport:
 
     __slots__ = ("messages", "ws")
 
-    def __init__(self, ws: PushServerConnection | PushClientConnection) -> None:
+    def __init__(self, ws: _PushMessages) -> None:
         self.ws: WebSocket = ws
         self.messages = ws.messages
 

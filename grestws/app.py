@@ -39,6 +39,7 @@ S2C = TypeVar("S2C")
 logger = logging.getLogger("grestws")
 
 CLOSE_NORMAL = 1000
+CLOSE_INVALID_QUERY = 4000
 CLOSE_HANDSHAKE_FAILED = 4001
 
 _headers_decoder = msgspec.json.Decoder(dict[str, str])
@@ -68,16 +69,27 @@ class ServerConnection(Connection, Generic[S2C]):
             sends a fire-and-forget call, ``await conn.outgoing.are_you_there()`` a request.
         request: The upgrade request.
         handshake_headers: The headers the client sent in its ``h`` frame.
+        typed_query: The query parsed into the schema's query type (``None`` without one);
+            ``schema.query_of(conn)`` gives it typed.
         accepted: True once the handshake succeeded (``k`` sent).
     """
 
-    __slots__ = ("_on_close", "_session", "accepted", "handshake_headers", "outgoing", "request")
+    __slots__ = (
+        "_on_close",
+        "_session",
+        "accepted",
+        "handshake_headers",
+        "outgoing",
+        "request",
+        "typed_query",
+    )
 
     def __init__(self, request: ConnectRequest, session: Session, outgoing: S2C) -> None:
         super().__init__(uuid.uuid4().hex, request.path, request.remote_address, "server")
         self.request = request
         self.handshake_headers: Mapping[str, str] = {}
         self.outgoing = outgoing
+        self.typed_query: Any = None
         self.accepted = False
         self._session = session
         self._on_close: list[Callable[[int | None, str], object]] = []
@@ -125,7 +137,7 @@ HandlerFactory = Callable[[ServerConnection[S2C]], C2S]
 class Route(Generic[C2S, S2C]):
     """A schema and the factory that makes a handler for each of its connections."""
 
-    def __init__(self, schema: SocketSchema[C2S, S2C], factory: HandlerFactory[S2C, C2S]) -> None:
+    def __init__(self, schema: SocketSchema[C2S, S2C, Any], factory: HandlerFactory[S2C, C2S]) -> None:
         self.schema = schema
         self.factory = factory
 
@@ -167,7 +179,7 @@ class App:
         self.ping_timeout = ping_timeout
         self.compression = compression
 
-    def add(self, schema: SocketSchema[C2S, S2C], handler: HandlerFactory[S2C, C2S]) -> None:
+    def add(self, schema: SocketSchema[C2S, S2C, Any], handler: HandlerFactory[S2C, C2S]) -> None:
         """Serve ``schema`` at its path; ``handler(conn)`` makes each connection's handler.
 
         ``handler`` is usually a class implementing the ``client_to_server`` Protocol whose
@@ -213,6 +225,14 @@ class App:
             request, session, contract.server_to_client.proxy(session, self.request_timeout)
         )
         session.connection = conn
+        schema = route.schema
+        if schema.query is not None:
+            try:
+                conn.typed_query = schema.parse_query(request.query)
+            except ValidationError as exc:
+                logger.info("%s: refused, %s: %s", request.path, exc.message, exc.data)
+                await transport.close(CLOSE_INVALID_QUERY, "Invalid query parameters")
+                return
         live.add(conn)
         accepted = False
         try:

@@ -8,7 +8,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, Protocol, Self, TypedDict, TypeVar, overload
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import msgspec
 from typing_extensions import Unpack
@@ -17,6 +17,7 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from grestws._util import Opening, settle_allocator
 from grestws._websockets import PushClientConnection, WebsocketsTransport
+from grestws.app import CLOSE_INVALID_QUERY
 from grestws.context import Connection
 from grestws.contract.contract import SocketSchema
 from grestws.contract.methods import MethodSpec
@@ -39,6 +40,7 @@ __all__ = ("Client", "ClientOptions", "ClientState", "Registrar0", "Registrar1",
 
 C2S = TypeVar("C2S")
 S2C = TypeVar("S2C")
+Q = TypeVar("Q")
 A = TypeVar("A")
 R = TypeVar("R")
 
@@ -83,6 +85,8 @@ class Client(Connection, Generic[C2S, S2C]):
         url: The server's base URL (``ws://127.0.0.1:8765``); the schema's path is appended
             to its path.
         schema: The schema to talk to.
+        query: The query to connect with, of the schema's query type; checked before the
+            socket opens (a ValidationError raised locally) and sent as URL parameters.
         handlers: An object implementing the ``server_to_client`` Protocol, if the client
             serves all of it; use :meth:`on` to serve a subset.
         timeout: Default seconds to wait for a response (None: wait forever).
@@ -101,9 +105,10 @@ class Client(Connection, Generic[C2S, S2C]):
     def __init__(
         self,
         url: str,
-        schema: SocketSchema[C2S, S2C],
+        schema: SocketSchema[C2S, S2C, Q],
         *,
         handlers: S2C | None = None,
+        query: Q | None = None,
         timeout: float | None = 30.0,
         handshake_timeout: float = 5.0,
         headers: Mapping[str, str] | None = None,
@@ -114,8 +119,9 @@ class Client(Connection, Generic[C2S, S2C]):
         compression: bool = False,
     ) -> None:
         super().__init__(uuid.uuid4().hex, schema.path, None, "client")
-        self.schema = schema
+        self.schema: SocketSchema[C2S, S2C, Any] = schema
         self.url = _join(url, schema.path)
+        self.query: Any = query
         self.timeout = timeout
         self.handshake_timeout = handshake_timeout
         self.headers = dict(headers or {})
@@ -229,16 +235,21 @@ class Client(Connection, Generic[C2S, S2C]):
         Cancel-safe: cancelling closes whatever was opened.
 
         Raises:
+            ValidationError: the query does not fit the schema's query type (checked before
+                anything is sent), or the server closed with 4000 (invalid query).
             ApiError: the server refused the handshake (``x``), as the error's own class.
             HandshakeTimeoutError: no ``k``/``x`` within ``handshake_timeout``.
             ConnectError: the socket could not be opened (refused, HTTP 404, ...).
             ConnectionClosedError: the server closed the socket during the handshake.
             InvalidStateError: the client was connected before.
         """
+        url = self.url
+        if self.schema.query is not None:
+            url = _with_query(url, self.schema.encode_query(self.query))
         self._move(ClientState.CONNECTING)
         settle_allocator()
         try:
-            ws = await asyncio.wait_for(ws_connect(self.url, **self._ws_options), self.handshake_timeout)
+            ws = await asyncio.wait_for(ws_connect(url, **self._ws_options), self.handshake_timeout)
         except InvalidStatus as exc:
             self._state = ClientState.CLOSED
             raise ConnectError(f"{self.url}: HTTP {exc.response.status_code}") from exc
@@ -261,6 +272,8 @@ class Client(Connection, Generic[C2S, S2C]):
         except BaseException as exc:
             self._state = ClientState.CLOSED
             await transport.close()
+            if isinstance(exc, ConnectionClosedError) and exc.code == CLOSE_INVALID_QUERY:
+                raise ValidationError(exc.reason or "Invalid query parameters", data=[]) from exc
             if isinstance(exc, TimeoutError):
                 raise HandshakeTimeoutError(
                     f"{self.url}: no handshake answer within {self.handshake_timeout:g} s"
@@ -387,22 +400,22 @@ class _Acceptance:
 
         Raises:
             ApiError: the handshake was refused.
-            ValidationError: the server closed with 4000 (invalid query parameters).
             ConnectionClosedError: the server closed the socket first.
             TimeoutError: no answer within ``timeout`` seconds.
         """
-        try:
-            frame: Frame = await first_frame(self._answer, transport, timeout)
-        except ConnectionClosedError as exc:
-            if exc.code == 4000:
-                raise ValidationError(exc.reason or "Invalid query parameters", data=[]) from exc
-            raise
+        frame: Frame = await first_frame(self._answer, transport, timeout)
         if frame.type is FrameType.HANDSHAKE_ERR:
             try:
                 envelope = codec.decode_result(frame.data)
             except msgspec.MsgspecError as exc:
                 raise ConnectionClosedError(4001, "Handshake failed") from exc
             raise error_from_envelope(envelope, errors=errors)
+
+
+def _with_query(url: str, params: Mapping[str, str]) -> str:
+    parts = urlsplit(url)
+    query = "&".join(filter(None, (parts.query, urlencode(params))))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
 def _join(base: str, path: str) -> str:
@@ -427,9 +440,10 @@ class ClientOptions(TypedDict, total=False):
 
 def connect(
     url: str,
-    schema: SocketSchema[C2S, S2C],
+    schema: SocketSchema[C2S, S2C, Q],
     *,
     handlers: S2C | None = None,
+    query: Q | None = None,
     **options: Unpack[ClientOptions],
 ) -> Opening[Client[C2S, S2C]]:
     """Connect to ``schema`` on the server at ``url``.
@@ -438,7 +452,7 @@ def connect(
     ``await client.disconnect()``); ``async with connect(...) as client:`` also
     disconnects on the way out. The arguments are those of :class:`Client`.
     """
-    client: Client[C2S, S2C] = Client(url, schema, handlers=handlers, **options)
+    client: Client[C2S, S2C] = Client(url, schema, handlers=handlers, query=query, **options)
 
     async def close(c: Client[C2S, S2C]) -> None:
         await c.disconnect()

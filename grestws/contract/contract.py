@@ -12,18 +12,23 @@ import inspect
 import re
 import types
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, overload
 
-from typing_extensions import TypeForm
+import msgspec
+import msgspec.inspect
+from typing_extensions import TypeForm, TypeVar
 
 from grestws.contract.methods import MethodKind, MethodSpec
-from grestws.exceptions import ApiError, ContractError
+from grestws.exceptions import ApiError, ContractError, InvalidStateError, ValidationError
 from grestws.middleware import Middleware
+from grestws.protocol.codec import validation_issues
 
 __all__ = ("Caller", "ContractHalf", "Entry", "SocketContract", "SocketSchema")
 
 C2S = TypeVar("C2S")
 S2C = TypeVar("S2C")
+Q = TypeVar("Q", default=None)
+QT = TypeVar("QT")
 
 Entry = tuple[MethodSpec, Callable[..., Awaitable[Any]], bool]
 """A dispatch table entry: the method, its function, and whether it takes the handler first."""
@@ -203,22 +208,40 @@ class SocketContract(Generic[C2S, S2C]):
     def __repr__(self) -> str:
         return f"<SocketContract {self.name}>"
 
-    def at(self, path: str) -> SocketSchema[C2S, S2C]:
-        """This contract served at a URL path: ``ChatContract.at("/ws/chat")``."""
-        return SocketSchema(self, path)
+    @overload
+    def at(self, path: str) -> SocketSchema[C2S, S2C]: ...
+    @overload
+    def at(self, path: str, *, query: TypeForm[QT]) -> SocketSchema[C2S, S2C, QT]: ...
+    def at(self, path: str, *, query: Any = None) -> Any:
+        """This contract served at a URL path: ``ChatContract.at("/ws/chat")``.
+
+        ``query`` declares the type of the query parameters clients connect with:
+        ``ChatContract.at("/ws/chat", query=RoomQuery)``. The client checks its query
+        before connecting; the server coerces the parameters (``"5"`` to ``5``) and closes
+        with 4000 when they do not fit; handlers read ``schema.query_of(conn)``.
+        """
+        return SocketSchema(self, path, query=query)
 
 
-class SocketSchema(Generic[C2S, S2C]):
+class SocketSchema(Generic[C2S, S2C, Q]):
     """A contract bound to a URL path: what a server serves and a client connects to.
 
     Args:
         contract: The contract.
         path: The URL path, e.g. ``/ws/chat`` (a leading ``/`` is added when missing).
         middleware: Handshake middleware, run in this order (see :meth:`use`).
+        query: The type of the query parameters a client connects with (a msgspec Struct
+            of scalar fields, say), or ``None`` for no typed query.
+
+    Concurrency: a schema never changes once made; share it between servers and clients.
     """
 
     def __init__(
-        self, contract: SocketContract[C2S, S2C], path: str, middleware: Sequence[Middleware] = ()
+        self,
+        contract: SocketContract[C2S, S2C],
+        path: str,
+        middleware: Sequence[Middleware] = (),
+        query: Any = None,
     ) -> None:
         if not path.startswith("/"):
             path = "/" + path
@@ -227,16 +250,13 @@ class SocketSchema(Generic[C2S, S2C]):
         self.contract = contract
         self.path = path
         self.middleware: tuple[Middleware, ...] = tuple(middleware)
-
-    def use(self, middleware: Middleware) -> SocketSchema[C2S, S2C]:
-        """This schema with ``middleware`` added after the ones it has:
-        ``ChatContract.at("/ws/chat").use(auth).use(locale)``.
-
-        The schema itself is left as it is, so a client and a server can share a base.
-        """
-        if not isinstance(middleware, Middleware):  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise ContractError(f"{middleware!r} is not a grestws.Middleware")
-        return SocketSchema(self.contract, self.path, (*self.middleware, middleware))
+        self.query: Any = query
+        if query is not None:
+            named = (msgspec.inspect.StructType, msgspec.inspect.TypedDictType, msgspec.inspect.DataclassType)
+            if not isinstance(msgspec.inspect.type_info(query), named):
+                raise ContractError(
+                    f"{path}: the query type must have named fields (a Struct, TypedDict or dataclass)"
+                )
 
     @property
     def name(self) -> str:
@@ -245,3 +265,61 @@ class SocketSchema(Generic[C2S, S2C]):
 
     def __repr__(self) -> str:
         return f"<SocketSchema {self.contract.name} at {self.path}>"
+
+    def use(self, middleware: Middleware) -> SocketSchema[C2S, S2C, Q]:
+        """This schema with ``middleware`` added after the ones it has:
+        ``ChatContract.at("/ws/chat").use(auth).use(locale)``.
+
+        The schema itself is left as it is, so a client and a server can share a base.
+        """
+        if not isinstance(middleware, Middleware):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ContractError(f"{middleware!r} is not a grestws.Middleware")
+        return SocketSchema(self.contract, self.path, (*self.middleware, middleware), self.query)
+
+    def parse_query(self, params: Mapping[str, str]) -> Q:
+        """The typed query from URL parameters, strings coerced (``"5"`` to ``5``).
+
+        Raises:
+            ValidationError: the parameters do not fit the query type.
+        """
+        try:
+            result: Q = msgspec.convert(dict(params), type=self.query, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ValidationError("Invalid query parameters", data=validation_issues(exc)) from exc
+        return result
+
+    def encode_query(self, query: Q) -> dict[str, str]:
+        """URL parameters for ``query``, after checking it against the query type.
+
+        Raises:
+            ValidationError: ``query`` does not fit the query type (a constraint, say).
+        """
+        params: Any = msgspec.to_builtins(query)
+        try:
+            msgspec.convert(params, type=self.query)
+        except msgspec.ValidationError as exc:
+            raise ValidationError("Invalid query parameters", data=validation_issues(exc)) from exc
+        if not isinstance(params, dict):
+            raise ValidationError("The query must be an object of named fields", data=[])
+        fields: dict[str, object] = params  # pyright: ignore[reportUnknownVariableType]
+        return {name: _query_value(value) for name, value in fields.items() if value is not None}
+
+    def query_of(self, connection: Any) -> Q:
+        """The typed query a connection of this schema was opened with (on the server).
+
+        Raises:
+            InvalidStateError: ``connection`` is not a server connection of this schema.
+        """
+        try:
+            value: Q = connection.typed_query
+        except AttributeError:
+            raise InvalidStateError(f"{connection!r} is not a server connection") from None
+        return value
+
+
+def _query_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        raise ValidationError("Query parameters are scalars", data=[])
+    return str(value)

@@ -81,5 +81,11 @@ def contracts() -> None:
     grestws.SocketContract("Half", client_to_server=ChatServer)  # E: call-arg reportCallIssue
     grestws.SocketContract(client_to_server=ChatServer, server_to_client=ChatClient)  # E: call-arg reportCallIssue
     grestws.SocketContract("Chat", ChatServer, ChatClient)  # E: call-arg reportCallIssue
-    ChatContract.at(3)  # E: arg-type reportArgumentType
+    ChatContract.at(3)  # E: call-overload reportArgumentType
     grestws.connect("ws://127.0.0.1:8765", ChatContract.at("/ws/chat"), handlers=SendMessageRequest(text="", channel_id=""))  # E: misc reportArgumentType
+
+
+def queries() -> None:
+    by_room = ChatContract.at("/ws/rooms", query=RoomInfo)
+    grestws.connect("ws://127.0.0.1:8765", by_room, query=SendMessageRequest(text="", channel_id=""))  # E: misc reportArgumentType
+    grestws.connect("ws://127.0.0.1:8765", ChatContract.at("/ws/chat"), query=RoomInfo(room_id="r", seats=1))  # E: misc reportArgumentType

@@ -27,8 +27,8 @@ MSG = Message(id="1", text="hi", sender_id="me", timestamp=0)
 
 async def contract_and_schema() -> None:
     reveal_type(ChatContract)  # R: SocketContract[ChatServer, ChatClient]
-    reveal_type(ChatApi)  # R: SocketSchema[ChatServer, ChatClient]
-    reveal_type(ChatContract.at("/elsewhere"))  # R: SocketSchema[ChatServer, ChatClient]
+    reveal_type(ChatApi)  # R: SocketSchema[ChatServer, ChatClient, None]
+    reveal_type(ChatContract.at("/elsewhere"))  # R: SocketSchema[ChatServer, ChatClient, None]
     contract = grestws.SocketContract("Chat2", client_to_server=ChatServer, server_to_client=ChatClient)
     reveal_type(contract)  # R: SocketContract[ChatServer, ChatClient]
     reveal_type(ChatClient.new_message)  # R: (self: ChatClient, msg: Message) -> Coroutine[Any, Any, None]

@@ -66,9 +66,26 @@ ShopApi = ShopContract.at("/ws/shop")
 ITEM = Item(sku="tea", count=2)
 
 
+class ShopQuery(msgspec.Struct):
+    branch: str
+    page: int = 1
+
+
+ShopByBranch = ShopContract.at("/ws/shop-branch", query=ShopQuery)
+
+
+async def with_query(conn: grestws.ServerConnection[ShopClient]) -> None:
+    reveal_type(ShopByBranch)  # R: SocketSchema[ShopServer, ShopClient, ShopQuery]
+    reveal_type(ShopByBranch.use(grestws.Middleware()))  # R: SocketSchema[ShopServer, ShopClient, ShopQuery]
+    reveal_type(ShopByBranch.query_of(conn))  # R: ShopQuery
+    reveal_type(ShopByBranch.query_of(conn).page)  # R: int
+    async with grestws.connect("ws://127.0.0.1:8765", ShopByBranch, query=ShopQuery("north")) as client:
+        reveal_type(client)  # R: Client[ShopServer, ShopClient]
+
+
 async def declared() -> None:
     reveal_type(ShopContract)  # R: SocketContract[ShopServer, ShopClient]
-    reveal_type(ShopApi)  # R: SocketSchema[ShopServer, ShopClient]
+    reveal_type(ShopApi)  # R: SocketSchema[ShopServer, ShopClient, None]
     reveal_type(ShopApi.contract)  # R: SocketContract[ShopServer, ShopClient]
     reveal_type(ShopServer.find)  # R: (self: ShopServer, sku: str) -> Coroutine[Any, Any, Item | None]
     reveal_type(OutOfStock.type)  # R: str

@@ -42,10 +42,14 @@ if TYPE_CHECKING:
         ValidationError,
     )
     from grestws.middleware import ClientHandshake, Middleware, ServerHandshake
+    from grestws.permissions import PUBLIC, AllOf, AnyOf, Identity, Permission, Scope
     from grestws.result import Err, Ok, Result, as_result
     from grestws.server import Server, serve
 
 __all__ = (
+    "PUBLIC",
+    "AllOf",
+    "AnyOf",
     "ApiError",
     "App",
     "BadRequestError",
@@ -64,6 +68,7 @@ __all__ = (
     "FrameError",
     "GrestwsError",
     "HandshakeTimeoutError",
+    "Identity",
     "InvalidStateError",
     "Issue",
     "MessageInfo",
@@ -72,9 +77,11 @@ __all__ = (
     "NotFoundError",
     "Ok",
     "PayloadTooLargeError",
+    "Permission",
     "RequestTimeoutError",
     "Result",
     "RouteNotFoundError",
+    "Scope",
     "Server",
     "ServerConnection",
     "ServerError",
@@ -107,6 +114,12 @@ _HOMES = {
     "ClientHandshake": "grestws.middleware",
     "Middleware": "grestws.middleware",
     "ServerHandshake": "grestws.middleware",
+    "PUBLIC": "grestws.permissions",
+    "AllOf": "grestws.permissions",
+    "AnyOf": "grestws.permissions",
+    "Identity": "grestws.permissions",
+    "Permission": "grestws.permissions",
+    "Scope": "grestws.permissions",
     "current_connection": "grestws.context",
     "current_message": "grestws.context",
     "SocketContract": "grestws.contract",

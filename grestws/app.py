@@ -21,12 +21,15 @@ from grestws.exceptions import (
     ApiError,
     ConnectionClosedError,
     ContractError,
+    ForbiddenError,
     FrameError,
     InvalidStateError,
+    NotAuthorizedError,
     ServerError,
     ValidationError,
 )
 from grestws.middleware import ServerHandshake, overrides
+from grestws.permissions import Identity
 from grestws.protocol import codec
 from grestws.protocol.frames import HANDSHAKE_OK
 from grestws.session import Session, Transport, error_envelope, first_frame, new_ref
@@ -39,10 +42,13 @@ S2C = TypeVar("S2C")
 logger = logging.getLogger("grestws")
 
 CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008
 CLOSE_INVALID_QUERY = 4000
 CLOSE_HANDSHAKE_FAILED = 4001
 
 _headers_decoder = msgspec.json.Decoder(dict[str, str])
+_NO_RESOLVER = "no middleware of the schema identifies an identity"
+_STRICT = "once one method declares a permission all must; declare PUBLIC to keep it open"
 
 
 class ConnectRequest(msgspec.Struct, frozen=True):
@@ -72,6 +78,8 @@ class ServerConnection(Connection, Generic[S2C]):
         typed_query: The query parsed into the schema's query type (``None`` without one);
             ``schema.query_of(conn)`` gives it typed.
         accepted: True once the handshake succeeded (``k`` sent).
+        identity: Who the connection acts for, as the schema's middleware identified it
+            at the handshake (``None``: no identity).
     """
 
     __slots__ = (
@@ -79,6 +87,7 @@ class ServerConnection(Connection, Generic[S2C]):
         "_session",
         "accepted",
         "handshake_headers",
+        "identity",
         "outgoing",
         "request",
         "typed_query",
@@ -90,6 +99,7 @@ class ServerConnection(Connection, Generic[S2C]):
         self.handshake_headers: Mapping[str, str] = {}
         self.outgoing = outgoing
         self.typed_query: Any = None
+        self.identity: Identity | None = None
         self.accepted = False
         self._session = session
         self._on_close: list[Callable[[int | None, str], object]] = []
@@ -197,6 +207,51 @@ class App:
     def __repr__(self) -> str:
         return f"<App {sorted(self.routes)}>"
 
+    def permission_problems(self) -> list[str]:
+        """Why this App must not be served, one line per affected method or schema.
+
+        - A schema whose connect permission or methods need an identity, without a
+          middleware that identifies one (``identify``): nothing could ever pass.
+        - Strict mode: once any method or schema declares a permission (``PUBLIC``
+          included), every client-to-server method must declare one, so that no method
+          is left open by omission.
+        """
+        problems: list[str] = []
+        strict = False
+        for route in self.routes.values():
+            schema = route.schema
+            specs = list(schema.contract.client_to_server)
+            strict = (
+                strict or schema.permission is not None or any(spec.permission_declared for spec in specs)
+            )
+            if schema.has_resolver:
+                continue
+            if schema.permission is not None and not schema.permission.public:
+                problems.append(f"{schema.path}: the connect permission needs an identity; {_NO_RESOLVER}")
+            problems.extend(
+                f"{spec.path} at {schema.path}: needs {spec.permission!r}; {_NO_RESOLVER}"
+                for spec in specs
+                if spec.gated
+            )
+        if strict:
+            for route in self.routes.values():
+                problems.extend(
+                    f"{spec.path} at {route.schema.path}: declares no permission ({_STRICT})"
+                    for spec in route.schema.contract.client_to_server
+                    if not spec.permission_declared
+                )
+        return problems
+
+    def check(self) -> None:
+        """Refuse to start: raise if :meth:`permission_problems` finds any.
+
+        Raises:
+            ContractError: every problem, one line each.
+        """
+        problems = self.permission_problems()
+        if problems:
+            raise ContractError("this App cannot be served:\n  " + "\n  ".join(problems))
+
     async def handle(
         self, transport: Transport, request: ConnectRequest, live: set[ServerConnection[Any]]
     ) -> None:
@@ -276,6 +331,19 @@ class App:
                     task = loop.create_task(middleware.process(handshake), context=context)
                     if not await _admit_step(task, deadline):
                         return ServerError("Handshake timeout")
+            for middleware in chain:
+                if overrides(middleware, "identify"):
+                    found = loop.create_task(middleware.identify(handshake), context=context)
+                    if not await _admit_step(found, deadline):
+                        return ServerError("Handshake timeout")
+                    if (identity := found.result()) is not None:
+                        conn.identity = session.identity = identity
+                        break
+            permission = route.schema.permission
+            if permission is not None and not permission.allows(conn.identity):
+                if conn.identity is None:
+                    return NotAuthorizedError("This socket needs an identity")
+                return ForbiddenError("This identity may not open this socket")
             session.bind(context.run(route.factory, conn))
         except ApiError as exc:
             return exc
@@ -320,7 +388,7 @@ class App:
         return True
 
 
-async def _admit_step(task: asyncio.Task[None], deadline: float) -> bool:
+async def _admit_step(task: asyncio.Task[Any], deadline: float) -> bool:
     """Wait for a middleware's ``process`` until ``deadline``; False (and cancel it) if late."""
     remaining = deadline - asyncio.get_running_loop().time()
     done, _ = await asyncio.wait({task}, timeout=max(remaining, 0.0))

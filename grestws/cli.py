@@ -12,6 +12,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from grestws.app import App
+from grestws.exceptions import ContractError
 from grestws.server import serve
 
 __all__ = ("load_app", "main")
@@ -111,4 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         logger.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
         return 1
+    except ContractError as exc:
+        logger.error("%s", exc)
+        return 2
     return 0

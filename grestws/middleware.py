@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from grestws.app import ConnectRequest, ServerConnection
+    from grestws.permissions import Identity
 
 __all__ = ("ClientHandshake", "Middleware", "ServerHandshake")
 
@@ -108,8 +109,17 @@ class Middleware:
         """Server side, after every ``parse_handshake``: slow work such as verifying a token
         or loading a user. Raise an ApiError to refuse.
 
-        Bounded by the app's handshake timeout; cancelled when the client leaves.
+        Bounded by the app's handshake timeout, and cancelled when it runs out.
         """
+
+    async def identify(self, handshake: ServerHandshake) -> Identity | None:
+        """Server side, after every ``process``: who the connection acts for, with its
+        scopes, or ``None`` for no identity. The first middleware that returns an
+        identity wins; the result is kept for the connection's life and checked against
+        every gated call (see :mod:`grestws.permissions`). A schema whose methods need
+        scopes must have a middleware that implements this, or the server will not start.
+        """
+        return None
 
 
 def overrides(middleware: Middleware, hook: str) -> bool:

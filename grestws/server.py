@@ -16,7 +16,7 @@ from websockets.http11 import Request, Response
 
 from grestws._util import Opening, settle_allocator
 from grestws._websockets import PushServerConnection, WebsocketsTransport
-from grestws.app import CLOSE_NORMAL, App, ConnectRequest, ServerConnection
+from grestws.app import CLOSE_NORMAL, CLOSE_POLICY, App, ConnectRequest, ServerConnection
 from grestws.exceptions import InvalidStateError
 
 __all__ = ("Server", "serve")
@@ -98,6 +98,22 @@ class Server:
             await asyncio.gather(*(conn.close(CLOSE_NORMAL, "Server shutting down") for conn in live))
         await self._ws_server.wait_closed()
 
+    async def close_identity(self, identity_id: str, reason: str = "Access revoked") -> int:
+        """Close every connection that acts for ``identity_id`` at once, with close code
+        1008 (policy violation) and ``reason``, which the client sees in ``on_close``.
+
+        Identities are resolved at the handshake and kept for a connection's life, so this
+        is how a revocation takes effect before the client disconnects.
+
+        Returns:
+            How many connections were closed.
+        """
+        targets = [
+            conn for conn in self._live if conn.identity is not None and conn.identity.id == identity_id
+        ]
+        await asyncio.gather(*(conn.close(CLOSE_POLICY, reason) for conn in targets))
+        return len(targets)
+
     async def serve_forever(self) -> None:
         """Serve until cancelled or closed; cancelling it shuts the server down gracefully."""
         try:
@@ -119,9 +135,15 @@ def serve(app: App, host: str = "127.0.0.1", port: int = 8765, **options: Any) -
     also shuts it down gracefully on the way out. Port 0 asks the OS for a free port (see
     :attr:`Server.port`). Extra ``options`` go to ``websockets.asyncio.server.serve``.
     An unknown URL path gets HTTP 404 at the upgrade.
+
+    Raises:
+        ContractError: the App declares permissions it could never grant, or leaves
+            methods without one in strict mode (see :meth:`App.permission_problems`); the
+            message lists every affected method. Nothing is listening then.
     """
 
     async def open() -> Server:
+        app.check()
         settle_allocator()
         server: Server | None = None
 

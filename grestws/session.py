@@ -29,13 +29,16 @@ from grestws.exceptions import (
     STANDARD_ERRORS,
     ApiError,
     ConnectionClosedError,
+    ForbiddenError,
     FrameError,
     GrestwsError,
+    NotAuthorizedError,
     RequestTimeoutError,
     RouteNotFoundError,
     ServerError,
     ValidationError,
 )
+from grestws.permissions import Identity
 from grestws.protocol import codec
 from grestws.protocol.frames import PONG, FrameType, ResultEnvelope
 
@@ -148,6 +151,7 @@ class Session:
         "closed",
         "connection",
         "draining",
+        "identity",
         "incoming",
         "on_error",
         "outgoing",
@@ -169,6 +173,7 @@ class Session:
         self.outgoing = outgoing
         self.on_error = on_error
         self.draining = False
+        self.identity: Identity | None = None
         self.close_code: int | None = None
         self.close_reason = ""
         self.closed = False
@@ -226,6 +231,9 @@ class Session:
                 future.set_result(frame.data)
         elif kind is _REQ or kind is _MSG:
             entry = self._handlers.get(frame.path)
+            if entry is not None and entry[0].gated and not entry[0].permission.allows(self.identity):
+                self._refuse_call(entry[0], frame.id)
+                return
             if entry is None:
                 if kind is _REQ:
                     error = RouteNotFoundError(f"Route not found: {frame.path}")
@@ -238,6 +246,19 @@ class Session:
         elif kind is _PING:
             self._spawn(self._send_quietly(PONG))
         # o frames only prove liveness; h k x after the handshake mean nothing.
+
+    def _refuse_call(self, spec: MethodSpec, request_id: int | None) -> None:
+        """Answer a call its caller may not make: NOT_AUTHORIZED without an identity,
+        FORBIDDEN with one that lacks the scope. A message is dropped and reported."""
+        error: ApiError[Any]
+        if self.identity is None:
+            error = NotAuthorizedError(f"{spec.path} needs an identity")
+        else:
+            error = ForbiddenError(f"{spec.path} needs {spec.permission!r}")
+        if request_id is None:
+            self.report(error, f"dropped {spec.path}: {error.message}")
+        else:
+            self._spawn(self._send_error(spec.path_bytes.decode(), request_id, error))
 
     def _spawn(self, coro: Coroutine[Any, Any, None], *, leaves_itself: bool = False) -> None:
         """Run ``coro`` in a task of its own, in the connection's context, tracked as in

@@ -29,6 +29,12 @@ EXPECTED = frozenset(
         # inside handlers
         "Connection",
         "MessageInfo",
+        "Scope",
+        "Permission",
+        "Identity",
+        "AnyOf",
+        "AllOf",
+        "PUBLIC",
         "ServerHandshake",
         "Middleware",
         "ContextKey",
@@ -88,6 +94,7 @@ HOMES = {
     "grestws.contract": ["SocketContract", "SocketSchema", "notify", "request"],
     "grestws.context": ["Connection", "ContextKey", "MessageInfo", "current_connection", "current_message"],
     "grestws.middleware": ["ClientHandshake", "Middleware", "ServerHandshake"],
+    "grestws.permissions": ["PUBLIC", "AllOf", "AnyOf", "Identity", "Permission", "Scope"],
     "grestws.result": ["Ok", "Err", "Result", "as_result"],
     "grestws.app": ["App", "ConnectRequest", "ServerConnection"],
     "grestws.server": ["Server", "serve"],
@@ -97,6 +104,7 @@ HOMES = {
 
 PUBLIC_MODULES = (
     "grestws.exceptions",
+    "grestws.permissions",
     "grestws.middleware",
     "grestws.protocol",
     "grestws.protocol.frames",

@@ -20,7 +20,8 @@ from typing_extensions import TypeForm, TypeVar
 
 from grestws.contract.methods import MethodKind, MethodSpec
 from grestws.exceptions import ApiError, ContractError, InvalidStateError, ValidationError
-from grestws.middleware import Middleware
+from grestws.middleware import Middleware, overrides
+from grestws.permissions import Permission
 from grestws.protocol.codec import validation_issues
 
 __all__ = ("Caller", "ContractHalf", "Entry", "SocketContract", "SocketSchema")
@@ -197,6 +198,11 @@ class SocketContract(Generic[C2S, S2C]):
         self.server_to_client = ContractHalf(
             name, _as_class(server_to_client, "server_to_client"), rename=rename
         )
+        gated = [spec.path for spec in self.server_to_client if spec.gated]
+        if gated:
+            raise ContractError(
+                f"server-to-client methods are never gated, but these declare a permission: {gated}"
+            )
         self.errors: dict[str, type[ApiError[Any]]] = {
             type_name: error_cls
             for half in (self.client_to_server, self.server_to_client)
@@ -209,18 +215,21 @@ class SocketContract(Generic[C2S, S2C]):
         return f"<SocketContract {self.name}>"
 
     @overload
-    def at(self, path: str) -> SocketSchema[C2S, S2C]: ...
+    def at(self, path: str, *, permission: Permission | None = None) -> SocketSchema[C2S, S2C]: ...
     @overload
-    def at(self, path: str, *, query: TypeForm[QT]) -> SocketSchema[C2S, S2C, QT]: ...
-    def at(self, path: str, *, query: Any = None) -> Any:
+    def at(
+        self, path: str, *, query: TypeForm[QT], permission: Permission | None = None
+    ) -> SocketSchema[C2S, S2C, QT]: ...
+    def at(self, path: str, *, query: Any = None, permission: Permission | None = None) -> Any:
         """This contract served at a URL path: ``ChatContract.at("/ws/chat")``.
 
         ``query`` declares the type of the query parameters clients connect with:
         ``ChatContract.at("/ws/chat", query=RoomQuery)``. The client checks its query
         before connecting; the server coerces the parameters (``"5"`` to ``5``) and closes
         with 4000 when they do not fit; handlers read ``schema.query_of(conn)``.
+        ``permission`` is what a connection needs at all (see :mod:`grestws.permissions`).
         """
-        return SocketSchema(self, path, query=query)
+        return SocketSchema(self, path, query=query, permission=permission)
 
 
 class SocketSchema(Generic[C2S, S2C, Q]):
@@ -232,6 +241,8 @@ class SocketSchema(Generic[C2S, S2C, Q]):
         middleware: Handshake middleware, run in this order (see :meth:`use`).
         query: The type of the query parameters a client connects with (a msgspec Struct
             of scalar fields, say), or ``None`` for no typed query.
+        permission: What an identity needs to open a connection at all (checked once, at
+            the handshake: NOT_AUTHORIZED or FORBIDDEN in ``x``, close 4001).
 
     Concurrency: a schema never changes once made; share it between servers and clients.
     """
@@ -242,6 +253,7 @@ class SocketSchema(Generic[C2S, S2C, Q]):
         path: str,
         middleware: Sequence[Middleware] = (),
         query: Any = None,
+        permission: Permission | None = None,
     ) -> None:
         if not path.startswith("/"):
             path = "/" + path
@@ -251,6 +263,9 @@ class SocketSchema(Generic[C2S, S2C, Q]):
         self.path = path
         self.middleware: tuple[Middleware, ...] = tuple(middleware)
         self.query: Any = query
+        if permission is not None and not isinstance(permission, Permission):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ContractError(f"permission must be a grestws Permission, not {permission!r}")
+        self.permission = permission
         if query is not None:
             named = (msgspec.inspect.StructType, msgspec.inspect.TypedDictType, msgspec.inspect.DataclassType)
             if not isinstance(msgspec.inspect.type_info(query), named):
@@ -274,7 +289,14 @@ class SocketSchema(Generic[C2S, S2C, Q]):
         """
         if not isinstance(middleware, Middleware):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise ContractError(f"{middleware!r} is not a grestws.Middleware")
-        return SocketSchema(self.contract, self.path, (*self.middleware, middleware), self.query)
+        return SocketSchema(
+            self.contract, self.path, (*self.middleware, middleware), self.query, self.permission
+        )
+
+    @property
+    def has_resolver(self) -> bool:
+        """Whether a middleware of this schema resolves identities (``identify``)."""
+        return any(overrides(middleware, "identify") for middleware in self.middleware)
 
     def parse_query(self, params: Mapping[str, str]) -> Q:
         """The typed query from URL parameters, strings coerced (``"5"`` to ``5``).

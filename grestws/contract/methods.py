@@ -35,6 +35,7 @@ from grestws.exceptions import (
     ServerError,
     ValidationError,
 )
+from grestws.permissions import PUBLIC, Permission
 from grestws.protocol.frames import FrameType
 
 __all__ = ("MethodKind", "MethodOptions", "MethodSpec", "notify", "request")
@@ -67,6 +68,7 @@ class MethodOptions(msgspec.Struct, frozen=True):
     kind: MethodKind
     name: str | None = None
     errors: tuple[type[ApiError[Any]], ...] = ()
+    permission: Permission | None = None
 
 
 T = TypeVar("T", bound=Callable[..., Any])
@@ -85,16 +87,33 @@ class _Attach:
         return fn
 
 
-def _decorator(kind: MethodKind, name: str | None, errors: Iterable[type[ApiError[Any]]]) -> _Attach:
-    return _Attach(MethodOptions(kind, name, tuple(errors)))
+def _decorator(
+    kind: MethodKind,
+    name: str | None,
+    errors: Iterable[type[ApiError[Any]]],
+    permission: Permission | None,
+) -> _Attach:
+    if permission is not None and not isinstance(permission, Permission):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise ContractError(f"permission must be a grestws Permission, not {permission!r}")
+    return _Attach(MethodOptions(kind, name, tuple(errors), permission))
 
 
 @overload
 def request(fn: F, /) -> F: ...
 @overload
-def request(*, name: str | None = None, errors: Iterable[type[ApiError[Any]]] = ()) -> Callable[[F], F]: ...
 def request(
-    fn: F | None = None, /, *, name: str | None = None, errors: Iterable[type[ApiError[Any]]] = ()
+    *,
+    name: str | None = None,
+    errors: Iterable[type[ApiError[Any]]] = (),
+    permission: Permission | None = None,
+) -> Callable[[F], F]: ...
+def request(
+    fn: F | None = None,
+    /,
+    *,
+    name: str | None = None,
+    errors: Iterable[type[ApiError[Any]]] = (),
+    permission: Permission | None = None,
 ) -> F | Callable[[F], F]:
     """Declare a request/response method: the caller awaits exactly one typed answer.
 
@@ -104,16 +123,21 @@ def request(
         errors: The application errors (``ApiError`` subclasses) the method may raise.
             VALIDATION_ERROR, SERVER_ERROR, ROUTE_NOT_FOUND, NOT_AUTHORIZED and FORBIDDEN
             are always allowed, because the framework itself answers with them.
+        permission: What the caller needs (client-to-server methods only): ``PUBLIC``,
+            ``Scope("chat:admin")``, ``AllOf(...)``, ``AnyOf(...)``. Checked before the
+            input is validated; see :mod:`grestws.permissions`.
     """
-    attach = _decorator(MethodKind.REQUEST, name, errors)
+    attach = _decorator(MethodKind.REQUEST, name, errors, permission)
     return attach if fn is None else attach(fn)
 
 
 @overload
 def notify(fn: NF, /) -> NF: ...
 @overload
-def notify(*, name: str | None = None) -> Callable[[NF], NF]: ...
-def notify(fn: NF | None = None, /, *, name: str | None = None) -> NF | Callable[[NF], NF]:
+def notify(*, name: str | None = None, permission: Permission | None = None) -> Callable[[NF], NF]: ...
+def notify(
+    fn: NF | None = None, /, *, name: str | None = None, permission: Permission | None = None
+) -> NF | Callable[[NF], NF]:
     """Declare a fire-and-forget method: no answer ever comes back.
 
     The stub must return ``None``. Awaiting the call on a proxy waits only until the frame
@@ -121,8 +145,10 @@ def notify(fn: NF | None = None, /, *, name: str | None = None) -> NF | Callable
 
     Args:
         name: The method's wire name, as for :func:`request`.
+        permission: What the caller needs, as for :func:`request`; a message that lacks
+            it is dropped and reported.
     """
-    attach = _decorator(MethodKind.NOTIFY, name, ())
+    attach = _decorator(MethodKind.NOTIFY, name, (), permission)
     return attach if fn is None else attach(fn)
 
 
@@ -156,6 +182,7 @@ class MethodSpec:
         "errors",
         "explicit_error_classes",
         "function",
+        "gated",
         "has_input",
         "has_result",
         "input_type",
@@ -163,6 +190,8 @@ class MethodSpec:
         "param_name",
         "path",
         "path_bytes",
+        "permission",
+        "permission_declared",
         "prefix",
         "py_name",
         "result_type",
@@ -178,6 +207,9 @@ class MethodSpec:
             raise ContractError(f"{where}: contract methods are 'async def' stubs")
         self.function = fn
         self.py_name = fn.__name__
+        self.permission = PUBLIC if options.permission is None else options.permission
+        self.permission_declared = options.permission is not None
+        self.gated = not self.permission.public
         self.kind = options.kind
         if options.name is not None:
             self.wire_name = options.name

@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from grestws.app import App, ConnectRequest, ServerConnection
+    from grestws.auth import BearerAuth
     from grestws.broadcast import broadcast
     from grestws.client import Client, ClientState, connect
     from grestws.context import Connection, ContextKey, MessageInfo, current_connection, current_message
@@ -53,6 +54,7 @@ __all__ = (
     "ApiError",
     "App",
     "BadRequestError",
+    "BearerAuth",
     "Client",
     "ClientHandshake",
     "ClientState",
@@ -104,6 +106,7 @@ _HOMES = {
     "App": "grestws.app",
     "ConnectRequest": "grestws.app",
     "ServerConnection": "grestws.app",
+    "BearerAuth": "grestws.auth",
     "broadcast": "grestws.broadcast",
     "Client": "grestws.client",
     "ClientState": "grestws.client",

@@ -29,6 +29,7 @@ EXPECTED = frozenset(
         # inside handlers
         "Connection",
         "MessageInfo",
+        "BearerAuth",
         "Scope",
         "Permission",
         "Identity",
@@ -94,6 +95,7 @@ HOMES = {
     "grestws.contract": ["SocketContract", "SocketSchema", "notify", "request"],
     "grestws.context": ["Connection", "ContextKey", "MessageInfo", "current_connection", "current_message"],
     "grestws.middleware": ["ClientHandshake", "Middleware", "ServerHandshake"],
+    "grestws.auth": ["BearerAuth"],
     "grestws.permissions": ["PUBLIC", "AllOf", "AnyOf", "Identity", "Permission", "Scope"],
     "grestws.result": ["Ok", "Err", "Result", "as_result"],
     "grestws.app": ["App", "ConnectRequest", "ServerConnection"],
@@ -104,6 +106,7 @@ HOMES = {
 
 PUBLIC_MODULES = (
     "grestws.exceptions",
+    "grestws.auth",
     "grestws.permissions",
     "grestws.middleware",
     "grestws.protocol",

@@ -1,0 +1,124 @@
+"""Bearer tokens, one object for HTTP (httpx) and for the WebSocket handshake.
+
+:class:`BearerAuth` is both an ``httpx.Auth`` and a handshake :class:`~grestws.Middleware`,
+so a client adds the same token to its HTTP requests and to its sockets, and a server checks
+both with one verification function::
+
+    auth = BearerAuth(token=lambda: session.token, verify=users.verify_token)
+
+    http = httpx.AsyncClient(auth=auth)                           # HTTP requests
+    ChatApi = ChatContract.at("/ws/chat").use(auth)               # the socket's h frame
+
+    identity = await auth.authenticate(request.headers)          # in an HTTP handler
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from typing import cast
+
+import httpx
+
+from grestws.context import ContextKey
+from grestws.exceptions import InvalidStateError, NotAuthorizedError
+from grestws.middleware import ClientHandshake, Middleware, ServerHandshake
+from grestws.permissions import Identity
+
+__all__ = ("BearerAuth",)
+
+Verify = Callable[[str], Awaitable[Identity | None]]
+TokenSource = str | Callable[[], str | None] | ContextKey[str]
+
+_TOKEN = ContextKey[str]("bearer-token")
+
+
+class BearerAuth(Middleware, httpx.Auth):
+    """A bearer token: sent by clients, checked by servers.
+
+    Args:
+        token: The client's token: a string, a function called for every request and
+            connection (so a refreshed token is used from then on), or a context key read
+            in the task that makes the request or connects. ``None`` on a server.
+        verify: The server's check: the identity a token stands for, or ``None`` for a
+            token that is unknown, expired or revoked. ``None`` on a client.
+        header: The header that carries the token, in HTTP requests and in ``h``.
+
+    On a connection the token is checked once, at the handshake: a missing or rejected
+    token refuses the connection with NOT_AUTHORIZED (``x``, close 4001), and the
+    identity ``verify`` returns is the connection's for its life (see
+    :mod:`grestws.permissions`). One instance may serve any number of requests and
+    connections concurrently.
+    """
+
+    def __init__(
+        self,
+        token: TokenSource | None = None,
+        *,
+        verify: Verify | None = None,
+        header: str = "authorization",
+    ) -> None:
+        self._token = token
+        self._verify = verify
+        self.header = header.lower()
+
+    # -- client -----------------------------------------------------------------------
+
+    def token(self) -> str | None:
+        """The client's current token, from its source."""
+        source = self._token
+        if source is None or isinstance(source, str):
+            return source
+        if isinstance(source, ContextKey):
+            return cast("ContextKey[str]", source).get(None)  # type: ignore[redundant-cast, unused-ignore]
+        return source()
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """httpx: add ``Authorization: Bearer <token>`` to the request."""
+        token = self.token()
+        if token is not None:
+            request.headers[self.header] = f"Bearer {token}"
+        yield request
+
+    def update_handshake(self, handshake: ClientHandshake) -> None:
+        """The same header in the ``h`` frame."""
+        token = self.token()
+        if token is not None:
+            handshake.headers[self.header] = f"Bearer {token}"
+
+    # -- server -----------------------------------------------------------------------
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Identity:
+        """The identity of a request's bearer token: the one check for HTTP and sockets.
+
+        Raises:
+            NotAuthorizedError: no bearer token, or ``verify`` rejected it.
+            InvalidStateError: this BearerAuth has no ``verify`` (a client's).
+        """
+        return await self._check(_bearer(headers.get(self.header, "")))
+
+    def parse_handshake(self, handshake: ServerHandshake) -> None:
+        """Take the token from the ``h`` headers; refuse a connection without one."""
+        token = _bearer(handshake.headers.get(self.header, ""))
+        if token is None:
+            raise NotAuthorizedError("A bearer token is required")
+        _TOKEN.set(token)
+
+    async def identify(self, handshake: ServerHandshake) -> Identity | None:
+        """Verify the token once for the connection; refuse it when ``verify`` does."""
+        return await self._check(_TOKEN.get())
+
+    async def _check(self, token: str | None) -> Identity:
+        if self._verify is None:
+            raise InvalidStateError("this BearerAuth has no verify function: it is a client's")
+        if token is None:
+            raise NotAuthorizedError("A bearer token is required")
+        identity = await self._verify(token)
+        if identity is None:
+            raise NotAuthorizedError("Invalid token")
+        return identity
+
+
+def _bearer(value: str) -> str | None:
+    scheme, _, token = value.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None

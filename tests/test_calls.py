@@ -10,7 +10,7 @@ from websockets.asyncio.server import serve as ws_serve
 
 import grestws
 from examples.chat.contract import ChatApi, SendMessageRequest
-from examples.chat.server import ChatHandler
+from examples.chat.server import ChatHandler, ServerChatApi
 from tests.conftest import StartServer
 from tests.support import (
     WAIT,
@@ -24,6 +24,8 @@ from tests.support import (
     RoomClientHandler,
     RoomFull,
     RoomInfo,
+    SkewHandler,
+    SkewServerSide,
     next_item,
     room_app,
 )
@@ -144,12 +146,14 @@ class TestServerToClient:
 
     async def test_chat_push_reaches_every_member(self, start_server: StartServer) -> None:
         app = grestws.App()
-        app.add(ChatApi, ChatHandler)
+        app.add(ServerChatApi, ChatHandler)
         server = await start_server(app)
         inboxes = [ChatInbox(), ChatInbox()]
         async with (
-            grestws.connect(server.url, ChatApi, handlers=inboxes[0]) as alice,
-            grestws.connect(server.url, ChatApi, handlers=inboxes[1]),
+            grestws.connect(
+                server.url, ChatApi.use(grestws.BearerAuth("secret-alice")), handlers=inboxes[0]
+            ) as alice,
+            grestws.connect(server.url, ChatApi.use(grestws.BearerAuth("secret-bob")), handlers=inboxes[1]),
         ):
             reply = await asyncio.wait_for(
                 alice.outgoing.send_message(SendMessageRequest(text="hi all", channel_id="general")), WAIT
@@ -157,7 +161,7 @@ class TestServerToClient:
             assert reply.success
             for inbox in inboxes:
                 message = await next_item(inbox.messages)
-                assert (message.id, message.text) == (reply.message_id, "hi all")
+                assert (message.id, message.text, message.sender_id) == (reply.message_id, "hi all", "alice")
 
 
 class TestConcurrency:
@@ -263,17 +267,18 @@ class TestPaths:
     async def test_several_contracts_on_one_server(self, start_server: StartServer) -> None:
         hub = Hub()
         app = room_app(hub)
-        app.add(ChatApi, ChatHandler)
+        app.add(SkewServerSide, SkewHandler)
         server = await start_server(app)
-        assert sorted(server.urls()) == [server.url + "/ws/chat", server.url + "/ws/room"]
-        async with grestws.connect(server.url, ChatApi) as chat, grestws.connect(server.url, RoomApi) as room:
-            reply = await asyncio.wait_for(
-                chat.outgoing.send_message(SendMessageRequest(text="t", channel_id="c")), WAIT
-            )
+        assert sorted(server.urls()) == [server.url + "/ws/room", server.url + "/ws/skew"]
+        async with (
+            grestws.connect(server.url, SkewServerSide) as skew,
+            grestws.connect(server.url, RoomApi) as room,
+        ):
+            label = await asyncio.wait_for(skew.outgoing.label(), WAIT)
             posted = await asyncio.wait_for(room.outgoing.post(Note(text="t")), WAIT)
-            assert reply.success
+            assert label == "not a number"
             assert posted.note_id == 1
-            assert {conn.path for conn in server.connections} == {"/ws/chat", "/ws/room"}
+            assert {conn.path for conn in server.connections} == {"/ws/skew", "/ws/room"}
         assert [conn.path for conn in hub.connections] == ["/ws/room"]
 
     async def test_base_url_with_a_path_prefix_and_trailing_slash(self, start_server: StartServer) -> None:

@@ -79,7 +79,9 @@ def serve_command(*args: str) -> list[str]:
 async def chat_round_trip(url: str) -> None:
     """Send a message through the served chat app and receive its push."""
     inbox = ChatInbox()
-    async with grestws.connect(url, ChatApi, handlers=inbox) as client:
+    async with grestws.connect(
+        url, ChatApi.use(grestws.BearerAuth("secret-tester")), handlers=inbox
+    ) as client:
         reply = await asyncio.wait_for(
             client.outgoing.send_message(SendMessageRequest(text="over the wire", channel_id="general")),
             WAIT,
@@ -87,7 +89,7 @@ async def chat_round_trip(url: str) -> None:
         message = await asyncio.wait_for(inbox.messages.get(), WAIT)
     assert reply.success
     assert (message.id, message.text) == (reply.message_id, "over the wire")
-    assert message.sender_id
+    assert message.sender_id == "tester"
 
 
 class TestServe:
@@ -129,7 +131,8 @@ class TestServe:
         command = serve_command("examples.chat.server:app", "--port", "0")
         async with run_cli(command) as served:
             match = await served.read_until(LISTENING)
-            client = await asyncio.wait_for(grestws.connect(match[1].removesuffix("/ws/chat"), ChatApi), WAIT)
+            schema = ChatApi.use(grestws.BearerAuth("secret-tester"))
+            client = await asyncio.wait_for(grestws.connect(match[1].removesuffix("/ws/chat"), schema), WAIT)
             closed: asyncio.Queue[tuple[int | None, str]] = asyncio.Queue()
             client.on_close(lambda code, reason: closed.put_nowait((code, reason)))
             served.process.send_signal(signal.SIGTERM)

@@ -17,7 +17,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
 import grestws
-from examples.chat.contract import ChatApi, ChatClient, ChatServer, SendMessageRequest, SendMessageResponse
+from examples.chat.contract import ChatClient, ChatServer, SendMessageRequest, SendMessageResponse
+from examples.chat.server import ServerChatApi
 from examples.chat.server import app as chat_app
 from tests.conftest import StartServer
 from tests.support import Hub, RoomApi, room_app
@@ -25,6 +26,10 @@ from tests.support import Hub, RoomApi, room_app
 WAIT = 5.0
 
 Frame = tuple[str, str, str, Any]
+
+
+ALICE = 'h:::{"authorization":"Bearer secret-alice"}'
+"""The handshake of user alice: the example server takes ``secret-<name>`` as user <name>."""
 
 
 def parse(text: str | bytes) -> Frame:
@@ -36,9 +41,9 @@ def parse(text: str | bytes) -> Frame:
 
 @contextlib.asynccontextmanager
 async def chat_socket(server: grestws.Server, path: str = "/ws/chat") -> AsyncIterator[ClientConnection]:
-    """A plain socket at ``path`` that has done the handshake (``h:::{}`` answered ``k:::null``)."""
+    """A plain socket at ``path`` that has done the handshake as user alice (``k:::null``)."""
     async with ws_connect(server.url + path, open_timeout=WAIT) as ws:
-        await ws.send("h:::{}")
+        await ws.send(ALICE)
         assert await asyncio.wait_for(ws.recv(), WAIT) == "k:::null"
         yield ws
 
@@ -69,20 +74,35 @@ async def chat(start_server: StartServer) -> grestws.Server:
 
 
 class TestHandshake:
-    async def test_h_is_answered_k(self, chat: grestws.Server) -> None:
+    async def test_h_with_a_token_is_answered_k(self, chat: grestws.Server) -> None:
         async with ws_connect(chat.url + "/ws/chat") as ws:
-            await ws.send("h:::{}")
+            await ws.send(ALICE)
             assert await asyncio.wait_for(ws.recv(), WAIT) == "k:::null"
 
-    async def test_h_with_headers(self, chat: grestws.Server) -> None:
+    async def test_h_with_more_headers(self, chat: grestws.Server) -> None:
         async with ws_connect(chat.url + "/ws/chat") as ws:
-            await ws.send('h:::{"authorization":"Bearer abc","x-client":"hand"}')
+            await ws.send('h:::{"authorization":"Bearer secret-hand","x-client":"hand"}')
             assert await asyncio.wait_for(ws.recv(), WAIT) == "k:::null"
 
-    async def test_h_without_data_means_no_headers(self, chat: grestws.Server) -> None:
+    @pytest.mark.parametrize(
+        ("frame", "message"),
+        [
+            ("h:::", "A bearer token is required"),
+            ("h:::{}", "A bearer token is required"),
+            ('h:::{"authorization":"Bearer forged"}', "Invalid token"),
+        ],
+    )
+    async def test_h_without_a_good_token_is_refused(
+        self, chat: grestws.Server, frame: str, message: str
+    ) -> None:
         async with ws_connect(chat.url + "/ws/chat") as ws:
-            await ws.send("h:::")
-            assert await asyncio.wait_for(ws.recv(), WAIT) == "k:::null"
+            await ws.send(frame)
+            kind, path, id, data = parse(await asyncio.wait_for(ws.recv(), WAIT))
+            assert (kind, path, id) == ("x", "", "")
+            assert_error_envelope(data, "NOT_AUTHORIZED", 401)
+            assert data["context"]["displayMessage"] == message
+            await asyncio.wait_for(ws.wait_closed(), WAIT)
+            assert (ws.close_code, ws.close_reason) == (4001, "Handshake failed")
 
 
 class TestCalls:
@@ -233,7 +253,7 @@ class AskingHandler(ChatServer):
 @pytest.fixture
 async def asking(start_server: StartServer) -> grestws.Server:
     app = grestws.App()
-    app.add(ChatApi, AskingHandler)
+    app.add(ServerChatApi, AskingHandler)
     return await start_server(app)
 
 

@@ -1,7 +1,9 @@
-"""A chat client: ``python -m examples.chat.client [--serve] [URL] [TEXT ...]``.
+"""A chat client: ``python -m examples.chat.client [--serve] [--token T] [URL] [TEXT ...]``.
 
-Connects to the chat server (``ws://127.0.0.1:8765`` by default), sends each TEXT as a
-message, prints what the server pushes, and leaves. With ``--serve`` it first starts
+Connects to the chat server (``ws://127.0.0.1:8765`` by default) as the user of the bearer
+token (``secret-guest`` by default: the demo server takes ``secret-<name>`` as user
+``<name>``), sends each TEXT as a message, prints what the server pushes, shows what the
+server refuses, and leaves. With ``--serve`` it first starts
 ``grestws serve examples.chat.server:app`` on a free port, and stops it at the end.
 """
 
@@ -15,7 +17,14 @@ import sys
 from collections.abc import AsyncGenerator
 
 import grestws
-from examples.chat.contract import ChatApi, ChatClient, Message, SendMessageRequest, TypingEvent
+from examples.chat.contract import (
+    ChatApi,
+    ChatClient,
+    DeleteMessageRequest,
+    Message,
+    SendMessageRequest,
+    TypingEvent,
+)
 
 
 class Printer(ChatClient):
@@ -35,10 +44,11 @@ class Printer(ChatClient):
         return True
 
 
-async def chat(url: str, texts: list[str]) -> None:
+async def chat(url: str, texts: list[str], token: str) -> None:
     """Send ``texts`` to the chat server at ``url`` and show what comes back."""
     printer = Printer()
-    async with grestws.connect(url, ChatApi, handlers=printer) as client:
+    schema = ChatApi.use(grestws.BearerAuth(token))
+    async with grestws.connect(url, schema, handlers=printer) as client:
         print(f"connected to {client.url}")
         for text in texts:
             reply = await client.outgoing.send_message(SendMessageRequest(text=text, channel_id="general"))
@@ -49,6 +59,15 @@ async def chat(url: str, texts: list[str]) -> None:
         except grestws.ValidationError as exc:
             issue = exc.data[0]
             print(f"an empty message is refused: {issue.path}: {issue.message}")
+        match await grestws.as_result(client.outgoing.delete_message(DeleteMessageRequest("x"))):
+            case grestws.Ok(deleted):
+                print(f"deleting as an admin: {'deleted' if deleted else 'no such message'}")
+            case grestws.Err(error):
+                print(f"deleting needs chat:admin: {error}")
+    try:
+        await grestws.connect(url, ChatApi.use(grestws.BearerAuth("forged")))
+    except grestws.NotAuthorizedError as exc:
+        print(f"a forged token is refused at the handshake: {exc}")
 
 
 _LISTENING = re.compile(r"listening on (ws://\S+?)/ws/chat")
@@ -83,13 +102,18 @@ async def chat_server() -> AsyncGenerator[str]:
 async def main(args: list[str]) -> None:
     serve = "--serve" in args
     args = [arg for arg in args if arg != "--serve"]
+    token = "secret-guest"
+    if "--token" in args:
+        at = args.index("--token")
+        token = args[at + 1]
+        del args[at : at + 2]
     url = args.pop(0) if args and args[0].startswith("ws") else "ws://127.0.0.1:8765"
     texts = args or ["Hello from grestws!"]
     if serve:
         async with chat_server() as url:
-            await chat(url, texts)
+            await chat(url, texts, token)
     else:
-        await chat(url, texts)
+        await chat(url, texts, token)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ class MarkAsReadRequest(msgspec.Struct, rename="camel"):
     message_id: str
 
 
+class DeleteMessageRequest(msgspec.Struct, rename="camel"):
+    message_id: str
+
+
 class Message(msgspec.Struct, rename="camel"):
     id: str
     text: str
@@ -43,19 +47,24 @@ class TypingEvent(msgspec.Struct, rename="camel"):
 class ChatServer(Protocol):
     """What a client may call on the server."""
 
-    @grestws.request
+    @grestws.request(permission=grestws.PUBLIC)
     async def send_message(self, req: SendMessageRequest) -> SendMessageResponse:
         """Post a message to a channel; every connected client gets it as ``newMessage``."""
         ...
 
-    @grestws.notify
+    @grestws.notify(permission=grestws.PUBLIC)
     async def mark_as_read(self, req: MarkAsReadRequest) -> None:
         """Tell the server a message was read."""
         ...
 
-    @grestws.notify
+    @grestws.notify(permission=grestws.PUBLIC)
     async def ping(self) -> None:
         """Tell the server the client is still there."""
+        ...
+
+    @grestws.request(permission=grestws.Scope("chat:admin"))
+    async def delete_message(self, req: DeleteMessageRequest) -> bool:
+        """Delete a message (moderators only); True if it existed."""
         ...
 
 
@@ -82,3 +91,4 @@ ChatContract = grestws.SocketContract(
     "ChatApi", client_to_server=ChatServer, server_to_client=ChatClient, rename="camel"
 )
 ChatApi = ChatContract.at("/ws/chat")
+"""The schema both sides share; each adds its side of :class:`grestws.BearerAuth`."""

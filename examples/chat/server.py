@@ -1,4 +1,8 @@
-"""The chat server: ``grestws serve examples.chat.server:app``."""
+"""The chat server: ``grestws serve examples.chat.server:app``.
+
+Clients authenticate with a bearer token. The demo check: ``secret-<name>`` is user
+``<name>``, and the user ``admin`` may also delete messages; anything else is refused.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from examples.chat.contract import (
     ChatApi,
     ChatClient,
     ChatServer,
+    DeleteMessageRequest,
     MarkAsReadRequest,
     Message,
     SendMessageRequest,
@@ -34,11 +39,28 @@ class Room:
 room = Room()
 
 
+async def verify(token: str) -> grestws.Identity | None:
+    """The demo's token check; a real server would look the token up."""
+    name = token.removeprefix("secret-")
+    if not token.startswith("secret-") or not name:
+        return None
+    return grestws.Identity(name, frozenset({"chat:admin"}) if name == "admin" else frozenset())
+
+
+ServerChatApi = ChatApi.use(grestws.BearerAuth(verify=verify))
+"""The chat schema with the server's side of the bearer check."""
+
+sent: dict[str, Message] = {}
+"""The latest messages by id, so that an admin can delete them (at most ``KEEP``)."""
+KEEP = 1000
+
+
 class ChatHandler(ChatServer):
     """One connected client's calls."""
 
     def __init__(self, conn: grestws.ServerConnection[ChatClient]) -> None:
         self.conn = conn
+        self.user = conn.identity.id if conn.identity is not None else "anonymous"
         room.members.add(conn)
         conn.on_close(lambda code, reason: room.members.discard(conn))
 
@@ -46,11 +68,18 @@ class ChatHandler(ChatServer):
         message = Message(
             id=uuid.uuid4().hex,
             text=req.text,
-            sender_id=self.conn.id,
+            sender_id=self.user,
             timestamp=time.time_ns() // 1_000_000,
         )
+        sent[message.id] = message
+        if len(sent) > KEEP:
+            del sent[next(iter(sent))]
         room.publish(message)
         return SendMessageResponse(success=True, message_id=message.id)
+
+    async def delete_message(self, req: DeleteMessageRequest) -> bool:
+        logger.info("%s deleted %s", self.user, req.message_id)
+        return sent.pop(req.message_id, None) is not None
 
     async def mark_as_read(self, req: MarkAsReadRequest) -> None:
         logger.info("%s read %s", self.conn.id, req.message_id)
@@ -60,4 +89,4 @@ class ChatHandler(ChatServer):
 
 
 app = grestws.App()
-app.add(ChatApi, ChatHandler)
+app.add(ServerChatApi, ChatHandler)

@@ -33,10 +33,10 @@ async def wrong_arguments(client: grestws.Client[ChatServer, ChatClient]) -> Non
 
 
 async def unknown_methods(client: grestws.Client[ChatServer, ChatClient]) -> None:
-    await client.outgoing.delete_message(REQ)  # E: attr-defined reportAttributeAccessIssue reportUnknownMemberType
+    await client.outgoing.remove_message(REQ)  # E: attr-defined reportAttributeAccessIssue reportUnknownMemberType
     await client.outgoing.new_message(MSG)  # E: attr-defined reportAttributeAccessIssue reportUnknownMemberType
     await client.outgoing.sendMessage(REQ)  # E: attr-defined reportAttributeAccessIssue reportUnknownMemberType
-    await client.with_timeout(1.0).delete_message(REQ)  # E: attr-defined reportAttributeAccessIssue reportUnknownMemberType
+    await client.with_timeout(1.0).remove_message(REQ)  # E: attr-defined reportAttributeAccessIssue reportUnknownMemberType
 
 
 async def not_awaited(client: grestws.Client[ChatServer, ChatClient]) -> None:

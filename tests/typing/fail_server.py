@@ -11,6 +11,7 @@ from examples.chat.contract import (
     ChatApi,
     ChatClient,
     ChatServer,
+    DeleteMessageRequest,
     MarkAsReadRequest,
     Message,
     SendMessageRequest,
@@ -37,6 +38,9 @@ class WrongParameter:
     async def ping(self) -> None:
         pass
 
+    async def delete_message(self, req: DeleteMessageRequest) -> bool:
+        return False
+
 
 class WrongReturn:
     """Structural handler whose send_message answers the wrong type."""
@@ -52,6 +56,9 @@ class WrongReturn:
 
     async def ping(self) -> None:
         pass
+
+    async def delete_message(self, req: DeleteMessageRequest) -> bool:
+        return False
 
 
 class MissingMethod:
@@ -98,6 +105,9 @@ class WrongConnection:
     async def ping(self) -> None:
         pass
 
+    async def delete_message(self, req: DeleteMessageRequest) -> bool:
+        return False
+
 
 class RenamedParameter:
     """Structural handler that names send_message's parameter differently.
@@ -118,6 +128,9 @@ class RenamedParameter:
     async def ping(self) -> None:
         pass
 
+    async def delete_message(self, req: DeleteMessageRequest) -> bool:
+        return False
+
 
 class SubclassWrongParameter(ChatServer):
     def __init__(self, conn: grestws.ServerConnection[ChatClient]) -> None:
@@ -132,6 +145,9 @@ class SubclassWrongParameter(ChatServer):
     async def ping(self) -> None:
         pass
 
+    async def delete_message(self, req: DeleteMessageRequest) -> bool:
+        return False
+
 
 class SubclassWrongReturn(ChatServer):
     def __init__(self, conn: grestws.ServerConnection[ChatClient]) -> None:
@@ -145,6 +161,9 @@ class SubclassWrongReturn(ChatServer):
 
     async def ping(self) -> None:
         pass
+
+    async def delete_message(self, req: DeleteMessageRequest) -> bool:
+        return False
 
 
 class SubclassMistakes(ChatServer):
@@ -171,6 +190,9 @@ class SubclassMistakes(ChatServer):
     async def ping(self) -> None:
         pass
 
+    async def delete_message(self, req: DeleteMessageRequest) -> bool:
+        return False
+
 
 class Fine(ChatServer):
     def __init__(self, conn: grestws.ServerConnection[ChatClient]) -> None:
@@ -184,6 +206,9 @@ class Fine(ChatServer):
 
     async def ping(self) -> None:
         pass
+
+    async def delete_message(self, req: DeleteMessageRequest) -> bool:
+        return False
 
 
 Reversed = grestws.SocketContract("Reversed", client_to_server=ChatClient, server_to_client=ChatServer)

@@ -14,6 +14,7 @@ from examples.chat.contract import (
     ChatClient,
     ChatContract,
     ChatServer,
+    DeleteMessageRequest,
     MarkAsReadRequest,
     Message,
     SendMessageRequest,
@@ -136,6 +137,9 @@ class Handler(ChatServer):
     async def ping(self) -> None:
         pass
 
+    async def delete_message(self, req: DeleteMessageRequest) -> bool:
+        return False
+
 
 class StructuralHandler:
     """A server-side handler that only matches the Protocol's shape."""
@@ -151,6 +155,9 @@ class StructuralHandler:
 
     async def ping(self) -> None:
         pass
+
+    async def delete_message(self, req: DeleteMessageRequest) -> bool:
+        return False
 
 
 async def serving() -> None:

@@ -115,6 +115,10 @@ class AllOf(_Group):
     def allows(self, identity: Identity | None) -> bool:
         return all(part.allows(identity) for part in self.parts)
 
+    @property
+    def public(self) -> bool:
+        return all(part.public for part in self.parts)
+
 
 class AnyOf(_Group):
     """At least one of the permissions: ``AnyOf(Scope("admin"), Scope("moderator"))``."""
@@ -123,3 +127,7 @@ class AnyOf(_Group):
 
     def allows(self, identity: Identity | None) -> bool:
         return any(part.allows(identity) for part in self.parts)
+
+    @property
+    def public(self) -> bool:
+        return any(part.public for part in self.parts)

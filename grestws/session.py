@@ -231,8 +231,9 @@ class Session:
                 future.set_result(frame.data)
         elif kind is _REQ or kind is _MSG:
             entry = self._handlers.get(frame.path)
-            if entry is not None and entry[0].gated and not entry[0].permission.allows(self.identity):
-                self._refuse_call(entry[0], frame.id)
+            spec = entry[0] if entry is not None else self.incoming.by_path.get(frame.path)
+            if spec is not None and spec.gated and not spec.permission.allows(self.identity):
+                self._refuse_call(spec, frame.id)  # before ROUTE_NOT_FOUND: gated routes stay hidden
                 return
             if entry is None:
                 if kind is _REQ:

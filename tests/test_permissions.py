@@ -279,3 +279,38 @@ class TestDeclarations:
             AllOf()
         with pytest.raises(grestws.ContractError):
             Scope("")
+
+
+class TestPublicGroups:
+    def test_groups_made_of_public_are_public(self) -> None:
+        assert AnyOf(PUBLIC, Scope("x")).public
+        assert AllOf(PUBLIC, PUBLIC).public
+        assert not AllOf(PUBLIC, Scope("x")).public
+
+
+class HiddenServer(Protocol):
+    @grestws.request(permission=PUBLIC)
+    async def read(self) -> str: ...
+
+    @grestws.request(permission=Scope("board:admin"))
+    async def secret(self) -> str: ...
+
+
+Hidden = grestws.SocketContract("Hidden", client_to_server=HiddenServer, server_to_client=BoardClient)
+
+
+class OnlyReads(HiddenServer):
+    def __init__(self, conn: grestws.ServerConnection[BoardClient]) -> None:
+        pass
+
+    async def read(self) -> str:
+        return "posts"
+
+
+async def test_an_unimplemented_gated_method_is_not_revealed(start_server: StartServer) -> None:
+    app = grestws.App()
+    app.add(Hidden.at("/hidden").use(Tokens()), OnlyReads)
+    server = await start_server(app)
+    async with grestws.connect(server.url, Hidden.at("/hidden")) as client:
+        with pytest.raises(grestws.NotAuthorizedError):
+            await client.outgoing.secret()

@@ -109,3 +109,11 @@ class TestRefused:
     def test_query_of_a_non_connection(self) -> None:
         with pytest.raises(grestws.InvalidStateError):
             ByRoom.query_of(object())
+
+
+async def test_a_missing_query_names_the_missing_field(start_server: StartServer) -> None:
+    server = await start_server(app())
+    with pytest.raises(grestws.ValidationError) as caught:
+        await grestws.connect(server.url, ByRoom)
+    assert caught.value.data[0].path == "room"
+    assert caught.value.data[0].code == "missing_field"

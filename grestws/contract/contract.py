@@ -310,13 +310,14 @@ class SocketSchema(Generic[C2S, S2C, Q]):
             raise ValidationError("Invalid query parameters", data=validation_issues(exc)) from exc
         return result
 
-    def encode_query(self, query: Q) -> dict[str, str]:
-        """URL parameters for ``query``, after checking it against the query type.
+    def encode_query(self, query: Q | None) -> dict[str, str]:
+        """URL parameters for ``query``, after checking it against the query type; ``None``
+        sends none, which suits a query type whose fields all have defaults.
 
         Raises:
             ValidationError: ``query`` does not fit the query type (a constraint, say).
         """
-        params: Any = msgspec.to_builtins(query)
+        params: Any = {} if query is None else msgspec.to_builtins(query)
         try:
             msgspec.convert(params, type=self.query)
         except msgspec.ValidationError as exc:

@@ -160,6 +160,18 @@ class TestBadOptions:
         assert "Traceback" not in log
 
 
+class TestRefuseToStart:
+    async def test_an_app_with_unresolvable_permissions_does_not_start(self) -> None:
+        async with run_cli(serve_command("tests.test_permissions:unservable_app", "--port", "0")) as served:
+            code = await served.finish()
+        log = "\n".join(served.lines)
+        assert code == 2
+        assert "this App cannot be served" in log
+        assert "Board.write at /board" in log
+        assert "listening on" not in log
+        assert "Traceback" not in log
+
+
 class TestBadTarget:
     @pytest.mark.parametrize(
         ("target", "message"),

@@ -314,3 +314,8 @@ async def test_an_unimplemented_gated_method_is_not_revealed(start_server: Start
     async with grestws.connect(server.url, Hidden.at("/hidden")) as client:
         with pytest.raises(grestws.NotAuthorizedError):
             await client.outgoing.secret()
+
+
+def unservable_app() -> grestws.App:
+    """An App whose gated methods no middleware can grant (for the CLI test)."""
+    return board_app(Board.at("/board"))

@@ -22,7 +22,6 @@ from grestws.exceptions import (
     ConnectionClosedError,
     ContractError,
     ForbiddenError,
-    FrameError,
     InvalidStateError,
     NotAuthorizedError,
     ServerError,
@@ -31,8 +30,8 @@ from grestws.exceptions import (
 from grestws.middleware import ServerHandshake, overrides
 from grestws.permissions import Identity
 from grestws.protocol import codec
-from grestws.protocol.frames import HANDSHAKE_OK
-from grestws.session import Session, Transport, error_envelope, first_frame, new_ref
+from grestws.protocol.frames import HANDSHAKE_OK, Frame, FrameType
+from grestws.session import FirstFrame, Session, Transport, error_envelope, new_ref
 
 __all__ = ("App", "ConnectRequest", "Route", "ServerConnection")
 
@@ -362,13 +361,13 @@ class App:
             ConnectionClosedError: the client left during the handshake.
         """
         session = conn._session
-        handshake = Handshake()
+        handshake = FirstFrame(FrameType.HANDSHAKE)
         transport.deliver_to(handshake.receive)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.handshake_timeout
         error: ApiError[Any] | None = None
         try:
-            conn.handshake_headers = await handshake.headers(transport, self.handshake_timeout)
+            conn.handshake_headers = _headers(await handshake.wait(transport, self.handshake_timeout))
         except TimeoutError:
             error = ServerError("Handshake timeout")
         except ApiError as exc:
@@ -399,40 +398,16 @@ async def _admit_step(task: asyncio.Task[Any], deadline: float) -> bool:
     return True
 
 
-class Handshake:
-    """The server's side of the handshake: waits for ``h``, dropping frames before it and
-    keeping the ones after it for the session."""
+def _headers(h: Frame) -> Mapping[str, str]:
+    """The headers of an ``h`` frame (no data: none).
 
-    __slots__ = ("_h", "after")
-
-    def __init__(self) -> None:
-        self._h: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self.after: list[bytes] = []
-
-    def receive(self, raw: bytes) -> None:
-        """The transport's sink until the session takes over."""
-        if self._h.done():
-            self.after.append(raw)
-        elif raw.startswith(b"h:"):
-            try:
-                frame = codec.decode_frame(raw)
-            except FrameError:
-                return
-            self._h.set_result(frame.data)
-
-    async def headers(self, transport: Transport, timeout: float) -> Mapping[str, str]:
-        """The headers of the ``h`` frame.
-
-        Raises:
-            TimeoutError: no ``h`` within ``timeout`` seconds.
-            ConnectionClosedError: the client left first.
-            ValidationError: the headers are not a JSON object of strings.
-        """
-        data: bytes = await first_frame(self._h, transport, timeout)
-        try:
-            return _headers_decoder.decode(data or b"{}")
-        except msgspec.MsgspecError as exc:
-            raise ValidationError("Invalid handshake headers", data=codec.validation_issues(exc)) from exc
+    Raises:
+        ValidationError: the headers are not a JSON object of strings.
+    """
+    try:
+        return _headers_decoder.decode(h.data or b"{}")
+    except msgspec.MsgspecError as exc:
+        raise ValidationError("Invalid handshake headers", data=codec.validation_issues(exc)) from exc
 
 
 async def _refuse(transport: Transport, error: ApiError[Any]) -> None:

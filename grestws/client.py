@@ -25,7 +25,6 @@ from grestws.exceptions import (
     ApiError,
     ConnectError,
     ConnectionClosedError,
-    FrameError,
     GrestwsError,
     HandshakeTimeoutError,
     InvalidStateError,
@@ -33,8 +32,8 @@ from grestws.exceptions import (
 )
 from grestws.middleware import ClientHandshake
 from grestws.protocol import codec
-from grestws.protocol.frames import Frame, FrameType
-from grestws.session import Session, error_from_envelope, first_frame
+from grestws.protocol.frames import FrameType
+from grestws.session import FirstFrame, Session, error_from_envelope
 
 __all__ = ("Client", "ClientOptions", "ClientState", "Registrar0", "Registrar1", "connect")
 
@@ -264,11 +263,11 @@ class Client(Connection, Generic[C2S, S2C]):
         assert isinstance(ws, PushClientConnection)  # made by create_connection
         transport = WebsocketsTransport(ws)
         self.remote_address = ws.remote_address
-        acceptance = _Acceptance()
+        acceptance = FirstFrame(FrameType.HANDSHAKE_OK, FrameType.HANDSHAKE_ERR)
         transport.deliver_to(acceptance.receive)
         try:
             await transport.send(b"h:::" + msgspec.json.encode(self._handshake_headers()))
-            await acceptance.wait(transport, self.schema.contract.errors, self.handshake_timeout)
+            await _accepted(acceptance, transport, self.schema.contract.errors, self.handshake_timeout)
         except BaseException as exc:
             self._state = ClientState.CLOSED
             await transport.close()
@@ -371,45 +370,26 @@ class Client(Connection, Generic[C2S, S2C]):
         await self.disconnect()
 
 
-class _Acceptance:
-    """The client's side of the handshake: waits for ``k`` or ``x``, keeping the frames
-    after it for the session."""
+async def _accepted(
+    acceptance: FirstFrame,
+    transport: WebsocketsTransport,
+    errors: Mapping[str, type[ApiError[Any]]],
+    timeout: float,
+) -> None:
+    """Return on ``k``; raise the error of ``x``.
 
-    __slots__ = ("_answer", "after")
-
-    def __init__(self) -> None:
-        self._answer: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
-        self.after: list[bytes] = []
-
-    def receive(self, raw: bytes) -> None:
-        """The transport's sink until the session takes over."""
-        if self._answer.done():
-            self.after.append(raw)
-            return
+    Raises:
+        ApiError: the handshake was refused.
+        ConnectionClosedError: the server closed the socket first.
+        TimeoutError: no answer within ``timeout`` seconds.
+    """
+    frame = await acceptance.wait(transport, timeout)
+    if frame.type is FrameType.HANDSHAKE_ERR:
         try:
-            frame = codec.decode_frame(raw)
-        except FrameError:
-            return
-        if frame.type in (FrameType.HANDSHAKE_OK, FrameType.HANDSHAKE_ERR):
-            self._answer.set_result(frame)
-
-    async def wait(
-        self, transport: WebsocketsTransport, errors: Mapping[str, type[ApiError[Any]]], timeout: float
-    ) -> None:
-        """Return on ``k``; raise the error of ``x``.
-
-        Raises:
-            ApiError: the handshake was refused.
-            ConnectionClosedError: the server closed the socket first.
-            TimeoutError: no answer within ``timeout`` seconds.
-        """
-        frame: Frame = await first_frame(self._answer, transport, timeout)
-        if frame.type is FrameType.HANDSHAKE_ERR:
-            try:
-                envelope = codec.decode_result(frame.data)
-            except msgspec.MsgspecError as exc:
-                raise ConnectionClosedError(4001, "Handshake failed") from exc
-            raise error_from_envelope(envelope, errors=errors)
+            envelope = codec.decode_result(frame.data)
+        except msgspec.MsgspecError as exc:
+            raise ConnectionClosedError(4001, "Handshake failed") from exc
+        raise error_from_envelope(envelope, errors=errors)
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:

@@ -40,7 +40,7 @@ from grestws.exceptions import (
 )
 from grestws.permissions import Identity
 from grestws.protocol import codec
-from grestws.protocol.frames import PONG, FrameType, ResultEnvelope
+from grestws.protocol.frames import PONG, Frame, FrameType, ResultEnvelope
 
 __all__ = ("Session", "Transport")
 
@@ -78,25 +78,47 @@ def new_ref() -> str:
     return uuid.uuid4().hex[:16]
 
 
-async def first_frame(future: asyncio.Future[Any], transport: Transport, timeout: float) -> Any:
-    """The result of ``future`` (set by a handshake sink), unless the transport closes or
-    ``timeout`` seconds pass first.
+class FirstFrame:
+    """A transport's sink during a handshake: waits for the first frame of the given kinds,
+    drops the frames before it, and keeps the ones after it for the session."""
 
-    Raises:
-        ConnectionClosedError: the transport closed first.
-        TimeoutError: the time ran out first.
-    """
-    closed = asyncio.ensure_future(transport.wait_closed())
-    try:
-        await asyncio.wait((future, closed), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        closed.cancel()
-    if future.done():
-        return future.result()
-    if closed.done() and not closed.cancelled():
-        code, reason = closed.result()
-        raise ConnectionClosedError(code, reason)
-    raise TimeoutError
+    __slots__ = ("_first", "_kinds", "after")
+
+    def __init__(self, *kinds: FrameType) -> None:
+        self._kinds = kinds
+        self._first: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        self.after: list[bytes] = []
+
+    def receive(self, raw: bytes) -> None:
+        """The sink: called by the transport for every frame until the session takes over."""
+        if self._first.done():
+            self.after.append(raw)
+            return
+        try:
+            frame = codec.decode_frame(raw)
+        except FrameError:
+            return
+        if frame.type in self._kinds:
+            self._first.set_result(frame)
+
+    async def wait(self, transport: Transport, timeout: float) -> Frame:
+        """The frame, unless the transport closes or ``timeout`` seconds pass first.
+
+        Raises:
+            ConnectionClosedError: the transport closed first.
+            TimeoutError: the time ran out first.
+        """
+        closed = asyncio.ensure_future(transport.wait_closed())
+        try:
+            await asyncio.wait((self._first, closed), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+        if self._first.done():
+            return self._first.result()
+        if closed.done() and not closed.cancelled():
+            code, reason = closed.result()
+            raise ConnectionClosedError(code, reason)
+        raise TimeoutError
 
 
 def error_envelope(error: ApiError[Any]) -> bytes:

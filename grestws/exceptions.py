@@ -168,6 +168,7 @@ class ApiError(GrestwsError, Generic[D]):
     type: ClassVar[str] = "SERVER_ERROR"
     status_code: ClassVar[int] = 500
     data_type: ClassVar[Any] = None
+    _data_decoder: ClassVar[msgspec.json.Decoder[Any] | None] = None
 
     @overload
     def __init__(
@@ -240,6 +241,20 @@ class ApiError(GrestwsError, Generic[D]):
             {"type": type, "status_code": status_code},
             lambda ns: ns.update(namespace),
         )
+
+    @classmethod
+    def data_decoder(cls) -> msgspec.json.Decoder[Any]:
+        """The JSON decoder of this error's ``data``, typed by the class's data type (untyped
+        for an error declared without one), built once per class.
+
+        Raises:
+            TypeError: msgspec cannot handle the data type.
+        """
+        decoder: msgspec.json.Decoder[Any] | None = cls.__dict__.get("_data_decoder")
+        if decoder is None:
+            decoder = msgspec.json.Decoder(Any if cls.data_type is None else cls.data_type)
+            cls._data_decoder = decoder
+        return decoder
 
     def __str__(self) -> str:
         text = f"{self.type} ({self.status_code})"

@@ -258,11 +258,10 @@ class Session:
                 self._refuse_call(spec, frame.id)  # before ROUTE_NOT_FOUND: gated routes stay hidden
                 return
             if entry is None:
+                error = RouteNotFoundError(f"Route not found: {frame.path}")
                 if kind is _REQ:
-                    error = RouteNotFoundError(f"Route not found: {frame.path}")
                     self._spawn(self._send_error(frame.path, frame.id or 0, error))
                 else:
-                    error = RouteNotFoundError(f"Route not found: {frame.path}")
                     self.report(error, f"dropped a message to {frame.path}: no such route")
                 return
             self._spawn(self._serve(entry, frame.id, frame.data), leaves_itself=True)
@@ -281,7 +280,7 @@ class Session:
         if request_id is None:
             self.report(error, f"dropped {spec.path}: {error.message}")
         else:
-            self._spawn(self._send_error(spec.path_bytes.decode(), request_id, error))
+            self._spawn(self._send_error(spec.path, request_id, error))
 
     def _spawn(self, coro: Coroutine[Any, Any, None], *, leaves_itself: bool = False) -> None:
         """Run ``coro`` in a task of its own, in the connection's context, tracked as in
@@ -549,12 +548,10 @@ def error_from_envelope(
     data: Any = None
     if envelope.data:
         try:
-            if spec is not None:
-                data = spec.decode_error_data(type_name, envelope.data)
-            elif error_cls is not None and error_cls.data_type is not None:
-                data = msgspec.json.decode(envelope.data, type=error_cls.data_type)
-            else:
+            if error_cls is None:
                 data = msgspec.json.decode(envelope.data)
+            else:
+                data = error_cls.data_decoder().decode(envelope.data)
         except msgspec.MsgspecError:
             data = None
     if error_cls is None:

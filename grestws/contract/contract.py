@@ -35,7 +35,6 @@ Entry = tuple[MethodSpec, Callable[..., Awaitable[Any]], bool]
 """A dispatch table entry: the method, its function, and whether it takes the handler first."""
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_NO_ARG: Any = object()
 
 
 class Caller(Protocol):

@@ -158,9 +158,6 @@ def camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-_NO_VALUE: Any = object()
-
-
 class MethodSpec:
     """Everything the session needs to send or serve one method, built once.
 
@@ -175,7 +172,6 @@ class MethodSpec:
     """
 
     __slots__ = (
-        "_error_decoders",
         "_input_decoder",
         "_result_decoder",
         "error_classes",
@@ -252,11 +248,8 @@ class MethodSpec:
         try:
             self._input_decoder = msgspec.json.Decoder(self.input_type) if self.has_input else None
             self._result_decoder = msgspec.json.Decoder(self.result_type) if self.has_result else None
-            self._error_decoders = {
-                name: msgspec.json.Decoder(cls.data_type)
-                for name, cls in declared.items()
-                if cls.data_type is not None
-            }
+            for error_cls in declared.values():
+                error_cls.data_decoder()
         except TypeError as exc:
             raise ContractError(f"{where}: msgspec cannot handle its types: {exc}") from exc
         kind_letter = FrameType.REQ if self.kind is MethodKind.REQUEST else FrameType.MSG
@@ -289,13 +282,8 @@ class MethodSpec:
 
     def decode_error_data(self, type_name: str, data: bytes) -> Any:
         """Decode an error's data with the declared error's decoder; untyped if unknown."""
-        decoder = self._error_decoders.get(type_name)
-        if decoder is None:
-            error_cls = STANDARD_ERRORS.get(type_name)
-            if error_cls is not None and error_cls.data_type is not None:
-                return msgspec.json.decode(data, type=error_cls.data_type)
-            return msgspec.json.decode(data)
-        return decoder.decode(data)
+        error_cls = self.error_class(type_name)
+        return msgspec.json.decode(data) if error_cls is None else error_cls.data_decoder().decode(data)
 
     def declares(self, error: ApiError[Any]) -> bool:
         """Whether a handler may send ``error`` as it is.

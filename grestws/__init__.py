@@ -38,10 +38,14 @@ if TYPE_CHECKING:
         NotFoundError,
         PayloadTooLargeError,
         RequestTimeoutError,
+        RetryAfter,
         RouteNotFoundError,
         ServerError,
+        TooManyRequestsError,
         ValidationError,
     )
+    from grestws.incidents import Incident, IncidentKind
+    from grestws.limits import Limits, Rate
     from grestws.middleware import ClientHandshake, Middleware, ServerHandshake
     from grestws.permissions import PUBLIC, AllOf, AnyOf, Identity, Permission, Scope
     from grestws.result import Err, Ok, Result, as_result
@@ -71,8 +75,11 @@ __all__ = (
     "GrestwsError",
     "HandshakeTimeoutError",
     "Identity",
+    "Incident",
+    "IncidentKind",
     "InvalidStateError",
     "Issue",
+    "Limits",
     "MessageInfo",
     "Middleware",
     "NotAuthorizedError",
@@ -80,8 +87,10 @@ __all__ = (
     "Ok",
     "PayloadTooLargeError",
     "Permission",
+    "Rate",
     "RequestTimeoutError",
     "Result",
+    "RetryAfter",
     "RouteNotFoundError",
     "Scope",
     "Server",
@@ -90,6 +99,7 @@ __all__ = (
     "ServerHandshake",
     "SocketContract",
     "SocketSchema",
+    "TooManyRequestsError",
     "ValidationError",
     "__version__",
     "as_result",
@@ -114,6 +124,10 @@ _HOMES = {
     "Connection": "grestws.context",
     "MessageInfo": "grestws.context",
     "ContextKey": "grestws.context",
+    "Incident": "grestws.incidents",
+    "IncidentKind": "grestws.incidents",
+    "Limits": "grestws.limits",
+    "Rate": "grestws.limits",
     "ClientHandshake": "grestws.middleware",
     "Middleware": "grestws.middleware",
     "ServerHandshake": "grestws.middleware",

@@ -2,12 +2,17 @@
 
 Whole messages go from websockets' protocol callback straight to the session's sink, with
 no task in between: a response wakes its caller in the next loop iteration, as a plain
-``await ws.recv()`` would. This is the one place where websockets' exceptions become
-grestws's.
+``await ws.recv()`` would. This is the one place where websockets' exceptions (and the
+OS errors under them) become grestws's.
+
+Liveness is grestws's own (:class:`~grestws.liveness.Liveness`), not websockets'
+keepalive: any frame counts as activity, and a silent peer is dropped after ping interval
++ ping timeout without waiting for a closing handshake it will never answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -16,10 +21,11 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.connection import Connection as WebSocket
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import DATA_OPCODES, Frame
-from websockets.protocol import OPEN, Event
+from websockets.frames import DATA_OPCODES, CloseCode, Frame
+from websockets.protocol import CLOSED, OPEN, Event
 
 from grestws.exceptions import ConnectionClosedError
+from grestws.liveness import Liveness
 
 logger = logging.getLogger("grestws")
 
@@ -80,15 +86,25 @@ class Messages:
 
 
 class _PushMessages(WebSocket):
-    """Hands whole messages to :attr:`messages` instead of websockets' own queue."""
+    """Hands whole messages to :attr:`messages` instead of websockets' own queue, and tells
+    :attr:`liveness` of every frame."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.messages = Messages()
+        self.liveness: Liveness | None = None
 
     def process_event(self, event: Event) -> None:
+        liveness = self.liveness
+        if liveness is not None:
+            liveness.seen()
         if not (isinstance(event, Frame) and self.messages.take(event)):
             super().process_event(event)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.liveness is not None:
+            self.liveness.stop()
+        super().connection_lost(exc)
 
 
 class PushServerConnection(_PushMessages, ServerConnection):
@@ -100,13 +116,48 @@ class PushClientConnection(_PushMessages, ClientConnection):
 
 
 class WebsocketsTransport:
-    """A websockets connection (either side) as a grestws transport."""
+    """A websockets connection (either side) as a grestws transport.
 
-    __slots__ = ("messages", "ws")
+    Args:
+        ws: The connection, made with :class:`PushServerConnection` or
+            :class:`PushClientConnection`.
+        ping_interval: Seconds of silence before a ping (None: no liveness watch).
+        ping_timeout: Seconds a pinged peer has to send anything before it is dropped.
+        close_timeout: Seconds the closing handshake may take before the connection is
+            dropped.
+    """
 
-    def __init__(self, ws: _PushMessages) -> None:
+    __slots__ = ("_dead", "close_timeout", "messages", "ws")
+
+    def __init__(
+        self,
+        ws: _PushMessages,
+        *,
+        ping_interval: float | None = None,
+        ping_timeout: float | None = None,
+        close_timeout: float = 2.0,
+    ) -> None:
         self.ws: WebSocket = ws
         self.messages = ws.messages
+        self.close_timeout = close_timeout
+        self._dead = False
+        if ping_interval is not None and ws.protocol.state is OPEN:
+            ws.liveness = Liveness(ws.loop, ping_interval, ping_timeout, self._ping, self._drop_dead)
+
+    def _ping(self) -> None:
+        ws = self.ws
+        if ws.protocol.state is OPEN:
+            ws.protocol.send_ping(b"")
+            ws.send_data()
+
+    def _drop_dead(self) -> None:
+        """The peer did not answer a ping: send a close frame if it fits, drop the socket."""
+        self._dead = True
+        ws = self.ws
+        if ws.protocol.state is OPEN:
+            ws.protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            ws.send_data()
+        ws.transport.abort()
 
     @property
     def remote_address(self) -> Any:
@@ -115,24 +166,68 @@ class WebsocketsTransport:
     def deliver_to(self, sink: Sink) -> None:
         self.messages.deliver_to(sink)
 
-    async def send(self, frame: bytes) -> None:
+    @property
+    def buffered(self) -> int:
+        """Bytes written but not yet taken by the network."""
+        return self.ws.transport.get_write_buffer_size()
+
+    def write(self, frame: bytes) -> None:
+        """Write ``frame`` now, whatever is buffered already; never waits.
+
+        Raises:
+            ConnectionClosedError: the connection is closing or closed.
+        """
         ws = self.ws
-        if ws.protocol.state is OPEN and ws.send_in_progress is None:
-            # What websockets.broadcast does for each connection, plus its flow control:
-            # the frame is written at once and only a full write buffer makes us wait.
-            ws.protocol.send_text(frame)
-            ws.send_data()
-            if ws.paused:
+        if ws.protocol.state is not OPEN or ws.transport.is_closing():
+            raise self._closed()
+        # What websockets.broadcast does for each connection: grestws never sends
+        # fragmented messages, so nothing can be interleaved with this frame.
+        ws.protocol.send_text(frame)
+        ws.send_data()
+
+    async def send(self, frame: bytes) -> None:
+        """Write ``frame`` and, when the write buffer is full, wait until it drains.
+
+        Raises:
+            ConnectionClosedError: the connection is closed, or closed while waiting.
+        """
+        self.write(frame)
+        ws = self.ws
+        if ws.paused:
+            try:
                 await ws.drain()
-            return
-        try:
-            await ws.send(frame, text=True)
-        except ConnectionClosed as exc:
-            raise closed_error(exc) from exc
+            except (ConnectionClosed, OSError) as exc:
+                raise self._closed() from exc
+
+    def _closed(self) -> ConnectionClosedError:
+        ws = self.ws
+        if self._dead:
+            return ConnectionClosedError(1006, "keepalive ping timeout")
+        if ws.protocol.close_rcvd is not None or ws.protocol.close_sent is not None:
+            return closed_error(ws.protocol.close_exc)
+        return ConnectionClosedError(1006, "connection lost")
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        await self.ws.close(code, reason)
+        """Close with ``code`` and ``reason``; drop the connection if the closing handshake
+        takes more than ``close_timeout`` (a peer that does not read never answers it).
+
+        Idempotent; cancelling it drops the connection.
+        """
+        ws = self.ws
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                await ws.close(code, reason)
+        except TimeoutError:
+            pass
+        except BaseException:
+            ws.transport.abort()
+            raise
+        if ws.protocol.state is not CLOSED:
+            ws.transport.abort()
+            await ws.wait_closed()
 
     async def wait_closed(self) -> tuple[int | None, str]:
         await self.ws.wait_closed()  # shields websockets' own future: safe to cancel
+        if self._dead:
+            return 1006, "keepalive ping timeout"
         return self.ws.close_code, self.ws.close_reason or ""

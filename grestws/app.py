@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -25,13 +25,17 @@ from grestws.exceptions import (
     InvalidStateError,
     NotAuthorizedError,
     ServerError,
+    TooManyRequestsError,
     ValidationError,
 )
+from grestws.incidents import PEER_LOG, Incident, IncidentHook, IncidentKind, Incidents
+from grestws.limits import Gate, IdentityLimits, Limits
 from grestws.middleware import ServerHandshake, overrides
+from grestws.origins import OriginPolicy
 from grestws.permissions import Identity
 from grestws.protocol import codec
 from grestws.protocol.frames import HANDSHAKE_OK, Frame, FrameType
-from grestws.session import FirstFrame, Session, Transport, error_envelope, new_ref
+from grestws.session import CLOSE_POLICY, FirstFrame, Session, Transport, error_envelope, new_ref
 
 __all__ = ("App", "ConnectRequest", "Route", "ServerConnection")
 
@@ -41,7 +45,7 @@ S2C = TypeVar("S2C")
 logger = logging.getLogger("grestws")
 
 CLOSE_NORMAL = 1000
-CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_INVALID_QUERY = 4000
 CLOSE_HANDSHAKE_FAILED = 4001
 
@@ -89,12 +93,20 @@ class ServerConnection(Connection, Generic[S2C]):
         "identity",
         "outgoing",
         "request",
+        "schema",
         "typed_query",
     )
 
-    def __init__(self, request: ConnectRequest, session: Session, outgoing: S2C) -> None:
+    def __init__(
+        self,
+        request: ConnectRequest,
+        session: Session,
+        outgoing: S2C,
+        schema: SocketSchema[Any, S2C, Any],
+    ) -> None:
         super().__init__(uuid.uuid4().hex, request.path, request.remote_address, "server")
         self.request = request
+        self.schema = schema
         self.handshake_headers: Mapping[str, str] = {}
         self.outgoing = outgoing
         self.typed_query: Any = None
@@ -117,6 +129,16 @@ class ServerConnection(Connection, Generic[S2C]):
         """A proxy like ``outgoing`` whose requests time out after ``timeout`` s (None: never)."""
         proxy: S2C = self._session.outgoing.proxy(self._session, timeout)
         return proxy
+
+    def push(self, frame: bytes) -> bool:
+        """Write an encoded fire-and-forget frame to the client now, never waiting: it is
+        dropped (and counted) when the client has more than the limits' ``push_buffer``
+        unread, and a client over ``max_outgoing_buffer`` is closed with 1013.
+
+        Returns:
+            Whether the frame was written.
+        """
+        return self.is_open and self._session.push(frame)
 
     def on_close(self, callback: Callable[[int | None, str], object]) -> None:
         """Call ``callback(code, reason)`` once the connection closed (at once if it has)."""
@@ -155,12 +177,24 @@ class App:
     """The schemas a server serves, each at its URL path, and how it serves them.
 
     Args:
+        limits: What every peer is held to: rates, calls in flight, handler deadlines,
+            outgoing buffers, connection caps, nesting depth (see :class:`Limits` and
+            ``docs/limits.md``). The defaults suit a public server.
+        allowed_origins: Browser origins that may open sockets (``"https://app.example.com"``,
+            ``"https://*.example.com"``, ``"*"``); others get HTTP 403 at the upgrade.
+            Without a list any origin may connect, but a cross-origin upgrade's cookies
+            are withheld from middleware, so cookie authentication cannot be hijacked by
+            another site (see ``docs/limits.md``).
+        on_error: Called with every :class:`~grestws.incidents.Incident`: dropped frames,
+            refused calls, limit hits, failed handlers, slow or dead peers. It runs in the
+            event loop and must not block; its exceptions are logged.
         handshake_timeout: Seconds to wait for the client's ``h`` frame.
         request_timeout: Default seconds to wait for the client's answer to a server request.
         shutdown_timeout: Seconds that calls in flight get to finish on graceful shutdown.
         max_message_size: Largest incoming frame in bytes; a larger one closes with 1009.
-        ping_interval: Seconds between WebSocket pings (None: no pings).
-        ping_timeout: Seconds a pinged peer has to answer before it is closed.
+        ping_interval: Seconds of silence from a peer before it is pinged (None: never).
+        ping_timeout: Seconds a pinged peer has to send anything before it is dropped; a
+            dead peer is released ``ping_interval + ping_timeout`` after its last frame.
         compression: Offer permessage-deflate (off by default: it costs more than it saves
             on small messages).
 
@@ -171,6 +205,9 @@ class App:
     def __init__(
         self,
         *,
+        limits: Limits | None = None,
+        allowed_origins: Sequence[str] | None = None,
+        on_error: IncidentHook | None = None,
         handshake_timeout: float = 5.0,
         request_timeout: float | None = 30.0,
         shutdown_timeout: float = 10.0,
@@ -180,6 +217,10 @@ class App:
         compression: bool = False,
     ) -> None:
         self.routes: dict[str, Route[Any, Any]] = {}
+        self.limits = Limits() if limits is None else limits
+        self.origins = OriginPolicy(allowed_origins)
+        self.incidents = Incidents(on_error)
+        self.identities = IdentityLimits(self.limits)
         self.handshake_timeout = handshake_timeout
         self.request_timeout = request_timeout
         self.shutdown_timeout = shutdown_timeout
@@ -205,6 +246,19 @@ class App:
 
     def __repr__(self) -> str:
         return f"<App {sorted(self.routes)}>"
+
+    @property
+    def on_error(self) -> IncidentHook | None:
+        """The hook that sees every incident (settable)."""
+        return self.incidents.hook
+
+    @on_error.setter
+    def on_error(self, hook: IncidentHook | None) -> None:
+        self.incidents.hook = hook
+
+    def refuse(self, kind: IncidentKind, message: str) -> None:
+        """Report a connection refused before it had a session (a cap, an origin)."""
+        self.incidents.report(Incident(kind, message))
 
     def permission_problems(self) -> list[str]:
         """Why this App must not be served, one line per affected method or schema.
@@ -268,18 +322,35 @@ class App:
         route = self.routes.get(request.path)
         if route is None:
             raise InvalidStateError(f"no schema at {request.path}")
+        limits = self.limits
+        if limits.max_connections is not None and len(live) >= limits.max_connections:
+            self.refuse(
+                IncidentKind.CONNECTION_REFUSED, f"{request.path}: over {limits.max_connections} connections"
+            )
+            await transport.close(CLOSE_TRY_AGAIN_LATER, "Too many connections")
+            return
+        origin = request.headers.get("origin")
+        if not self.origins.allows(origin, request.headers.get("host")):
+            self.refuse(
+                IncidentKind.CONNECTION_REFUSED, f"{request.path}: origin {origin!r:.100} not allowed"
+            )
+            await transport.close(CLOSE_POLICY, "Origin not allowed")
+            return
         contract = route.schema.contract
+        loop = asyncio.get_running_loop()
         session = Session(
             transport,
             Connection("", request.path, request.remote_address, "server"),
             incoming=contract.client_to_server,
             outgoing=contract.server_to_client,
+            incidents=self.incidents,
+            gate=Gate(limits, loop.time),
         )
+        schema = route.schema
         conn: ServerConnection[Any] = ServerConnection(
-            request, session, contract.server_to_client.proxy(session, self.request_timeout)
+            request, session, contract.server_to_client.proxy(session, self.request_timeout), schema
         )
         session.connection = conn
-        schema = route.schema
         if schema.query is not None:
             try:
                 conn.typed_query = schema.parse_query(request.query)
@@ -298,6 +369,8 @@ class App:
         finally:
             if conn.accepted:
                 conn._closed()
+            if conn.identity is not None and session.gate is not None and session.gate.shares_identity:
+                self.identities.release(conn.identity.id)
             try:
                 # Calls still running once their client is gone get shutdown_timeout to end.
                 if not await session.wait_idle(self.shutdown_timeout):
@@ -318,7 +391,16 @@ class App:
         """
         session = conn._session
         context = session.base_context()
-        handshake = ServerHandshake(conn, conn.handshake_headers)
+        request = conn.request
+        trusted = self.origins.trusts_cookies(request.headers.get("origin"), request.headers.get("host"))
+        if not trusted and "cookie" in request.headers and PEER_LOG.allow("cross_origin_cookies"):
+            logger.warning(
+                "%s: ignored the cookies of an upgrade from origin %.100r; list it in allowed_origins "
+                "to let middleware use them",
+                conn.path,
+                request.headers.get("origin"),
+            )
+        handshake = ServerHandshake(conn, conn.handshake_headers, cookies_trusted=trusted)
         chain = route.schema.middleware
         loop = asyncio.get_running_loop()
         try:
@@ -338,6 +420,15 @@ class App:
                     if (identity := found.result()) is not None:
                         conn.identity = session.identity = identity
                         break
+            if conn.identity is not None and session.gate is not None:
+                entry = self.identities.acquire(conn.identity.id, loop.time())
+                if entry is None:
+                    self.refuse(
+                        IncidentKind.CONNECTION_REFUSED,
+                        f"{conn.path}: {conn.identity.id!r:.100} has too many connections",
+                    )
+                    return TooManyRequestsError("Too many connections for this identity", data=None)
+                session.gate.share_identity(entry)
             permission = route.schema.permission
             if permission is not None and not permission.allows(conn.identity):
                 if conn.identity is None:
@@ -361,7 +452,7 @@ class App:
             ConnectionClosedError: the client left during the handshake.
         """
         session = conn._session
-        handshake = FirstFrame(FrameType.HANDSHAKE)
+        handshake = FirstFrame(FrameType.HANDSHAKE, keep=self.limits.max_outgoing_buffer or (1 << 20))
         transport.deliver_to(handshake.receive)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.handshake_timeout
@@ -378,6 +469,9 @@ class App:
             error = await self._admit(route, conn, deadline)
         if error is not None:
             await _refuse(transport, error)
+            return False
+        if handshake.overflowed:
+            await transport.close(CLOSE_POLICY, "Too many frames before the handshake ended")
             return False
         conn.accepted = True
         for raw in handshake.after:

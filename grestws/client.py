@@ -17,7 +17,6 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from grestws._util import Opening, settle_allocator
 from grestws._websockets import PushClientConnection, WebsocketsTransport
-from grestws.app import CLOSE_INVALID_QUERY
 from grestws.context import Connection
 from grestws.contract.contract import SocketSchema
 from grestws.contract.methods import MethodSpec
@@ -30,6 +29,7 @@ from grestws.exceptions import (
     InvalidStateError,
     ValidationError,
 )
+from grestws.incidents import Incident, Incidents
 from grestws.middleware import ClientHandshake
 from grestws.protocol import codec
 from grestws.protocol.frames import FrameType
@@ -44,6 +44,8 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 logger = logging.getLogger("grestws")
+
+_CLOSE_INVALID_QUERY = 4000
 
 
 class Registrar0(Protocol[R]):
@@ -124,10 +126,10 @@ class Client(Connection, Generic[C2S, S2C]):
         self.timeout = timeout
         self.handshake_timeout = handshake_timeout
         self.headers = dict(headers or {})
+        self._liveness = (ping_interval, ping_timeout)
         self._ws_options: dict[str, Any] = {
             "max_size": max_message_size,
-            "ping_interval": ping_interval,
-            "ping_timeout": ping_timeout,
+            "ping_interval": None,  # liveness is grestws's own: see grestws.liveness
             "compression": "deflate" if compression else None,
             "create_connection": PushClientConnection,
             "additional_headers": dict(upgrade_headers or {}),
@@ -219,7 +221,10 @@ class Client(Connection, Generic[C2S, S2C]):
         frame, an invalid fire-and-forget payload, a failing handler."""
         self._on_error.append(callback)
 
-    def _report(self, error: GrestwsError) -> None:
+    def _report(self, incident: Incident) -> None:
+        error = incident.error
+        if error is None or incident.answered:
+            return
         for callback in self._on_error:
             try:
                 callback(error)
@@ -261,7 +266,8 @@ class Client(Connection, Generic[C2S, S2C]):
             self._state = ClientState.CLOSED
             raise ConnectError(f"{self.url}: {exc}") from exc
         assert isinstance(ws, PushClientConnection)  # made by create_connection
-        transport = WebsocketsTransport(ws)
+        ping_interval, ping_timeout = self._liveness
+        transport = WebsocketsTransport(ws, ping_interval=ping_interval, ping_timeout=ping_timeout)
         self.remote_address = ws.remote_address
         acceptance = FirstFrame(FrameType.HANDSHAKE_OK, FrameType.HANDSHAKE_ERR)
         transport.deliver_to(acceptance.receive)
@@ -271,7 +277,7 @@ class Client(Connection, Generic[C2S, S2C]):
         except BaseException as exc:
             self._state = ClientState.CLOSED
             await transport.close()
-            if isinstance(exc, ConnectionClosedError) and exc.code == CLOSE_INVALID_QUERY:
+            if isinstance(exc, ConnectionClosedError) and exc.code == _CLOSE_INVALID_QUERY:
                 raise ValidationError(exc.reason or "Invalid query parameters", data=[]) from exc
             if isinstance(exc, TimeoutError):
                 raise HandshakeTimeoutError(
@@ -283,7 +289,7 @@ class Client(Connection, Generic[C2S, S2C]):
             self,
             incoming=self.schema.contract.server_to_client,
             outgoing=self.schema.contract.client_to_server,
-            on_error=self._report,
+            incidents=Incidents(self._report),
         )
         if self._handler_object is not None:
             session.bind(self._handler_object)

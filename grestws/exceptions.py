@@ -13,6 +13,7 @@ Every exception grestws raises derives from :class:`GrestwsError`::
     │   ├── ExistsError             EXISTS 409
     │   ├── PayloadTooLargeError    PAYLOAD_TOO_LARGE 413
     │   ├── RouteNotFoundError      ROUTE_NOT_FOUND 404
+    │   ├── TooManyRequestsError    TOO_MANY_REQUESTS 429, data: RetryAfter | None
     │   └── ServerError             SERVER_ERROR 500
     ├── ConnectError                the socket could not be opened (also ConnectionError)
     ├── ConnectionClosedError       the socket closed (pending requests fail with it)
@@ -59,8 +60,10 @@ __all__ = (
     "NotFoundError",
     "PayloadTooLargeError",
     "RequestTimeoutError",
+    "RetryAfter",
     "RouteNotFoundError",
     "ServerError",
+    "TooManyRequestsError",
     "ValidationError",
 )
 
@@ -300,6 +303,19 @@ class RouteNotFoundError(ApiError, type="ROUTE_NOT_FOUND", status_code=404):
     """The peer has no handler for the called method."""
 
 
+class RetryAfter(msgspec.Struct, frozen=True, rename="camel"):
+    """When a refused call may be tried again: ``{"retryAfterMs": 250}`` on the wire."""
+
+    retry_after_ms: int
+
+
+class TooManyRequestsError(ApiError[RetryAfter | None], type="TOO_MANY_REQUESTS", status_code=429):
+    """A server limit refused the call: its rate, or how many calls it serves at once.
+
+    ``data``, when present, says how many milliseconds to wait before trying again.
+    """
+
+
 class ServerError(ApiError, type="SERVER_ERROR", status_code=500):
     """The peer failed; ``ref`` names the log entry with the details, which never travel."""
 
@@ -315,6 +331,7 @@ STANDARD_ERRORS: dict[str, builtins.type[ApiError[Any]]] = {
         ExistsError,
         PayloadTooLargeError,
         RouteNotFoundError,
+        TooManyRequestsError,
         ServerError,
     )
 }

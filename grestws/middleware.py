@@ -55,11 +55,14 @@ class ServerHandshake:
         connection: The connection being accepted (not open yet: nothing can be sent).
     """
 
-    __slots__ = ("_cookies", "connection", "headers")
+    __slots__ = ("_cookies", "connection", "cookies_trusted", "headers")
 
-    def __init__(self, connection: ServerConnection[Any], headers: Mapping[str, str]) -> None:
+    def __init__(
+        self, connection: ServerConnection[Any], headers: Mapping[str, str], *, cookies_trusted: bool = True
+    ) -> None:
         self.connection = connection
         self.headers = headers
+        self.cookies_trusted = cookies_trusted
         self._cookies: dict[str, str] | None = None
 
     @property
@@ -78,7 +81,14 @@ class ServerHandshake:
 
         Only the real upgrade request counts: a ``cookie`` header inside the ``h`` frame is
         ignored, so a script cannot forge a cookie that the browser holds as httpOnly.
+
+        Empty when the upgrade came from a browser page of another origin that the App's
+        ``allowed_origins`` does not list (:attr:`cookies_trusted` is False then): a
+        browser sends a site's cookies with a socket opened by any other site, so trusting
+        them would let that site act as the user (cross-site WebSocket hijacking).
         """
+        if not self.cookies_trusted:
+            return {}
         if self._cookies is None:
             jar: SimpleCookie = SimpleCookie()
             with contextlib.suppress(CookieError):  # a malformed header means no cookies

@@ -16,8 +16,10 @@ from websockets.http11 import Request, Response
 
 from grestws._util import Opening, settle_allocator
 from grestws._websockets import PushServerConnection, WebsocketsTransport
-from grestws.app import CLOSE_NORMAL, CLOSE_POLICY, App, ConnectRequest, ServerConnection
+from grestws.app import CLOSE_NORMAL, App, ConnectRequest, ServerConnection
 from grestws.exceptions import InvalidStateError
+from grestws.incidents import IncidentKind
+from grestws.session import CLOSE_POLICY
 
 __all__ = ("Server", "serve")
 
@@ -153,11 +155,26 @@ def serve(app: App, host: str = "127.0.0.1", port: int = 8765, **options: Any) -
                 raise InvalidStateError("server not ready")
             request = ws.request
             assert request is not None  # websockets sets it before calling the handler
-            await app.handle(WebsocketsTransport(ws), connect_request(request, ws), server._live)
+            transport = WebsocketsTransport(
+                ws,
+                ping_interval=app.ping_interval,
+                ping_timeout=app.ping_timeout,
+                close_timeout=app.limits.close_timeout,
+            )
+            await app.handle(transport, connect_request(request, ws), server._live)
 
         def process_request(ws: WebSocketConnection, request: Request) -> Response | None:
-            if urlsplit(request.path).path not in app.routes:
+            path = urlsplit(request.path).path
+            if path not in app.routes:
                 return ws.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
+            origin = request.headers.get("origin")
+            if not app.origins.allows(origin, request.headers.get("host")):
+                app.refuse(IncidentKind.CONNECTION_REFUSED, f"{path}: origin {origin!r:.100} not allowed")
+                return ws.respond(HTTPStatus.FORBIDDEN, "Origin not allowed\n")
+            cap = app.limits.max_connections
+            if cap is not None and server is not None and len(server._live) >= cap:
+                app.refuse(IncidentKind.CONNECTION_REFUSED, f"{path}: over {cap} connections")
+                return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections\n")
             return None
 
         ws_server = await ws_serve(
@@ -168,8 +185,8 @@ def serve(app: App, host: str = "127.0.0.1", port: int = 8765, **options: Any) -
             create_connection=PushServerConnection,
             compression="deflate" if app.compression else None,
             max_size=app.max_message_size,
-            ping_interval=app.ping_interval,
-            ping_timeout=app.ping_timeout,
+            ping_interval=None,  # liveness is grestws's own: see grestws.liveness
+            close_timeout=app.limits.close_timeout,
             **options,
         )
         server = Server(app, ws_server)

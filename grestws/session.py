@@ -17,7 +17,7 @@ import math
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -25,6 +25,7 @@ import msgspec
 from grestws.context import Connection, MessageInfo, _connection, _message
 from grestws.contract.contract import ContractHalf, Entry
 from grestws.contract.methods import MethodSpec
+from grestws.deadlines import Deadlines
 from grestws.exceptions import (
     STANDARD_ERRORS,
     ApiError,
@@ -32,14 +33,20 @@ from grestws.exceptions import (
     ForbiddenError,
     FrameError,
     GrestwsError,
+    Issue,
     NotAuthorizedError,
     RequestTimeoutError,
+    RetryAfter,
     RouteNotFoundError,
     ServerError,
+    TooManyRequestsError,
     ValidationError,
 )
+from grestws.incidents import Incident, IncidentKind, Incidents
+from grestws.limits import Gate
 from grestws.permissions import Identity
 from grestws.protocol import codec
+from grestws.protocol.depth import too_deep
 from grestws.protocol.frames import PONG, Frame, FrameType, ResultEnvelope
 
 __all__ = ("Session", "Transport")
@@ -47,7 +54,9 @@ __all__ = ("Session", "Transport")
 logger = logging.getLogger("grestws")
 
 Handler = Callable[..., Awaitable[Any]]
-ErrorCallback = Callable[[GrestwsError], object]
+
+CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN_LATER = 1013
 
 _encoder = msgspec.json.Encoder()
 _REQ = FrameType.REQ
@@ -62,12 +71,18 @@ class Transport(Protocol):
 
     Incoming messages are pushed: after ``deliver_to(sink)`` the transport calls
     ``sink(frame)`` for every message, in order, from its own callbacks (messages that came
-    before are kept and handed over first); the sink never blocks. ``send`` raises
-    :class:`~grestws.exceptions.ConnectionClosedError` once the channel is closed;
-    ``close`` is idempotent; ``wait_closed`` returns the close code and reason.
+    before are kept and handed over first); the sink never blocks. ``write`` hands a frame
+    to the network without waiting, ``send`` also waits while the write buffer is full
+    (flow control); both raise :class:`~grestws.exceptions.ConnectionClosedError` once the
+    channel is closed, whatever the OS said. ``buffered`` is how many bytes were written
+    and not yet taken by the network. ``close`` is idempotent and bounded in time;
+    ``wait_closed`` returns the close code and reason.
     """
 
     def deliver_to(self, sink: Callable[[bytes], None]) -> None: ...
+    def write(self, frame: bytes) -> None: ...
+    @property
+    def buffered(self) -> int: ...
     async def send(self, frame: bytes) -> None: ...
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
     async def wait_closed(self) -> tuple[int | None, str]: ...
@@ -80,19 +95,27 @@ def new_ref() -> str:
 
 class FirstFrame:
     """A transport's sink during a handshake: waits for the first frame of the given kinds,
-    drops the frames before it, and keeps the ones after it for the session."""
+    drops the frames before it, and keeps the ones after it for the session, up to
+    ``keep`` bytes (:attr:`overflowed` tells of more)."""
 
-    __slots__ = ("_first", "_kinds", "after")
+    __slots__ = ("_first", "_keep", "_kept", "_kinds", "after", "overflowed")
 
-    def __init__(self, *kinds: FrameType) -> None:
+    def __init__(self, *kinds: FrameType, keep: int = 1 << 20) -> None:
         self._kinds = kinds
         self._first: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        self._keep = keep
+        self._kept = 0
         self.after: list[bytes] = []
+        self.overflowed = False
 
     def receive(self, raw: bytes) -> None:
         """The sink: called by the transport for every frame until the session takes over."""
         if self._first.done():
-            self.after.append(raw)
+            self._kept += len(raw) + 64
+            if self._kept > self._keep:
+                self.overflowed = True
+            else:
+                self.after.append(raw)
             return
         try:
             frame = codec.decode_frame(raw)
@@ -143,39 +166,49 @@ def error_envelope(error: ApiError[Any]) -> bytes:
 
 
 class Session:
-    """Requests, dispatch and timeouts on one connection.
+    """Requests, dispatch, timeouts and limits on one connection.
 
     Args:
         transport: Where frames come from and go to.
         connection: What handlers see as :func:`~grestws.current_connection`.
         incoming: The contract half this side serves.
         outgoing: The contract half this side calls.
-        on_error: Told of problems no caller can be told of (a malformed frame, a bad
-            fire-and-forget payload, a failed fire-and-forget handler).
+        incidents: Where problems no caller can be told of go (a malformed frame, a bad
+            fire-and-forget payload, a failed handler, a limit hit): counted, logged
+            without flooding, handed to the hook.
+        gate: The server's limits for this peer; ``None`` (a client) applies none but
+            the nesting depth.
+        max_depth: Deepest nesting accepted in an incoming payload, when there is no gate.
 
     Concurrency: every incoming call runs in a task of its own; outgoing calls may be made
     from any number of tasks at once. Responses are matched by id, in any order.
     """
 
     __slots__ = (
+        "_closer",
         "_context",
-        "_deadlines",
         "_handlers",
         "_last_id",
         "_loop",
+        "_max_buffer",
+        "_max_depth",
+        "_max_in_flight",
+        "_overdue",
         "_pending",
+        "_push_buffer",
+        "_running",
         "_target",
         "_tasks",
-        "_timer",
-        "_timer_at",
+        "_timeouts",
         "close_code",
         "close_reason",
         "closed",
         "connection",
         "draining",
+        "gate",
         "identity",
+        "incidents",
         "incoming",
-        "on_error",
         "outgoing",
         "transport",
     )
@@ -187,13 +220,16 @@ class Session:
         *,
         incoming: ContractHalf,
         outgoing: ContractHalf,
-        on_error: ErrorCallback | None = None,
+        incidents: Incidents | None = None,
+        gate: Gate | None = None,
+        max_depth: int = 64,
     ) -> None:
         self.transport = transport
         self.connection = connection
         self.incoming = incoming
         self.outgoing = outgoing
-        self.on_error = on_error
+        self.incidents = incidents or Incidents()
+        self.gate = gate
         self.draining = False
         self.identity: Identity | None = None
         self.close_code: int | None = None
@@ -202,13 +238,19 @@ class Session:
         self._handlers: Mapping[str, Entry] = {}
         self._target: object = None
         self._pending: dict[int, asyncio.Future[bytes]] = {}
-        self._deadlines: dict[int, tuple[float, str, float]] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
+        self._loop = asyncio.get_running_loop()
+        self._timeouts: Deadlines[int, tuple[str, float]] = Deadlines(self._loop, self._time_out)
+        self._running: Deadlines[asyncio.Task[None], float] = Deadlines(self._loop, self._overrun)
+        self._overdue: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_id = 0
-        self._loop = asyncio.get_running_loop()
         self._context: contextvars.Context | None = None
+        self._closer: asyncio.Task[None] | None = None
+        limits = gate.limits if gate is not None else None
+        self._max_depth = limits.max_depth if limits is not None else max_depth
+        self._max_in_flight = limits.max_in_flight if limits is not None else None
+        self._max_buffer = limits.max_outgoing_buffer if limits is not None else None
+        self._push_buffer = limits.push_buffer if limits is not None else None
 
     # -- handlers ---------------------------------------------------------------------
 
@@ -244,30 +286,68 @@ class Session:
         try:
             frame = codec.decode_frame(raw)
         except FrameError as exc:
-            self.report(exc, f"dropped a malformed frame ({exc}): {raw[:64]!r}")
+            if self.gate is None or self._admitted(None, None, ""):
+                self.report(
+                    IncidentKind.MALFORMED_FRAME, f"dropped a malformed frame ({exc}): {raw[:64]!r}", exc
+                )
             return
         kind = frame.type
         if kind is _RES:
             future = self._pending.pop(frame.id or 0, None)
             if future is not None and not future.done():
-                future.set_result(frame.data)
-        elif kind is _REQ or kind is _MSG:
-            entry = self._handlers.get(frame.path)
-            spec = entry[0] if entry is not None else self.incoming.by_path.get(frame.path)
-            if spec is not None and spec.gated and not spec.permission.allows(self.identity):
-                self._refuse_call(spec, frame.id)  # before ROUTE_NOT_FOUND: gated routes stay hidden
-                return
-            if entry is None:
-                error = RouteNotFoundError(f"Route not found: {frame.path}")
-                if kind is _REQ:
-                    self._spawn(self._send_error(frame.path, frame.id or 0, error))
+                data = frame.data
+                if len(data) > self._max_depth and too_deep(data, self._max_depth):
+                    future.set_exception(self._too_deep())
                 else:
-                    self.report(error, f"dropped a message to {frame.path}: no such route")
-                return
-            self._spawn(self._serve(entry, frame.id, frame.data), leaves_itself=True)
-        elif kind is _PING:
-            self._spawn(self._send_quietly(PONG))
+                    future.set_result(data)
+        elif kind is _REQ or kind is _MSG:
+            self._dispatch(frame)
+        elif kind is _PING and (self.gate is None or self._admitted(None, None, "")):
+            self._write_now(PONG)
         # o frames only prove liveness; h k x after the handshake mean nothing.
+
+    def _dispatch(self, frame: Frame) -> None:
+        """Start serving an incoming call, or answer it at once when it cannot be served."""
+        path = frame.path
+        request_id = frame.id
+        entry = self._handlers.get(path)
+        spec = entry[0] if entry is not None else self.incoming.by_path.get(path)
+        if self.gate is not None and not self._admitted(spec, request_id, path):
+            return
+        if spec is not None and spec.gated and not spec.permission.allows(self.identity):
+            self._refuse_call(spec, request_id)  # before ROUTE_NOT_FOUND: gated routes stay hidden
+            return
+        if entry is None:
+            error = RouteNotFoundError(f"Route not found: {path}")
+            self._refuse(IncidentKind.UNKNOWN_ROUTE, path, request_id, error, "no such route")
+            return
+        data = frame.data
+        if len(data) > self._max_depth and too_deep(data, self._max_depth):
+            self._refuse(IncidentKind.INVALID_PAYLOAD, path, request_id, self._too_deep(), "too deep")
+            return
+        self._spawn(entry, request_id, data)
+
+    def _admitted(self, spec: MethodSpec | None, request_id: int | None, path: str) -> bool:
+        """Charge one frame to the limits; refuse it (and maybe close) when over them."""
+        gate = self.gate
+        assert gate is not None
+        wait = gate.admit(spec)
+        if wait == 0.0:
+            if spec is None or self._max_in_flight is None or len(self._tasks) < self._max_in_flight:
+                return True
+            kind = IncidentKind.IN_FLIGHT_LIMITED
+            error = TooManyRequestsError(f"Over {self._max_in_flight} calls in flight", data=None)
+        else:
+            kind = IncidentKind.RATE_LIMITED
+            error = TooManyRequestsError("Rate limit exceeded", data=RetryAfter(math.ceil(wait * 1000)))
+        if gate.strike():
+            self.close_soon(CLOSE_POLICY, "Too many requests", IncidentKind.POLICY_CLOSE)
+            return False
+        if path:
+            self._refuse(kind, path, request_id, error, error.message or "")
+        else:
+            self.report(kind, f"dropped a frame: {error.message}", error)
+        return False
 
     def _refuse_call(self, spec: MethodSpec, request_id: int | None) -> None:
         """Answer a call its caller may not make: NOT_AUTHORIZED without an identity,
@@ -277,16 +357,27 @@ class Session:
             error = NotAuthorizedError(f"{spec.path} needs an identity")
         else:
             error = ForbiddenError(f"{spec.path} needs {spec.permission!r}")
-        if request_id is None:
-            self.report(error, f"dropped {spec.path}: {error.message}")
-        else:
-            self._spawn(self._send_error(spec.path, request_id, error))
+        self._refuse(IncidentKind.NOT_PERMITTED, spec.path, request_id, error, error.message or "")
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], *, leaves_itself: bool = False) -> None:
-        """Run ``coro`` in a task of its own, in the connection's context, tracked as in
-        flight; ``leaves_itself`` says the coroutine removes its task from the set when it
-        ends, which spares a done callback on the hot path."""
+    def _refuse(
+        self, kind: IncidentKind, path: str, request_id: int | None, error: ApiError[Any], why: str
+    ) -> None:
+        """Report a call that will not be served; answer it with ``error`` if it is a request."""
+        if request_id is None:
+            self.report(kind, f"dropped a message to {path}: {why}", error, path)
+        else:
+            self.report(kind, f"answered {path} with {error.type}: {why}", error, path, answered=True)
+            self._write_error(path, request_id, error)
+
+    def _too_deep(self) -> ValidationError:
+        issue = Issue(path="", code="too_deep", message=f"Nested deeper than {self._max_depth} levels")
+        return ValidationError("Invalid input", data=[issue])
+
+    def _spawn(self, entry: Entry, request_id: int | None, data: bytes) -> None:
+        """Serve a call in a task of its own, in the connection's context, tracked as in
+        flight and held to its deadline; the task removes itself when it ends."""
         context = self._context or self.base_context()
+        coro = self._serve(entry, request_id, data)
         if sys.version_info >= (3, 12):
             # Runs the call at once, up to its first suspension: a handler that answers
             # without waiting costs no event-loop iteration.
@@ -296,8 +387,11 @@ class Session:
         else:
             task = self._loop.create_task(coro, context=context.copy())
         self._tasks.add(task)
-        if not leaves_itself:
-            task.add_done_callback(self._tasks.discard)
+        gate = self.gate
+        if gate is not None:
+            deadline = gate.deadline(entry[0])
+            if deadline is not None:
+                self._running.add(task, self._loop.time() + deadline, deadline)
 
     def base_context(self) -> contextvars.Context:
         """The connection's context: every incoming call runs in a copy of it, so what is
@@ -310,21 +404,20 @@ class Session:
 
     async def _serve(self, entry: Entry, request_id: int | None, data: bytes) -> None:
         """Serve one incoming call; the task removes itself from the in-flight set."""
+        task = asyncio.current_task()
         try:
             spec, fn, takes_self = entry
             _message.set(MessageInfo(spec.path, request_id))
             if request_id is not None and self.draining:
-                await self._send_error(spec.path, request_id, ServerError("Server is shutting down"))
+                self._write_error(spec.path, request_id, ServerError("Server is shutting down"))
                 return
             try:
                 arg = spec.decode_input(data)
-            except msgspec.MsgspecError as exc:
+            except Exception as exc:  # msgspec's errors, and RecursionError on deep data
                 invalid = ValidationError("Invalid input", data=codec.validation_issues(exc))
-                if request_id is None:
-                    self.report(invalid, f"dropped {spec.path}: {invalid.data}")
-                else:
-                    await self._send_error(spec.path, request_id, invalid)
+                self._refuse(IncidentKind.INVALID_PAYLOAD, spec.path, request_id, invalid, str(invalid.data))
                 return
+            error: ApiError[Any]
             try:
                 if takes_self:
                     result = await (fn(self._target, arg) if spec.has_input else fn(self._target))
@@ -333,11 +426,19 @@ class Session:
                 if request_id is None:
                     return
                 payload = codec.encode_ok(_encoder.encode(result) if spec.has_result else None)
+            except asyncio.CancelledError:
+                if task is None or task not in self._overdue:
+                    raise
+                task.uncancel()
+                error = ServerError("Deadline exceeded")
+                self.report(IncidentKind.DEADLINE_EXCEEDED, f"{spec.path}: cancelled at its deadline", error)
+                if request_id is None:
+                    return
             except ApiError as exc:
                 if not spec.declares(exc):
-                    error: ApiError[Any] = self._server_error(spec, exc, "undeclared error")
+                    error = self._server_error(spec, exc, "undeclared error")
                 elif request_id is None:
-                    self.report(exc, f"{spec.path}: handler raised {exc}")
+                    self.report(IncidentKind.HANDLER_FAILED, f"{spec.path}: handler raised {exc}", exc)
                     return
                 else:
                     error = exc
@@ -348,40 +449,105 @@ class Session:
                 if request_id is None:
                     return
             else:
-                with contextlib.suppress(ConnectionClosedError):  # the peer is gone: nobody to answer
-                    await self.transport.send(b"s:%b:%d:%b" % (spec.path_bytes, request_id, payload))
+                if not self._over_buffer():
+                    with contextlib.suppress(ConnectionClosedError):  # the peer is gone: nobody to answer
+                        await self.transport.send(b"s:%b:%d:%b" % (spec.path_bytes, request_id, payload))
                 return
-            await self._send_error(spec.path, request_id, error)
+            self._write_error(spec.path, request_id, error)
         finally:
-            task = asyncio.current_task()
             if task is not None:
                 self._tasks.discard(task)
+                self._running.discard(task)
+                self._overdue.discard(task)
+
+    def _overrun(self, task: asyncio.Task[None], deadline: float) -> None:
+        """A handler ran past its deadline: cancel it; its call is answered SERVER_ERROR."""
+        if not task.done():
+            self._overdue.add(task)
+            task.cancel()
 
     def _server_error(self, spec: MethodSpec, exc: Exception, what: str) -> ServerError:
         ref = new_ref()
-        logger.error("%s: %s (ref %s)", spec.path, what, ref, exc_info=exc)
-        if self.on_error is not None:
-            self._call_on_error(ServerError(f"{spec.path}: {what}", ref=ref))
+        self.report(
+            IncidentKind.HANDLER_FAILED,
+            f"{spec.path}: {what} (ref {ref})",
+            ServerError(f"{spec.path}: {what}", ref=ref),
+            spec.path,
+            level=logging.ERROR,
+            exc_info=exc,
+        )
         return ServerError(ref=ref)
 
-    async def _send_error(self, path: str, request_id: int, error: ApiError[Any]) -> None:
-        await self._send_quietly(b"s:%b:%d:%b" % (path.encode(), request_id, error_envelope(error)))
+    # -- writing ----------------------------------------------------------------------
 
-    async def _send_quietly(self, frame: bytes) -> None:
+    def _over_buffer(self) -> bool:
+        """Whether the peer has left more unread than the limit allows; closes it if so."""
+        bound = self._max_buffer
+        if bound is not None and self.transport.buffered > bound:
+            self.close_soon(CLOSE_TRY_AGAIN_LATER, "Too slow to read", IncidentKind.SLOW_CONSUMER)
+            return True
+        return False
+
+    def _write_now(self, frame: bytes) -> None:
+        """Write an answer without waiting: nothing of it stays in a task."""
+        if self._over_buffer():
+            return
         with contextlib.suppress(ConnectionClosedError):  # the peer is gone: nobody to answer
-            await self.transport.send(frame)
+            self.transport.write(frame)
 
-    def report(self, error: GrestwsError, message: str) -> None:
-        """Log a problem of the connection and hand it to ``on_error``."""
-        logger.warning("%s: %s", self.connection.id, message)
-        if self.on_error is not None:
-            self._call_on_error(error)
+    def _write_error(self, path: str, request_id: int, error: ApiError[Any]) -> None:
+        self._write_now(b"s:%b:%d:%b" % (path.encode(), request_id, error_envelope(error)))
 
-    def _call_on_error(self, error: GrestwsError) -> None:
+    def push(self, frame: bytes) -> bool:
+        """Write a server push now, unless the peer has more than ``push_buffer`` bytes
+        unread: then it is dropped for this peer and counted (and a peer over the
+        outgoing limit is closed with 1013). Never waits.
+
+        Returns:
+            Whether the frame was written.
+        """
+        if self.closed:
+            return False
+        bound = self._push_buffer
+        if bound is not None and self.transport.buffered > bound:
+            if not self._over_buffer():
+                self.report(IncidentKind.PUSH_DROPPED, f"dropped a push: over {bound} bytes unread")
+            return False
+        if self._over_buffer():
+            return False
         try:
-            self.on_error(error)  # type: ignore[misc]
-        except Exception:
-            logger.exception("on_error callback failed")
+            self.transport.write(frame)
+        except ConnectionClosedError:
+            return False
+        return True
+
+    def close_soon(self, code: int, reason: str, kind: IncidentKind) -> None:
+        """Close the connection with ``code`` (once, in a task of its own) and report why."""
+        if self._closer is not None or self.closed:
+            return
+        self.report(kind, f"closing with {code}: {reason}")
+        self._closer = self._loop.create_task(self.transport.close(code, reason))
+
+    def report(
+        self,
+        kind: IncidentKind,
+        message: str,
+        error: GrestwsError | None = None,
+        path: str = "",
+        *,
+        answered: bool = False,
+        level: int = logging.WARNING,
+        exc_info: BaseException | None = None,
+    ) -> None:
+        """Count, log (throttled) and hand over an incident of this connection. One the
+        peer was told of (``answered``) is logged at INFO unless ``level`` says more."""
+        if answered and level == logging.WARNING:
+            level = logging.INFO
+        self.incidents.report(
+            Incident(kind, message, connection=self.connection, path=path, error=error, answered=answered),
+            level=level,
+            exc_info=exc_info,
+        )
 
     # -- calling ----------------------------------------------------------------------
 
@@ -404,57 +570,40 @@ class Session:
         future: asyncio.Future[bytes] = self._loop.create_future()
         self._pending[request_id] = future
         if timeout is not None:
-            deadline = self._loop.time() + timeout
-            self._deadlines[request_id] = (deadline, spec.path, timeout)
-            if deadline < self._timer_at:
-                self._arm(deadline)
+            self._timeouts.add(request_id, self._loop.time() + timeout, (spec.path, timeout))
         try:
+            if self._over_buffer():
+                raise ConnectionClosedError(CLOSE_TRY_AGAIN_LATER, "Too slow to read")
             await self.transport.send(frame)
             data = await future
         finally:
             self._pending.pop(request_id, None)
-            self._deadlines.pop(request_id, None)
+            self._timeouts.discard(request_id)
             if not future.done():
                 future.cancel()
         return _read_response(spec, data)
 
-    def _arm(self, when: float) -> None:
-        """Make the session's one timeout timer fire at ``when``."""
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._loop.call_at(when, self._expire)
-        self._timer_at = when
-
-    def _expire(self) -> None:
-        """Fail the requests whose time is up; wait for the next deadline.
-
-        One timer serves every request of the session: it is re-armed only when a request
-        has an earlier deadline than the one it waits for, or when it fires.
-        """
-        self._timer = None
-        self._timer_at = math.inf
-        now = self._loop.time()
-        earliest = math.inf
-        for request_id, (deadline, path, timeout) in list(self._deadlines.items()):
-            if deadline <= now:
-                del self._deadlines[request_id]
-                future = self._pending.get(request_id)
-                if future is not None and not future.done():
-                    future.set_exception(RequestTimeoutError(path, timeout))
-            elif deadline < earliest:
-                earliest = deadline
-        if earliest < math.inf:
-            self._arm(earliest)
+    def _time_out(self, request_id: int, what: tuple[str, float]) -> None:
+        future = self._pending.get(request_id)
+        if future is not None and not future.done():
+            future.set_exception(RequestTimeoutError(*what))
 
     async def notify(self, spec: MethodSpec, arg: Any) -> None:
         """Send a fire-and-forget call; returns once the frame is handed to the transport.
+
+        On a server (a session with a gate) it never waits: see :meth:`push`. On a client
+        it waits while the write buffer is full (flow control).
 
         Raises:
             ConnectionClosedError: the connection is closed.
         """
         if self.closed:
             raise ConnectionClosedError(self.close_code, self.close_reason)
-        await self.transport.send(spec.prefix + b":" + (_encoder.encode(arg) if spec.has_input else b""))
+        frame = spec.prefix + b":" + (_encoder.encode(arg) if spec.has_input else b"")
+        if self.gate is not None:
+            self.push(frame)
+            return
+        await self.transport.send(frame)
 
     # -- closing ----------------------------------------------------------------------
 
@@ -465,10 +614,7 @@ class Session:
         self.close_code = code
         self.close_reason = reason
         self.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._deadlines.clear()
+        self._timeouts.clear()
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
@@ -495,6 +641,7 @@ class Session:
     def cancel_tasks(self) -> None:
         """Cancel the incoming calls still being served."""
         tasks, self._tasks = self._tasks, set()
+        self._running.clear()
         for task in tasks:
             task.cancel()
 
@@ -516,14 +663,14 @@ _unknown_errors: dict[str, type[ApiError[Any]]] = {}
 def _read_response(spec: MethodSpec, data: bytes) -> Any:
     try:
         envelope = codec.decode_result(data)
-    except msgspec.MsgspecError as exc:
+    except Exception as exc:  # msgspec errors, and RecursionError on deep data
         raise ValidationError(
             f"{spec.path}: the response is not a result envelope", data=codec.validation_issues(exc)
         ) from exc
     if envelope.success:
         try:
             return spec.decode_result(envelope.data or b"null")
-        except msgspec.MsgspecError as exc:
+        except Exception as exc:  # msgspec errors, and RecursionError on deep data
             raise ValidationError(
                 f"{spec.path}: the response does not fit the method's success type",
                 data=codec.validation_issues(exc),
@@ -552,7 +699,7 @@ def error_from_envelope(
                 data = msgspec.json.decode(envelope.data)
             else:
                 data = error_cls.data_decoder().decode(envelope.data)
-        except msgspec.MsgspecError:
+        except Exception:  # msgspec errors, and RecursionError on deep data
             data = None
     if error_cls is None:
         error_cls = _unknown_error_class(type_name, envelope.status_code or 500)

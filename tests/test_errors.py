@@ -145,6 +145,7 @@ class TestDeclaredErrors:
         assert frame.data["context"]["displayMessage"] == "Room is full"
 
 
+@pytest.mark.logs_errors
 class TestUndeclaredErrors:
     @pytest.mark.parametrize("room", ["undeclared", "crash"])
     async def test_arrive_as_server_error_without_details(
@@ -196,6 +197,7 @@ class TestUndeclaredErrors:
         assert reported.ref == caught.value.ref
 
 
+@pytest.mark.logs_errors
 class TestNestedCalls:
     async def test_a_failing_nested_call_is_a_server_error(self, start_server: StartServer) -> None:
         hub = Hub()

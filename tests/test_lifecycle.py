@@ -130,6 +130,7 @@ class TestHandshake:
         assert not hub.connections
         assert not server.connections
 
+    @pytest.mark.logs_errors
     async def test_handler_factory_crash_is_a_server_error(self, start_server: StartServer) -> None:
         app = grestws.App()
 

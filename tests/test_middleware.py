@@ -152,6 +152,7 @@ class TestRefusal:
         with pytest.raises(grestws.ForbiddenError):
             await asyncio.wait_for(connect_as(server.url, schema, None), WAIT)
 
+    @pytest.mark.logs_errors
     async def test_a_failing_middleware_is_a_server_error_with_a_ref(self, start_server: StartServer) -> None:
         class Broken(grestws.Middleware):
             def parse_handshake(self, handshake: grestws.ServerHandshake) -> None:

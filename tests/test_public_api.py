@@ -42,6 +42,11 @@ EXPECTED = frozenset(
         "ClientHandshake",
         "current_connection",
         "current_message",
+        # limits and incidents
+        "Limits",
+        "Rate",
+        "Incident",
+        "IncidentKind",
         # results
         "Ok",
         "Err",
@@ -59,6 +64,8 @@ EXPECTED = frozenset(
         "ExistsError",
         "PayloadTooLargeError",
         "RouteNotFoundError",
+        "TooManyRequestsError",
+        "RetryAfter",
         "ServerError",
         "ConnectError",
         "ConnectionClosedError",
@@ -83,6 +90,8 @@ HOMES = {
         "ExistsError",
         "PayloadTooLargeError",
         "RouteNotFoundError",
+        "TooManyRequestsError",
+        "RetryAfter",
         "ServerError",
         "ConnectError",
         "ConnectionClosedError",
@@ -102,6 +111,8 @@ HOMES = {
     "grestws.server": ["Server", "serve"],
     "grestws.broadcast": ["broadcast"],
     "grestws.client": ["Client", "ClientState", "connect"],
+    "grestws.limits": ["Limits", "Rate"],
+    "grestws.incidents": ["Incident", "IncidentKind"],
 }
 
 PUBLIC_MODULES = (
@@ -124,6 +135,11 @@ PUBLIC_MODULES = (
     "grestws.client",
     "grestws.testkit",
     "grestws.testkit.memory",
+    "grestws.limits",
+    "grestws.incidents",
+    "grestws.origins",
+    "grestws.deadlines",
+    "grestws.liveness",
 )
 
 

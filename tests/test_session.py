@@ -40,6 +40,7 @@ from grestws import (
 )
 from grestws.context import Connection
 from grestws.contract import ContractHalf
+from grestws.incidents import Incidents
 from grestws.protocol import PONG, Frame, FrameType, decode_frame, decode_result, encode_ok
 from grestws.session import Session
 from grestws.testkit import MemoryTransport, memory_pair
@@ -202,7 +203,7 @@ class End:
             Connection(f"{side}-connection", "/test", ("127.0.0.1", 1), side),
             incoming=incoming,
             outgoing=outgoing,
-            on_error=errors.put_nowait,
+            incidents=Incidents(lambda i: errors.put_nowait(i.error) if i.error and not i.answered else None),
         )
         handler = Handler()
         session.bind(handler)
@@ -534,6 +535,7 @@ class TestValidation:
         assert local.handler.calls == []
 
 
+@pytest.mark.logs_errors
 class TestHandlerErrors:
     async def test_declared_error_is_raised_typed(self, pair: tuple[End, End]) -> None:
         local, remote = pair

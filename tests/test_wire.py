@@ -286,6 +286,7 @@ class TestServerRequests:
             assert sorted(frame[2] for frame in answers) == ["40", "41", "7"]
             assert all(frame[3]["success"] is True for frame in answers)
 
+    @pytest.mark.logs_errors
     async def test_error_answer_from_the_client(self, asking: grestws.Server) -> None:
         async with chat_socket(asking) as ws:
             await ws.send('r:ChatApi.sendMessage:1:{"text":"x","channelId":"c"}')

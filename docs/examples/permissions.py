@@ -239,7 +239,7 @@ async def main() -> None:
     async with grestws.serve(app, "127.0.0.1", 0) as server:
         bob = await grestws.connect(server.url, BoardApi, headers=bearer("bob"))
         await per_call(server.url, bob)
-        (dropped,) = [report for report in reports if "dropped Board.like" in report]
+        (dropped,) = [report for report in reports if "dropped a message to Board.like" in report]
         print("reported:", dropped)
         assert lookups.count("secret-bob") == 1  # once for the connection, not per call
 

@@ -33,8 +33,10 @@ from grestws.exceptions import (
     NotAuthorizedError,
     RouteNotFoundError,
     ServerError,
+    TooManyRequestsError,
     ValidationError,
 )
+from grestws.limits import Rate
 from grestws.permissions import PUBLIC, Permission
 from grestws.protocol.frames import FrameType
 
@@ -51,6 +53,7 @@ IMPLICIT_ERRORS: tuple[type[ApiError[Any]], ...] = (
     RouteNotFoundError,
     NotAuthorizedError,
     ForbiddenError,
+    TooManyRequestsError,
 )
 """Errors every method may answer with, because the framework itself produces them."""
 
@@ -69,6 +72,8 @@ class MethodOptions(msgspec.Struct, frozen=True):
     name: str | None = None
     errors: tuple[type[ApiError[Any]], ...] = ()
     permission: Permission | None = None
+    rate: Rate | None = None
+    deadline: float | None = None
 
 
 T = TypeVar("T", bound=Callable[..., Any])
@@ -92,10 +97,16 @@ def _decorator(
     name: str | None,
     errors: Iterable[type[ApiError[Any]]],
     permission: Permission | None,
+    rate: Rate | None,
+    deadline: float | None,
 ) -> _Attach:
     if permission is not None and not isinstance(permission, Permission):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise ContractError(f"permission must be a grestws Permission, not {permission!r}")
-    return _Attach(MethodOptions(kind, name, tuple(errors), permission))
+    if rate is not None and not isinstance(rate, Rate):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise ContractError(f"rate must be a grestws Rate, not {rate!r}")
+    if deadline is not None and not deadline > 0:
+        raise ContractError(f"deadline must be a positive number of seconds, not {deadline!r}")
+    return _Attach(MethodOptions(kind, name, tuple(errors), permission, rate, deadline))
 
 
 @overload
@@ -106,6 +117,8 @@ def request(
     name: str | None = None,
     errors: Iterable[type[ApiError[Any]]] = (),
     permission: Permission | None = None,
+    rate: Rate | None = None,
+    deadline: float | None = None,
 ) -> Callable[[F], F]: ...
 def request(
     fn: F | None = None,
@@ -114,6 +127,8 @@ def request(
     name: str | None = None,
     errors: Iterable[type[ApiError[Any]]] = (),
     permission: Permission | None = None,
+    rate: Rate | None = None,
+    deadline: float | None = None,
 ) -> F | Callable[[F], F]:
     """Declare a request/response method: the caller awaits exactly one typed answer.
 
@@ -121,22 +136,41 @@ def request(
         name: The method's wire name (the part after ``<Contract>.``); defaults to the
             Python name, or its camelCase form when the contract says ``rename="camel"``.
         errors: The application errors (``ApiError`` subclasses) the method may raise.
-            VALIDATION_ERROR, SERVER_ERROR, ROUTE_NOT_FOUND, NOT_AUTHORIZED and FORBIDDEN
-            are always allowed, because the framework itself answers with them.
+            VALIDATION_ERROR, SERVER_ERROR, ROUTE_NOT_FOUND, NOT_AUTHORIZED, FORBIDDEN and
+            TOO_MANY_REQUESTS are always allowed, because the framework itself answers
+            with them.
         permission: What the caller needs (client-to-server methods only): ``PUBLIC``,
             ``Scope("chat:admin")``, ``AllOf(...)``, ``AnyOf(...)``. Checked before the
             input is validated; see :mod:`grestws.permissions`.
+        rate: How often one connection may call it (client-to-server methods; the
+            server's limits): ``Rate(10, per=60)``. Past it the call is answered
+            TOO_MANY_REQUESTS; the connection's own rate applies as well.
+        deadline: Seconds the server's handler may run before it is cancelled and the
+            caller answered SERVER_ERROR "Deadline exceeded"; overrides the App's
+            ``Limits.deadline`` (``math.inf``: no deadline).
     """
-    attach = _decorator(MethodKind.REQUEST, name, errors, permission)
+    attach = _decorator(MethodKind.REQUEST, name, errors, permission, rate, deadline)
     return attach if fn is None else attach(fn)
 
 
 @overload
 def notify(fn: NF, /) -> NF: ...
 @overload
-def notify(*, name: str | None = None, permission: Permission | None = None) -> Callable[[NF], NF]: ...
 def notify(
-    fn: NF | None = None, /, *, name: str | None = None, permission: Permission | None = None
+    *,
+    name: str | None = None,
+    permission: Permission | None = None,
+    rate: Rate | None = None,
+    deadline: float | None = None,
+) -> Callable[[NF], NF]: ...
+def notify(
+    fn: NF | None = None,
+    /,
+    *,
+    name: str | None = None,
+    permission: Permission | None = None,
+    rate: Rate | None = None,
+    deadline: float | None = None,
 ) -> NF | Callable[[NF], NF]:
     """Declare a fire-and-forget method: no answer ever comes back.
 
@@ -147,8 +181,11 @@ def notify(
         name: The method's wire name, as for :func:`request`.
         permission: What the caller needs, as for :func:`request`; a message that lacks
             it is dropped and reported.
+        rate: How often one connection may send it, as for :func:`request`; past it the
+            message is dropped and counted.
+        deadline: Seconds its handler may run, as for :func:`request`.
     """
-    attach = _decorator(MethodKind.NOTIFY, name, (), permission)
+    attach = _decorator(MethodKind.NOTIFY, name, (), permission, rate, deadline)
     return attach if fn is None else attach(fn)
 
 
@@ -174,6 +211,7 @@ class MethodSpec:
     __slots__ = (
         "_input_decoder",
         "_result_decoder",
+        "deadline",
         "error_classes",
         "errors",
         "explicit_error_classes",
@@ -190,6 +228,7 @@ class MethodSpec:
         "permission_declared",
         "prefix",
         "py_name",
+        "rate",
         "result_type",
         "wire_name",
     )
@@ -206,6 +245,8 @@ class MethodSpec:
         self.permission = PUBLIC if options.permission is None else options.permission
         self.permission_declared = options.permission is not None
         self.gated = not self.permission.public
+        self.rate = options.rate
+        self.deadline = options.deadline
         self.kind = options.kind
         if options.name is not None:
             self.wire_name = options.name

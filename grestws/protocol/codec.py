@@ -130,12 +130,18 @@ _FIELD = re.compile(r"field `(?P<name>[^`]+)`")
 _SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[\.\.\.\]")
 
 
-def validation_issues(error: msgspec.MsgspecError) -> list[Issue]:
+def validation_issues(error: Exception) -> list[Issue]:
     """Turn msgspec's error into PROTOCOL.md's issue list.
 
     ``Expected `str`, got `int` - at `$.items[0].name``` becomes the issue
     ``{"path": "items.0.name", "code": "invalid_type", "message": "Expected `str`, got `int`"}``.
+    Any other exception raised while decoding (a ``RecursionError`` on data nested too
+    deep for the decoder) is one issue at the top level, without its text.
     """
+    if isinstance(error, RecursionError):
+        return [Issue(path="", code="too_deep", message="Nested too deep to decode")]
+    if not isinstance(error, msgspec.MsgspecError):
+        return [Issue(path="", code="invalid_value", message="Cannot be decoded")]
     text = str(error)
     match = _AT.match(text)
     assert match is not None  # the pattern matches any text

@@ -72,10 +72,23 @@ class MemoryTransport:
         """The reason the pipe was closed with (empty while it is open)."""
         return self._link.reason
 
+    @property
+    def buffered(self) -> int:
+        """Always 0: the pipe hands every frame over at once."""
+        return 0
+
     async def send(self, frame: bytes) -> None:
         """Hand ``frame`` to the other end; never waits (the pipe is unbounded).
 
         Cancel-safe: it does not suspend, so a frame is either sent whole or not at all.
+
+        Raises:
+            ConnectionClosedError: the pipe is closed; carries its code and reason.
+        """
+        self.write(frame)
+
+    def write(self, frame: bytes) -> None:
+        """Hand ``frame`` to the other end, as :meth:`send` does.
 
         Raises:
             ConnectionClosedError: the pipe is closed; carries its code and reason.

@@ -25,10 +25,12 @@ from grestws import (
     NotFoundError,
     PayloadTooLargeError,
     RequestTimeoutError,
+    RetryAfter,
     RouteNotFoundError,
     ServerError,
     SocketContract,
     SocketSchema,
+    TooManyRequestsError,
     ValidationError,
     notify,
     request,
@@ -431,6 +433,7 @@ class TestMethodSpec:
             "ROUTE_NOT_FOUND": RouteNotFoundError,
             "NOT_AUTHORIZED": NotAuthorizedError,
             "FORBIDDEN": ForbiddenError,
+            "TOO_MANY_REQUESTS": TooManyRequestsError,
             "ROOM_FULL": RoomFull,
             "BANNED": Banned,
         }
@@ -443,6 +446,7 @@ class TestMethodSpec:
             RouteNotFoundError,
             NotAuthorizedError,
             ForbiddenError,
+            TooManyRequestsError,
         }
         for half in (Chat.client_to_server, Chat.server_to_client):
             for spec in half:
@@ -701,6 +705,7 @@ class TestStandardErrors:
             "EXISTS": (ExistsError, 409),
             "PAYLOAD_TOO_LARGE": (PayloadTooLargeError, 413),
             "ROUTE_NOT_FOUND": (RouteNotFoundError, 404),
+            "TOO_MANY_REQUESTS": (TooManyRequestsError, 429),
             "SERVER_ERROR": (ServerError, 500),
         }
 
@@ -708,7 +713,9 @@ class TestStandardErrors:
     def test_type_matches_key_and_data_type(self, name: str) -> None:
         cls = STANDARD_ERRORS[name]
         assert cls.type == name
-        assert cls.data_type == (list[Issue] if name == "VALIDATION_ERROR" else None)
+        assert cls.data_type == {"VALIDATION_ERROR": list[Issue], "TOO_MANY_REQUESTS": RetryAfter | None}.get(
+            name
+        )
 
 
 class TestOtherErrors:

@@ -1,0 +1,84 @@
+"""Many deadlines on one event-loop timer.
+
+A session has a deadline for every request it waits on and for every handler it runs.
+One loop timer per deadline would cost a heap push and a handle per call; :class:`Deadlines`
+keeps them in a dict and arms a single timer for the earliest. Adding a deadline later than
+the armed one (the usual case: every call gets the same timeout) touches no timer at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+__all__ = ("Deadlines",)
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Deadlines(Generic[K, V]):
+    """Deadlines by key, each with a value; ``expire(key, value)`` runs for every key whose
+    deadline has passed, from a loop callback, once.
+
+    Args:
+        loop: The event loop whose clock and timer are used.
+        expire: Called for each expired key; it must not raise.
+    """
+
+    __slots__ = ("_at", "_expire", "_loop", "_timer", "_timer_at")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, expire: Callable[[K, V], None]) -> None:
+        self._loop = loop
+        self._expire = expire
+        self._at: dict[K, tuple[float, V]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def add(self, key: K, when: float, value: V) -> None:
+        """Expire ``key`` at loop time ``when`` unless it is discarded first."""
+        self._at[key] = (when, value)
+        if when < self._timer_at:
+            self._arm(when)
+
+    def discard(self, key: K) -> None:
+        """Forget ``key``'s deadline (nothing if it has none)."""
+        self._at.pop(key, None)
+
+    def clear(self) -> None:
+        """Forget every deadline and stop the timer."""
+        self._at.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = math.inf
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(when, self._fire)
+        self._timer_at = when
+
+    def _fire(self) -> None:
+        """Expire what is due; re-arm for the earliest deadline left."""
+        self._timer = None
+        self._timer_at = math.inf
+        now = self._loop.time()
+        earliest = math.inf
+        due: list[tuple[K, V]] = []
+        for key, (when, value) in self._at.items():
+            if when <= now:
+                due.append((key, value))
+            elif when < earliest:
+                earliest = when
+        for key, _ in due:
+            del self._at[key]
+        if earliest < math.inf:
+            self._arm(earliest)
+        for key, value in due:
+            self._expire(key, value)

@@ -203,9 +203,10 @@ class WebsocketsTransport:
         ws = self.ws
         if self._dead:
             return ConnectionClosedError(1006, "keepalive ping timeout")
-        if ws.protocol.close_rcvd is not None or ws.protocol.close_sent is not None:
-            return closed_error(ws.protocol.close_exc)
-        return ConnectionClosedError(1006, "connection lost")
+        frame = ws.protocol.close_rcvd or ws.protocol.close_sent
+        if frame is None:
+            return ConnectionClosedError(1006, "connection lost")
+        return ConnectionClosedError(frame.code, frame.reason)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close with ``code`` and ``reason``; drop the connection if the closing handshake

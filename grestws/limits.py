@@ -100,6 +100,9 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
         push_buffer: Over this many buffered bytes, fire-and-forget calls from the server
             (``conn.outgoing`` pushes and :func:`~grestws.broadcast`) are dropped for that
             peer (counted), never waited for.
+        max_dropped_pushes: A peer that misses this many pushes in a row (it has not read
+            enough to get under ``push_buffer`` in between) is closed with 1013: it has
+            fallen too far behind to be of use and should reconnect and resync.
         max_connections: Open connections per server; past it the upgrade gets HTTP 503.
         max_connections_per_identity: Open connections of one identity per App; past it
             the handshake is refused with TOO_MANY_REQUESTS (``x``, close 4001).
@@ -115,6 +118,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     deadline: float | None = 30.0
     max_outgoing_buffer: int | None = 4 << 20
     push_buffer: int | None = 1 << 20
+    max_dropped_pushes: int | None = 1000
     max_connections: int | None = 10_000
     max_connections_per_identity: int | None = 64
     max_depth: int = 64

@@ -187,11 +187,13 @@ class Session:
     __slots__ = (
         "_closer",
         "_context",
+        "_dropped_pushes",
         "_handlers",
         "_last_id",
         "_loop",
         "_max_buffer",
         "_max_depth",
+        "_max_dropped_pushes",
         "_max_in_flight",
         "_overdue",
         "_pending",
@@ -251,6 +253,8 @@ class Session:
         self._max_in_flight = limits.max_in_flight if limits is not None else None
         self._max_buffer = limits.max_outgoing_buffer if limits is not None else None
         self._push_buffer = limits.push_buffer if limits is not None else None
+        self._max_dropped_pushes = limits.max_dropped_pushes if limits is not None else None
+        self._dropped_pushes = 0
 
     # -- handlers ---------------------------------------------------------------------
 
@@ -511,7 +515,13 @@ class Session:
         bound = self._push_buffer
         if bound is not None and self.transport.buffered > bound:
             if not self._over_buffer():
+                self._dropped_pushes += 1
                 self.report(IncidentKind.PUSH_DROPPED, f"dropped a push: over {bound} bytes unread")
+                cap = self._max_dropped_pushes
+                if cap is not None and self._dropped_pushes >= cap:
+                    self.close_soon(
+                        CLOSE_TRY_AGAIN_LATER, f"Missed {cap} pushes in a row", IncidentKind.SLOW_CONSUMER
+                    )
             return False
         if self._over_buffer():
             return False
@@ -519,6 +529,7 @@ class Session:
             self.transport.write(frame)
         except ConnectionClosedError:
             return False
+        self._dropped_pushes = 0
         return True
 
     def close_soon(self, code: int, reason: str, kind: IncidentKind) -> None:

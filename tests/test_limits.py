@@ -296,7 +296,9 @@ class TestLogRation:
 
 
 class TestDeadPeers:
-    async def test_a_silent_peer_is_dropped_after_interval_and_timeout(self, start_server: StartServer) -> None:
+    async def test_a_silent_peer_is_dropped_after_interval_and_timeout(
+        self, start_server: StartServer
+    ) -> None:
         board = Board()
         app = flood_app(board)
         app.ping_interval, app.ping_timeout = 0.1, 0.1
@@ -324,7 +326,8 @@ class TestDeadPeers:
 
         async with ws_serve(stall, "127.0.0.1", 0, ping_interval=None, close_timeout=0.1) as ws_server:
             port = ws_server.sockets[0].getsockname()[1]
-            client = await grestws.connect(f"ws://127.0.0.1:{port}", FloodApi, ping_interval=0.1, ping_timeout=0.1)
+            url = f"ws://127.0.0.1:{port}"
+            client = await grestws.connect(url, FloodApi, ping_interval=0.1, ping_timeout=0.1)
             closed: asyncio.Future[tuple[int | None, str]] = asyncio.get_running_loop().create_future()
             client.on_close(lambda code, reason: closed.set_result((code, reason)))
             assert await asyncio.wait_for(closed, WAIT) == (1006, "keepalive ping timeout")

@@ -474,10 +474,11 @@ class App:
             await transport.close(CLOSE_POLICY, "Too many frames before the handshake ended")
             return False
         conn.accepted = True
+        # k goes first: what the session answers to frames sent right after h follows it.
+        transport.write(HANDSHAKE_OK)
         for raw in handshake.after:
             session.receive(raw)
         transport.deliver_to(session.receive)
-        await transport.send(HANDSHAKE_OK)
         return True
 
 

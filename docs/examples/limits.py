@@ -20,9 +20,6 @@ class Query(msgspec.Struct):
 
 
 class SearchServer(Protocol):
-    @grestws.request
-    async def search(self, query: Query) -> list[str]: ...
-
     @grestws.request(rate=grestws.Rate(2, per=60))  # at most 2 a minute per connection
     async def export(self) -> str: ...
 
@@ -32,15 +29,18 @@ class SearchServer(Protocol):
     @grestws.request(deadline=math.inf)  # no deadline at all
     async def watch(self) -> None: ...
 
+    @grestws.request
+    async def search(self, query: Query) -> list[str]: ...
+
 
 class SearchClient(Protocol):
     @grestws.notify
     async def hit(self, text: str) -> None: ...
 
 
-SearchApi = grestws.SocketContract(
-    "Search", client_to_server=SearchServer, server_to_client=SearchClient
-).at("/ws/search")
+SearchApi = grestws.SocketContract("Search", client_to_server=SearchServer, server_to_client=SearchClient).at(
+    "/ws/search"
+)
 
 
 class SearchHandler(SearchServer):
@@ -91,8 +91,8 @@ async def main() -> None:
         try:
             await client.outgoing.export()
         except grestws.TooManyRequestsError as exc:
-            assert exc.data is not None
-            print("export refused, retry in", round(exc.data.retry_after_ms / 1000), "s")
+            wait = exc.data.retry_after_ms if exc.data is not None else 0
+            print("export refused, retry in", round(wait / 1000), "s")
 
         # A deadline: the handler is cancelled and the caller told at once.
         try:

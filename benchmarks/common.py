@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -32,6 +32,7 @@ from benchmarks.payloads import ServerStats
 
 __all__ = (
     "LOOPS",
+    "PEER_ENV",
     "ROOT",
     "SHAPES",
     "BenchError",
@@ -115,18 +116,20 @@ def parse_peer_args(argv: Sequence[str]) -> PeerArgs:
 
 
 def _module(peer: str) -> str:
-    return f"benchmarks.peers.{peer}_peer"
+    """``peer``'s module; a variant ``name@tag`` (``grestws@base``) runs the module of ``name``."""
+    return f"benchmarks.peers.{peer.partition('@')[0]}_peer"
 
 
-def server_command(peer: str, loop: str, cpu: int | None) -> list[str]:
-    """The command line of ``peer``'s server process."""
-    command = [sys.executable, "-m", _module(peer), "server", "--loop", loop]
+def server_command(peer: str, loop: str, cpu: int | None, python_options: Sequence[str] = ()) -> list[str]:
+    """The command line of ``peer``'s server process (``python_options`` go before ``-m``)."""
+    command = [sys.executable, *python_options, "-m", _module(peer), "server", "--loop", loop]
     return command if cpu is None else [*command, "--cpu", str(cpu)]
 
 
-def client_command(peer: str, args: PeerArgs) -> list[str]:
-    """The command line of ``peer``'s client process."""
-    command = [sys.executable, "-m", _module(peer), "client", "--loop", args.loop, "--port", str(args.port)]
+def client_command(peer: str, args: PeerArgs, python_options: Sequence[str] = ()) -> list[str]:
+    """The command line of ``peer``'s client process (``python_options`` go before ``-m``)."""
+    command = [sys.executable, *python_options, "-m", _module(peer), "client"]
+    command += ["--loop", args.loop, "--port", str(args.port)]
     command += ["--shape", args.shape, "--count", str(args.count), "--connections", str(args.connections)]
     command += ["--depth", str(args.depth), "--warmup", str(args.warmup), "--timeout", str(args.timeout)]
     return command if args.cpu is None else [*command, "--cpu", str(args.cpu)]
@@ -183,15 +186,17 @@ def percentile(values: Sequence[int], q: float) -> int:
 
 
 @contextlib.contextmanager
-def server_process(command: Sequence[str], ready_timeout: float = 30.0) -> Iterator[int]:
-    """Start a server process, yield the port it prints, and kill it on the way out.
+def server_process(
+    command: Sequence[str], ready_timeout: float = 30.0, env: Mapping[str, str] = PEER_ENV
+) -> Iterator[int]:
+    """Start a server process in ``env``, yield the port it prints, and kill it on the way out.
 
     Raises:
         BenchError: the server exited or printed no port within ``ready_timeout`` s.
     """
     with tempfile.TemporaryFile("w+") as stderr:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=PEER_ENV, stdout=subprocess.PIPE, stderr=stderr, text=True
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
         )
         try:
             assert process.stdout is not None
@@ -255,8 +260,8 @@ def _tail(stream: IO[str], chars: int = 2000) -> str:
     return stream.read()[-chars:].strip() or "(no output)"
 
 
-def run_client(command: Sequence[str], timeout: float) -> dict[str, Any]:
-    """Run a client process to its end and return the JSON object it printed last.
+def run_client(command: Sequence[str], timeout: float, env: Mapping[str, str] = PEER_ENV) -> dict[str, Any]:
+    """Run a client process in ``env`` to its end and return the JSON object it printed last.
 
     Raises:
         BenchError: it failed, took longer than ``timeout`` s (it is killed), or printed
@@ -264,7 +269,7 @@ def run_client(command: Sequence[str], timeout: float) -> dict[str, Any]:
     """
     with tempfile.TemporaryFile("w+") as stderr:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=PEER_ENV, stdout=subprocess.PIPE, stderr=stderr, text=True
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
         )
         try:
             out, _ = process.communicate(timeout=timeout)

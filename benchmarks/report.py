@@ -4,6 +4,15 @@ A ratio is always ``peer ÷ baseline`` of one metric, taken per repeat (both num
 from the same repeat, on the same event loop) and then summarised, so drift between
 repeats cancels out. For a rate, more than 1.0 is better than the baseline; for a time or
 a size, less is.
+
+With ``--baseline`` an earlier grestws runs as the peer ``grestws@base``, and
+:func:`summary` adds, per metric and loop, how ``grestws ÷ websockets`` changed against
+``grestws@base ÷ websockets`` (``"change"``), in percent: ``change_pct`` compares the two
+medians (the numbers the table shows), ``per_repeat_pct`` summarises ``grestws ÷
+grestws@base - 1`` within each repeat (websockets cancels out of the per-repeat ratio of
+ratios), and ``within`` says whether the change is no worse than
+:data:`ALLOWED_CHANGE_PCT` in the metric's bad direction (a drop for a rate, a rise for a
+time, a CPU cost or a size).
 """
 
 from __future__ import annotations
@@ -15,9 +24,26 @@ from typing import Any
 
 from benchmarks.common import Summary, summarize
 
-__all__ = ("METRICS", "RATIOS", "Metric", "markdown", "summary", "text_table", "write_chart")
+__all__ = (
+    "ALLOWED_CHANGE_PCT",
+    "METRICS",
+    "RATIOS",
+    "Metric",
+    "changes_markdown",
+    "changes_text",
+    "markdown",
+    "summary",
+    "text_table",
+    "write_chart",
+)
 
 BASELINE = "websockets"
+CURRENT = "grestws"
+PREVIOUS = "grestws@base"
+"""The earlier grestws that ``--baseline`` adds (see :mod:`benchmarks.baseline`)."""
+ALLOWED_CHANGE_PCT = 3.0
+"""How much worse ``grestws ÷ websockets`` may get against ``grestws@base ÷ websockets``."""
+CHANGE_TITLE = f"{CURRENT} vs {PREVIOUS}: ratio change in %"
 
 
 @dataclass(frozen=True)
@@ -54,8 +80,13 @@ METRICS = (
     Metric("memory", "kb_per_conn", "memory per idle connection", "KB", False, 1.3, digits=1),
 )
 
-RATIOS = (("socketio", "websockets"), ("grestws", "websockets"), ("grestws", "socketio"))
-"""The ratios reported, as (numerator peer, denominator peer)."""
+RATIOS = (
+    ("socketio", "websockets"),
+    ("grestws", "websockets"),
+    (PREVIOUS, "websockets"),
+    ("grestws", "socketio"),
+)
+"""The ratios reported, as (numerator peer, denominator peer), when both peers ran."""
 
 
 def _ratio_name(pair: tuple[str, str]) -> str:
@@ -63,7 +94,11 @@ def _ratio_name(pair: tuple[str, str]) -> str:
 
 
 def summary(runs: Iterable[Mapping[str, Any]], loops: Sequence[str], peers: Sequence[str]) -> dict[str, Any]:
-    """``{loop: {metric id: {"peers": {peer: Summary}, "ratios": {"a/b": Summary}}}}``."""
+    """``{loop: {metric id: {"peers": {peer: Summary}, "ratios": {"a/b": Summary}}}}``.
+
+    With both ``grestws`` and ``grestws@base`` among ``peers``, each entry also has
+    ``"change"`` (see the module's docstring).
+    """
     values: dict[tuple[str, str, str], dict[int, float]] = {}
     for run in runs:
         result = run.get("result")
@@ -87,10 +122,34 @@ def summary(runs: Iterable[Mapping[str, Any]], loops: Sequence[str], peers: Sequ
                     a, b = peer_values[top], peer_values[bottom]
                     ratios = [a[r] / b[r] for r in a.keys() & b.keys() if b[r]]
                     entry["ratios"][_ratio_name((top, bottom))] = summarize(ratios)
+            if CURRENT in peer_values and PREVIOUS in peer_values:
+                entry["change"] = _change(
+                    metric, entry["ratios"], peer_values[CURRENT], peer_values[PREVIOUS]
+                )
             if any(entry["peers"].values()):
                 per_loop[metric.id] = entry
         out[loop] = per_loop
     return out
+
+
+def _change(
+    metric: Metric,
+    ratios: Mapping[str, Summary | None],
+    current: Mapping[int, float],
+    previous: Mapping[int, float],
+) -> dict[str, Any]:
+    """How ``grestws ÷ websockets`` moved against ``grestws@base ÷ websockets``, in percent."""
+    now = ratios.get(_ratio_name((CURRENT, BASELINE)))
+    before = ratios.get(_ratio_name((PREVIOUS, BASELINE)))
+    change = (
+        None if now is None or before is None or not before.median else (now.median / before.median - 1) * 100
+    )
+    paired = [(current[r] / previous[r] - 1) * 100 for r in current.keys() & previous.keys() if previous[r]]
+    within = None
+    if change is not None:
+        worse = -change if metric.higher_is_better else change
+        within = worse <= ALLOWED_CHANGE_PCT
+    return {"change_pct": change, "per_repeat_pct": summarize(paired), "within": within}
 
 
 def summary_json(table: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,15 +158,18 @@ def summary_json(table: Mapping[str, Any]) -> dict[str, Any]:
     def plain(s: Summary | None) -> dict[str, float] | None:
         return None if s is None else s.as_dict()
 
-    return {
-        loop: {
-            mid: {
-                "peers": {p: plain(s) for p, s in entry["peers"].items()},
-                "ratios": {r: plain(s) for r, s in entry["ratios"].items()},
-            }
-            for mid, entry in per_loop.items()
+    def plain_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+        out = {
+            "peers": {p: plain(s) for p, s in entry["peers"].items()},
+            "ratios": {r: plain(s) for r, s in entry["ratios"].items()},
         }
-        for loop, per_loop in table.items()
+        if "change" in entry:
+            change = entry["change"]
+            out["change"] = {**change, "per_repeat_pct": plain(change["per_repeat_pct"])}
+        return out
+
+    return {
+        loop: {mid: plain_entry(entry) for mid, entry in per_loop.items()} for loop, per_loop in table.items()
     }
 
 
@@ -164,32 +226,99 @@ def _rows(per_loop: Mapping[str, Any], peers: Sequence[str]) -> tuple[list[str],
     return header, rows
 
 
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{round(value, 1) + 0.0:+.1f} %"  # + 0.0: no "-0.0"
+
+
+def _percent_range(s: Summary | None) -> str:
+    if s is None:
+        return "n/a"
+    if s.n == 1:
+        return _percent(s.median)
+    return f"{_percent(s.median)} [{_percent(s.min)[:-2]} to {_percent(s.max)[:-2]}]"
+
+
+def _change_rows(per_loop: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = [
+        "metric",
+        "unit",
+        f"{CURRENT} ÷ {BASELINE}",
+        f"{PREVIOUS} ÷ {BASELINE}",
+        "ratio change in %",
+        f"per repeat ({CURRENT} ÷ {PREVIOUS} - 1)",
+        f"≤ {ALLOWED_CHANGE_PCT:g} % worse",
+    ]
+    rows = []
+    for metric in METRICS:
+        entry = per_loop.get(metric.id)
+        if entry is None or "change" not in entry:
+            continue
+        change = entry["change"]
+        arrow = "↑" if metric.higher_is_better else "↓"
+        within = change["within"]
+        rows.append(
+            [
+                f"{metric.label} {arrow}",
+                metric.unit,
+                _ratio(entry["ratios"].get(_ratio_name((CURRENT, BASELINE)))),
+                _ratio(entry["ratios"].get(_ratio_name((PREVIOUS, BASELINE)))),
+                _percent(change["change_pct"]),
+                _percent_range(change["per_repeat_pct"]),
+                "n/a" if within is None else ("✓" if within else "✗"),
+            ]
+        )
+    return header, rows
+
+
+def _markdown(title: str, header: list[str], rows: list[list[str]]) -> str:
+    align = ["---", "---"] + ["--:"] * (len(header) - 2)
+    lines = [title, "", "| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _text(title: str, header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [title]
+    for row in [header, *rows]:
+        cells = [
+            cell.ljust(w) if i < 2 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
 def markdown(table: Mapping[str, Any], peers: Sequence[str]) -> str:
     """One Markdown table per event loop."""
-    parts = []
-    for loop, per_loop in table.items():
-        header, rows = _rows(per_loop, peers)
-        align = ["---", "---"] + ["--:"] * (len(header) - 2)
-        lines = [f"### {loop}", "", "| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        parts.append("\n".join(lines))
+    parts = [_markdown(f"### {loop}", *_rows(per_loop, peers)) for loop, per_loop in table.items()]
     return "\n\n".join(parts) + "\n"
 
 
 def text_table(table: Mapping[str, Any], peers: Sequence[str]) -> str:
     """The tables of :func:`markdown` as aligned plain text, for the terminal."""
-    parts = []
-    for loop, per_loop in table.items():
-        header, rows = _rows(per_loop, peers)
-        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-        lines = [f"== {loop} =="]
-        for row in [header, *rows]:
-            cells = [
-                cell.ljust(w) if i < 2 else cell.rjust(w)
-                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-            ]
-            lines.append("  ".join(cells))
-        parts.append("\n".join(lines))
+    parts = [_text(f"== {loop} ==", *_rows(per_loop, peers)) for loop, per_loop in table.items()]
+    return "\n\n".join(parts) + "\n"
+
+
+def _has_changes(table: Mapping[str, Any]) -> bool:
+    return any("change" in entry for per_loop in table.values() for entry in per_loop.values())
+
+
+def changes_markdown(table: Mapping[str, Any]) -> str:
+    """One Markdown table per loop of ``grestws ÷ websockets`` against ``grestws@base ÷
+    websockets``; empty without ``grestws@base``."""
+    if not _has_changes(table):
+        return ""
+    parts = [_markdown(f"### {loop}: {CHANGE_TITLE}", *_change_rows(pl)) for loop, pl in table.items()]
+    return "\n\n".join(parts) + "\n"
+
+
+def changes_text(table: Mapping[str, Any]) -> str:
+    """The tables of :func:`changes_markdown` as aligned plain text; empty without ``grestws@base``."""
+    if not _has_changes(table):
+        return ""
+    parts = [_text(f"== {loop}: {CHANGE_TITLE} ==", *_change_rows(pl)) for loop, pl in table.items()]
     return "\n\n".join(parts) + "\n"
 
 
@@ -197,10 +326,13 @@ def text_table(table: Mapping[str, Any], peers: Sequence[str]) -> str:
 
 _CHART_PEERS = (("grestws", ("#1f5f99", "#6fa8dc")), ("socketio", ("#b8641a", "#f0b26b")))
 """Each peer's colours: dark for the asyncio loop, light for uvloop (any further loop reuses them)."""
+_CHART_PREVIOUS = (PREVIOUS, ("#4d4d4d", "#a6a6a6"))
+"""``grestws@base``'s colours, drawn only when it ran."""
 
 
 def write_chart(table: Mapping[str, Any], path: Path, title: str) -> bool:
-    """Bars of grestws ÷ websockets and socketio ÷ websockets per shape, one per loop.
+    """Bars of grestws ÷ websockets and socketio ÷ websockets per shape, one per loop
+    (and grestws@base ÷ websockets when it ran).
 
     Left: the rates (higher is better); right: memory per idle connection (lower is
     better). Whiskers span min-max of the repeats; a dashed line marks 1.0, the baseline.
@@ -216,8 +348,12 @@ def write_chart(table: Mapping[str, Any], path: Path, title: str) -> bool:
     memory = [m for m in METRICS if m.shape == "memory" and any(m.id in table[loop] for loop in loops)]
     if not rates and not memory:
         return False
+    chart_peers = _CHART_PEERS
+    previous_ratio = _ratio_name((PREVIOUS, BASELINE))
+    if any(previous_ratio in entry["ratios"] for loop in loops for entry in table[loop].values()):
+        chart_peers = (_CHART_PEERS[0], _CHART_PREVIOUS, *_CHART_PEERS[1:])
     series = [
-        (peer, loop, colors[i % len(colors)]) for peer, colors in _CHART_PEERS for i, loop in enumerate(loops)
+        (peer, loop, colors[i % len(colors)]) for peer, colors in chart_peers for i, loop in enumerate(loops)
     ]
     width = 0.8 / len(series)
     fig, (left, right) = plt.subplots(

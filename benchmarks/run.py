@@ -4,6 +4,16 @@ Each run starts a fresh server process and a client process on 127.0.0.1. Within
 the peers run back to back on the same shape and loop (their order rotating from repeat
 to repeat), so drift in the machine hits every peer alike; ratios are then taken per
 repeat. See docs/performance.md.
+
+``--baseline REV`` adds the peer ``grestws@base``: the same benchmark code (this
+checkout's ``benchmarks/peers/grestws_peer.py``) running against the grestws package of
+the git revision ``REV``, checked out once into a worktree in a cache directory outside
+the repository (see :mod:`benchmarks.baseline`). It runs in the same schedule as the other
+peers, and the report adds, per shape and loop, ``grestws ÷ websockets`` next to
+``grestws@base ÷ websockets`` and "grestws vs grestws@base: ratio change in %", for
+judging a change against the revision before it::
+
+    python -m benchmarks.run --baseline HEAD~1 --peers websockets,grestws
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from typing import Any
 
 import psutil
 
-from benchmarks import report
+from benchmarks import baseline, report
 from benchmarks.common import (
     LOOPS,
     ROOT,
@@ -85,19 +95,40 @@ def _choices(allowed: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.run", description="grestws against plain websockets and python-socketio"
+        prog="python -m benchmarks.run",
+        description="grestws against plain websockets and python-socketio",
+        epilog=(
+            "With --baseline REV, the peer grestws@base runs this checkout's benchmark code against "
+            "the grestws of git revision REV (a worktree cached outside the repository, in "
+            "$GRESTWS_BENCH_CACHE or $XDG_CACHE_HOME/grestws-bench or ~/.cache/grestws-bench), and the "
+            "report adds 'grestws vs grestws@base: ratio change in %' per shape and loop. "
+            "See docs/performance.md."
+        ),
     )
     parser.add_argument("--repeats", type=int, default=None, help="repeats of every run (default 5, quick 2)")
     parser.add_argument("--loops", type=_choices(LOOPS), default=LOOPS, help="comma-separated event loops")
     parser.add_argument("--shapes", type=_choices(SHAPES), default=SHAPES, help="comma-separated shapes")
     parser.add_argument("--peers", type=_choices(PEERS), default=PEERS, help="comma-separated peers")
     parser.add_argument("--quick", action="store_true", help="1/10 of the work and 2 repeats: a smoke run")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="results directory")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        default=None,
+        help="also run grestws as of git revision REV (a commit, HEAD~3, a tag) as the peer grestws@base, "
+        "with this checkout's benchmark code, and report the change of grestws ÷ websockets against it",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results directory (default benchmarks/results; benchmarks/results/baseline with --baseline)",
+    )
     parser.add_argument(
         "--chart",
         type=Path,
         default=None,
-        help="PNG chart (default docs/performance.png; OUT/quick.png with --quick)",
+        help="PNG chart (default docs/performance.png; OUT/quick.png with --quick, OUT/baseline.png "
+        "with --baseline)",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds one run may take")
     parser.add_argument(
@@ -115,8 +146,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeats is None:
         args.repeats = 2 if args.quick else 5
+    if args.out is None:
+        args.out = ROOT / "benchmarks" / "results"
+        if args.baseline is not None:  # a comparison leaves the published results alone
+            args.out = args.out / "baseline"
     if args.chart is None:
-        args.chart = args.out / "quick.png" if args.quick else ROOT / "docs" / "performance.png"
+        if args.quick:
+            args.chart = args.out / "quick.png"
+        elif args.baseline is not None:
+            args.chart = args.out / "baseline.png"
+        else:
+            args.chart = ROOT / "docs" / "performance.png"
     return args
 
 
@@ -138,12 +178,20 @@ def _profiled(command: list[str], profile: Path | None, name: str) -> list[str]:
 
 
 def run_one(
-    peer: str, loop: str, shape: str, workload: Workload, args: argparse.Namespace, tag: str
+    peer: str,
+    loop: str,
+    shape: str,
+    workload: Workload,
+    args: argparse.Namespace,
+    tag: str,
+    launch: baseline.Launch | None = None,
 ) -> dict[str, Any]:
-    """One server process and one client process; the client's result."""
+    """One server process and one client process, started as ``launch`` says; the client's result."""
+    launch = launch or baseline.Launch()
     server_cpu, client_cpu = _cpus(args.pin)
-    server = _profiled(server_command(peer, loop, server_cpu), args.profile, f"{tag}-server")
-    with server_process(server) as port:
+    command = server_command(peer, loop, server_cpu, launch.python_options)
+    server = _profiled(command, args.profile, f"{tag}-server")
+    with server_process(server, env=launch.env) as port:
         peer_args = PeerArgs(
             side="client",
             loop=loop,
@@ -156,8 +204,9 @@ def run_one(
             warmup=workload.warmup,
             timeout=max(1.0, args.timeout - 10),
         )
-        client = _profiled(client_command(peer, peer_args), args.profile, f"{tag}-client")
-        return run_client(client, args.timeout)
+        command = client_command(peer, peer_args, launch.python_options)
+        client = _profiled(command, args.profile, f"{tag}-client")
+        return run_client(client, args.timeout, env=launch.env)
 
 
 def machine_info() -> dict[str, Any]:
@@ -217,15 +266,21 @@ def _headline(shape: str, result: dict[str, Any]) -> str:
     return f"{result['rate']:,.0f} {unit}"
 
 
-def _machine_line(machine: dict[str, Any]) -> str:
+def _machine_line(machine: dict[str, Any], base: baseline.Baseline | None = None) -> str:
     v = machine["versions"]
-    return (
+    line = (
         f"{machine['cpu']}, {machine['cores_logical']} cores, Python {machine['python']}, {machine['os']}; "
         f"websockets {v['websockets']}, msgspec {v['msgspec']}, python-socketio {v['python-socketio']}, "
         f"aiohttp {v['aiohttp']}, uvloop {v['uvloop']}, "
         f"grestws {v['grestws']} (commit {machine['git_commit']}"
         f"{' with uncommitted changes' if machine['grestws_uncommitted_changes'] else ''})"
     )
+    if base is not None:
+        line += (
+            f"; {report.PREVIOUS}: grestws {base.grestws_version} at commit {base.commit[:12]} "
+            f"(--baseline {base.rev})"
+        )
+    return line
 
 
 def _workload_lines(workloads: dict[str, Workload]) -> list[str]:
@@ -253,17 +308,37 @@ def _json(data: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     workloads = {s: WORKLOADS[s].quick(s) if args.quick else WORKLOADS[s] for s in args.shapes}
-    if report.BASELINE not in args.peers:
+    peers: tuple[str, ...] = args.peers
+    launches: dict[str, baseline.Launch] = {}
+    base: baseline.Baseline | None = None
+    if args.baseline is not None:
+        try:
+            base = baseline.prepare(args.baseline)
+            current_file = baseline.check_current() if baseline.CURRENT_PEER in peers else None
+        except BenchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        peers = (*peers, baseline.BASE_PEER)
+        launches[baseline.BASE_PEER] = base.launch
+        launches[baseline.CURRENT_PEER] = baseline.current_launch(checked=True)
+        print(
+            f"{baseline.BASE_PEER}: --baseline {base.rev} = {base.commit}, grestws from {base.grestws_file}"
+        )
+        if current_file is not None:
+            print(f"{baseline.CURRENT_PEER}: grestws from {current_file}")
+        else:
+            print(f"note: without {baseline.CURRENT_PEER} there is nothing to compare with", file=sys.stderr)
+    if report.BASELINE not in peers:
         print(f"note: without {report.BASELINE} there are no ratios to the baseline", file=sys.stderr)
     schedule = [
         (repeat, loop, shape, peer)
         for repeat in range(args.repeats)
         for loop in args.loops
         for shape in args.shapes
-        for peer in (args.peers[repeat % len(args.peers) :] + args.peers[: repeat % len(args.peers)])
+        for peer in (peers[repeat % len(peers) :] + peers[: repeat % len(peers)])
     ]
     machine = machine_info()
-    print(f"{len(schedule)} runs on {_machine_line(machine)}", flush=True)
+    print(f"{len(schedule)} runs on {_machine_line(machine, base)}", flush=True)
     runs: list[dict[str, Any]] = []
     started = time.monotonic()
     for i, (repeat, loop, shape, peer) in enumerate(schedule, 1):
@@ -272,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run: dict[str, Any] = {"repeat": repeat, "loop": loop, "shape": shape, "peer": peer}
         run["busy_before"] = wait_for_quiet(args.busy)
         try:
-            result = run_one(peer, loop, shape, workloads[shape], args, tag)
+            result = run_one(peer, loop, shape, workloads[shape], args, tag, launches.get(peer))
         except BenchError as exc:
             run["error"] = str(exc)
             outcome = f"FAILED: {exc}"
@@ -284,16 +359,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         left = elapsed / i * (len(schedule) - i)
         print(
             f"[{i}/{len(schedule)} {time.monotonic() - t0:4.1f}s, ~{left / 60:.0f} min left] "
-            f"{loop:7} r{repeat} {shape:10} {peer:10} {outcome}",
+            f"{loop:7} r{repeat} {shape:10} {peer:{max(10, *map(len, peers))}} {outcome}",
             flush=True,
         )
 
-    table = report.summary(runs, args.loops, args.peers)
+    table = report.summary(runs, args.loops, peers)
     print()
-    print(report.text_table(table, args.peers))
+    print(report.text_table(table, peers))
+    if changes := report.changes_text(table):
+        print(changes)
     failures = [run for run in runs if "error" in run]
     busy = sum(1 for run in runs if run["busy_before"] >= args.busy)
     kind = "quick smoke run" if args.quick else "full run"
+    if base is not None:
+        kind += f" against {report.PREVIOUS} = {base.commit[:12]}"
     title = (
         f"grestws benchmarks, {machine['date'][:10]}, Python {machine['python']} "
         f"({kind}, {args.repeats} repeat(s))"
@@ -302,12 +381,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         [
             f"## {title}",
             "",
-            f"Machine: {_machine_line(machine)}.",
+            f"Machine: {_machine_line(machine, base)}.",
             "",
             "Medians of the repeats, with [min-max]; ratios are peer ÷ peer per repeat (↑: higher is better, "
             "↓: lower is better).",
             "",
-            report.markdown(table, args.peers),
+            report.markdown(table, peers),
+            *([report.changes_markdown(table)] if base is not None else []),
             "Workloads:",
             "",
             *_workload_lines(workloads),
@@ -329,11 +409,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "repeats": args.repeats,
             "loops": list(args.loops),
             "shapes": list(args.shapes),
-            "peers": list(args.peers),
+            "peers": list(peers),
             "pinned": _cpus(args.pin) != (None, None),
             "timeout": args.timeout,
             "workloads": {s: asdict(w) for s, w in workloads.items()},
             "duration_s": round(time.monotonic() - started, 1),
+            **({"baseline": base.as_dict()} if base is not None else {}),
         },
         "summary": report.summary_json(table),
         "runs": runs,

@@ -3,12 +3,19 @@
 The server validates every request into its Struct and encodes the reply; the client calls
 ``await client.outgoing.echo(req)`` and gets a validated Struct back. Fan-out is
 ``grestws.broadcast(server.connections, BenchClient.tick, msg)``.
+
+The same module runs the ``grestws@base`` peer (``--baseline``) against an earlier grestws,
+so it uses only what both have: per-connection limits (``grestws.Limits``) are set only
+where they exist.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+import os
+import sys
+from pathlib import Path
+from typing import Any, Protocol
 
 import grestws
 from benchmarks.common import process_stats
@@ -87,9 +94,24 @@ async def _push(count: int) -> None:
         await asyncio.sleep(0)
 
 
+def _app() -> grestws.App:
+    """The App with the default limits, except that the rate limits never refuse.
+
+    The default per-connection rates (about 1,000 frames/s) would throttle every shape, so
+    they are set far beyond any benchmark's rate: the checks still run, and cost what they
+    cost, but never refuse. A grestws without ``Limits`` gets a plain ``App()``.
+    """
+    limits, rate = getattr(grestws, "Limits", None), getattr(grestws, "Rate", None)
+    if limits is None or rate is None:
+        return grestws.App()
+    unthrottled = rate(1e9)
+    options: dict[str, Any] = {"limits": limits(rate=unthrottled, identity_rate=unthrottled)}
+    return grestws.App(**options)
+
+
 async def _serve() -> int:
     global _server
-    app = grestws.App()
+    app = _app()
     app.add(BenchApi, BenchHandler)
     _server = await grestws.serve(app, "127.0.0.1", 0)
     return _server.port
@@ -129,5 +151,14 @@ class GrestwsPeer(Peer[Client]):
         await conn.close()
 
 
+def check_origin() -> None:
+    """Exit unless ``grestws`` came from ``$BENCH_GRESTWS_DIR`` (when set, as ``--baseline`` does)."""
+    expected = os.environ.get("BENCH_GRESTWS_DIR")
+    found = Path(grestws.__file__).resolve().parent
+    if expected and found != Path(expected).resolve():
+        sys.exit(f"grestws_peer: imported grestws from {found}, expected {expected}")
+
+
 if __name__ == "__main__":
+    check_origin()
     main(_serve, GrestwsPeer)

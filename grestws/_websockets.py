@@ -127,7 +127,7 @@ class WebsocketsTransport:
             dropped.
     """
 
-    __slots__ = ("_dead", "close_timeout", "messages", "ws")
+    __slots__ = ("_dead", "_sent", "close_timeout", "messages", "ws")
 
     def __init__(
         self,
@@ -141,6 +141,7 @@ class WebsocketsTransport:
         self.messages = ws.messages
         self.close_timeout = close_timeout
         self._dead = False
+        self._sent: tuple[int, str] | None = None
         if ping_interval is not None and ws.protocol.state is OPEN:
             ws.liveness = Liveness(ws.loop, ping_interval, ping_timeout, self._ping, self._drop_dead)
 
@@ -215,6 +216,8 @@ class WebsocketsTransport:
         Idempotent; cancelling it drops the connection.
         """
         ws = self.ws
+        if self._sent is None and ws.protocol.state is OPEN:
+            self._sent = (code, reason)
         try:
             async with asyncio.timeout(self.close_timeout):
                 await ws.close(code, reason)
@@ -227,8 +230,26 @@ class WebsocketsTransport:
             ws.transport.abort()
             await ws.wait_closed()
 
+    def drop(self, code: int, reason: str) -> None:
+        """Send a close frame (behind what is buffered), read nothing more, and drop the
+        connection ``close_timeout`` later at the latest: for a peer that broke the rules,
+        which may never read the close frame, let alone answer it."""
+        ws = self.ws
+        if ws.protocol.state is OPEN:
+            self._sent = (code, reason)
+            ws.protocol.send_close(code, reason)
+            ws.send_data()
+        transport = ws.transport
+        if not transport.is_closing():
+            transport.pause_reading()
+            ws.loop.call_later(self.close_timeout, transport.abort)
+
     async def wait_closed(self) -> tuple[int | None, str]:
+        """The close code and reason: the peer's; ours when we closed and the peer never
+        answered (a dropped peer); 1006 when the connection was lost."""
         await self.ws.wait_closed()  # shields websockets' own future: safe to cancel
         if self._dead:
             return 1006, "keepalive ping timeout"
+        if self.ws.protocol.close_rcvd is None and self._sent is not None:
+            return self._sent
         return self.ws.close_code, self.ws.close_reason or ""

@@ -77,6 +77,9 @@ class TokenBucket:
         return (1.0 - tokens) / self._fill
 
 
+_STRIKES = Rate(1000, burst=1000)
+
+
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
     """The limits a server holds every peer to. Every one can be turned off with ``None``.
 
@@ -198,7 +201,7 @@ class Gate:
         self._clock = clock
         now = clock()
         self._conn_bucket = None if limits.rate is None else TokenBucket(limits.rate, now)
-        self._strikes = None if limits.rate is None else TokenBucket(limits.rate, now)
+        self._strikes = TokenBucket(limits.rate or _STRIKES, now)
         self._identity_bucket: TokenBucket | None = None
         self._method_buckets: dict[str, TokenBucket] = {}
         self.shares_identity = False
@@ -231,9 +234,9 @@ class Gate:
 
     def strike(self) -> bool:
         """Count one refused frame; True once the peer has been refused more than its burst
-        faster than its rate refills, the sign of a peer that keeps going."""
-        strikes = self._strikes
-        return strikes is not None and strikes.take(self._clock()) > 0.0
+        faster than its rate refills (1000 a second without a rate), the sign of a peer
+        that keeps going."""
+        return self._strikes.take(self._clock()) > 0.0
 
     def deadline(self, spec: MethodSpec) -> float | None:
         """Seconds a call of ``spec`` may run (None: no deadline)."""

@@ -76,7 +76,9 @@ class Transport(Protocol):
     (flow control); both raise :class:`~grestws.exceptions.ConnectionClosedError` once the
     channel is closed, whatever the OS said. ``buffered`` is how many bytes were written
     and not yet taken by the network. ``close`` is idempotent and bounded in time;
-    ``wait_closed`` returns the close code and reason.
+    ``wait_closed`` returns the close code and reason. ``drop`` ends a peer that broke the
+    rules: a close frame if it can go out, nothing more read, the connection gone within
+    the close timeout whether or not the peer answers.
     """
 
     def deliver_to(self, sink: Callable[[bytes], None]) -> None: ...
@@ -85,6 +87,7 @@ class Transport(Protocol):
     def buffered(self) -> int: ...
     async def send(self, frame: bytes) -> None: ...
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
+    def drop(self, code: int, reason: str) -> None: ...
     async def wait_closed(self) -> tuple[int | None, str]: ...
 
 
@@ -185,9 +188,9 @@ class Session:
     """
 
     __slots__ = (
-        "_closer",
         "_context",
         "_dropped_pushes",
+        "_dropping",
         "_handlers",
         "_last_id",
         "_loop",
@@ -247,7 +250,7 @@ class Session:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_id = 0
         self._context: contextvars.Context | None = None
-        self._closer: asyncio.Task[None] | None = None
+        self._dropping = False
         limits = gate.limits if gate is not None else None
         self._max_depth = limits.max_depth if limits is not None else max_depth
         self._max_in_flight = limits.max_in_flight if limits is not None else None
@@ -287,6 +290,8 @@ class Session:
 
     def receive(self, raw: bytes) -> None:
         """Handle one incoming frame; never raises for anything the peer sent."""
+        if self._dropping:
+            return  # frames the peer sent before it was dropped are not served
         try:
             frame = codec.decode_frame(raw)
         except FrameError as exc:
@@ -533,11 +538,13 @@ class Session:
         return True
 
     def close_soon(self, code: int, reason: str, kind: IncidentKind) -> None:
-        """Close the connection with ``code`` (once, in a task of its own) and report why."""
-        if self._closer is not None or self.closed:
+        """Drop a peer that broke the limits: close with ``code`` and read nothing more
+        from it (see :meth:`Transport.drop`); report why, once."""
+        if self._dropping or self.closed:
             return
+        self._dropping = True
         self.report(kind, f"closing with {code}: {reason}")
-        self._closer = self._loop.create_task(self.transport.close(code, reason))
+        self.transport.drop(code, reason)
 
     def report(
         self,

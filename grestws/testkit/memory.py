@@ -144,12 +144,19 @@ class MemoryTransport:
             self._inbox.put_nowait(None)  # wake any other task waiting on this end
         raise ConnectionClosedError(self._link.code, self._link.reason)
 
+    def drop(self, code: int, reason: str) -> None:
+        """Close both ends at once with ``code`` and ``reason``, as :meth:`close` does."""
+        self._close(code, reason)
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close both ends with ``code`` and ``reason``.
 
         Idempotent: only the first close counts, whichever end made it. Cancel-safe: it
         does not suspend.
         """
+        self._close(code, reason)
+
+    def _close(self, code: int, reason: str) -> None:
         if self._link.code is not None:
             return
         self._link.code = code

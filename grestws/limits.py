@@ -189,6 +189,7 @@ class Gate:
     __slots__ = (
         "_clock",
         "_conn_bucket",
+        "_deadline",
         "_identity_bucket",
         "_method_buckets",
         "_strikes",
@@ -203,9 +204,11 @@ class Gate:
         self._conn_bucket = None if limits.rate is None else TokenBucket(limits.rate, now)
         self._strikes = TokenBucket(limits.rate or _STRIKES, now)
         self._identity_bucket: TokenBucket | None = None
-        self._method_buckets: dict[str, TokenBucket] = {}
+        self._method_buckets: dict[str, TokenBucket] | None = None
         self.shares_identity = False
         """Whether this connection counts among its identity's connections."""
+        deadline = limits.deadline
+        self._deadline = None if deadline is None or math.isinf(deadline) else deadline
 
     def share_identity(self, entry: _IdentityEntry) -> None:
         """Charge this connection's frames to its identity's shared bucket as well."""
@@ -226,9 +229,12 @@ class Gate:
         if wait == 0.0 and self._identity_bucket is not None:
             wait = self._identity_bucket.take(now)
         if wait == 0.0 and spec is not None and spec.rate is not None:
-            method_bucket = self._method_buckets.get(spec.path)
+            buckets = self._method_buckets
+            if buckets is None:
+                buckets = self._method_buckets = {}
+            method_bucket = buckets.get(spec.path)
             if method_bucket is None:
-                method_bucket = self._method_buckets[spec.path] = TokenBucket(spec.rate, now)
+                method_bucket = buckets[spec.path] = TokenBucket(spec.rate, now)
             wait = method_bucket.take(now)
         return wait
 
@@ -240,5 +246,7 @@ class Gate:
 
     def deadline(self, spec: MethodSpec) -> float | None:
         """Seconds a call of ``spec`` may run (None: no deadline)."""
-        deadline = self.limits.deadline if spec.deadline is None else spec.deadline
-        return None if deadline is None or math.isinf(deadline) else deadline
+        deadline = spec.deadline
+        if deadline is None:
+            return self._deadline
+        return None if math.isinf(deadline) else deadline

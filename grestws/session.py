@@ -246,7 +246,7 @@ class Session:
         self._loop = asyncio.get_running_loop()
         self._timeouts: Deadlines[int, tuple[str, float]] = Deadlines(self._loop, self._time_out)
         self._running: Deadlines[asyncio.Task[None], float] = Deadlines(self._loop, self._overrun)
-        self._overdue: set[asyncio.Task[None]] = set()
+        self._overdue: set[asyncio.Task[None]] | None = None  # made when a deadline first passes
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_id = 0
         self._context: contextvars.Context | None = None
@@ -436,7 +436,7 @@ class Session:
                     return
                 payload = codec.encode_ok(_encoder.encode(result) if spec.has_result else None)
             except asyncio.CancelledError:
-                if task is None or task not in self._overdue:
+                if task is None or self._overdue is None or task not in self._overdue:
                     raise
                 task.uncancel()
                 error = ServerError("Deadline exceeded")
@@ -467,11 +467,14 @@ class Session:
             if task is not None:
                 self._tasks.discard(task)
                 self._running.discard(task)
-                self._overdue.discard(task)
+                if self._overdue is not None:
+                    self._overdue.discard(task)
 
     def _overrun(self, task: asyncio.Task[None], deadline: float) -> None:
         """A handler ran past its deadline: cancel it; its call is answered SERVER_ERROR."""
         if not task.done():
+            if self._overdue is None:
+                self._overdue = set()
             self._overdue.add(task)
             task.cancel()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
@@ -138,7 +139,7 @@ class ServerConnection(Connection, Generic[S2C]):
         Returns:
             Whether the frame was written.
         """
-        return self.is_open and self._session.push(frame)
+        return self.accepted and self._session.push(frame)
 
     def on_close(self, callback: Callable[[int | None, str], object]) -> None:
         """Call ``callback(code, reason)`` once the connection closed (at once if it has)."""
@@ -337,14 +338,13 @@ class App:
             await transport.close(CLOSE_POLICY, "Origin not allowed")
             return
         contract = route.schema.contract
-        loop = asyncio.get_running_loop()
         session = Session(
             transport,
             Connection("", request.path, request.remote_address, "server"),
             incoming=contract.client_to_server,
             outgoing=contract.server_to_client,
             incidents=self.incidents,
-            gate=Gate(limits, loop.time),
+            gate=Gate(limits),
         )
         schema = route.schema
         conn: ServerConnection[Any] = ServerConnection(
@@ -421,7 +421,7 @@ class App:
                         conn.identity = session.identity = identity
                         break
             if conn.identity is not None and session.gate is not None:
-                entry = self.identities.acquire(conn.identity.id, loop.time())
+                entry = self.identities.acquire(conn.identity.id, time.monotonic())
                 if entry is None:
                     self.refuse(
                         IncidentKind.CONNECTION_REFUSED,

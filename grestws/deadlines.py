@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 __all__ = ("Deadlines",)
@@ -40,8 +40,13 @@ class Deadlines(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._at)
 
+    def __iter__(self) -> Iterator[K]:
+        """The keys that have a deadline, as they are now (it may change meanwhile)."""
+        return iter(list(self._at))
+
     def add(self, key: K, when: float, value: V) -> None:
-        """Expire ``key`` at loop time ``when`` unless it is discarded first."""
+        """Expire ``key`` at loop time ``when`` (``math.inf``: never) unless it is
+        discarded first."""
         self._at[key] = (when, value)
         if when < self._timer_at:
             self._arm(when)

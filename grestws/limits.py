@@ -11,6 +11,7 @@ Nothing here does I/O or sleeps: time is read from a clock the caller passes in.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -109,8 +110,10 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
         max_connections: Open connections per server; past it the upgrade gets HTTP 503.
         max_connections_per_identity: Open connections of one identity per App; past it
             the handshake is refused with TOO_MANY_REQUESTS (``x``, close 4001).
-        max_depth: Deepest nesting of arrays and objects in an incoming payload; deeper is
-            a VALIDATION_ERROR (a dropped message) with the issue code ``too_deep``.
+        max_depth: Deepest nesting of arrays and objects in an incoming payload whose type
+            lets nesting through (``Any``, a type that contains itself); deeper is a
+            VALIDATION_ERROR (a dropped message) with the issue code ``too_deep``. Other
+            types bound the nesting of what they decode by themselves.
         close_timeout: Seconds the closing handshake may take before the connection is
             dropped (a peer that does not read never completes it).
     """
@@ -183,21 +186,21 @@ class Gate:
 
     Args:
         limits: The App's limits.
-        clock: Monotonic seconds (the event loop's ``time``).
+        clock: Monotonic seconds, the clock of the identity buckets too.
     """
 
     __slots__ = (
         "_clock",
         "_conn_bucket",
-        "_deadline",
         "_identity_bucket",
         "_method_buckets",
         "_strikes",
+        "default_deadline",
         "limits",
         "shares_identity",
     )
 
-    def __init__(self, limits: Limits, clock: Clock) -> None:
+    def __init__(self, limits: Limits, clock: Clock = time.monotonic) -> None:
         self.limits = limits
         self._clock = clock
         now = clock()
@@ -208,7 +211,8 @@ class Gate:
         self.shares_identity = False
         """Whether this connection counts among its identity's connections."""
         deadline = limits.deadline
-        self._deadline = None if deadline is None or math.isinf(deadline) else deadline
+        self.default_deadline = None if deadline is None or math.isinf(deadline) else deadline
+        """Seconds a call may run when its method sets no deadline (None: no deadline)."""
 
     def share_identity(self, entry: _IdentityEntry) -> None:
         """Charge this connection's frames to its identity's shared bucket as well."""
@@ -248,5 +252,5 @@ class Gate:
         """Seconds a call of ``spec`` may run (None: no deadline)."""
         deadline = spec.deadline
         if deadline is None:
-            return self._deadline
+            return self.default_deadline
         return None if math.isinf(deadline) else deadline

@@ -203,7 +203,6 @@ class Session:
         "_push_buffer",
         "_running",
         "_target",
-        "_tasks",
         "_timeouts",
         "close_code",
         "close_reason",
@@ -247,7 +246,6 @@ class Session:
         self._timeouts: Deadlines[int, tuple[str, float]] = Deadlines(self._loop, self._time_out)
         self._running: Deadlines[asyncio.Task[None], float] = Deadlines(self._loop, self._overrun)
         self._overdue: set[asyncio.Task[None]] | None = None  # made when a deadline first passes
-        self._tasks: set[asyncio.Task[None]] = set()
         self._last_id = 0
         self._context: contextvars.Context | None = None
         self._dropping = False
@@ -295,7 +293,7 @@ class Session:
         try:
             frame = codec.decode_frame(raw)
         except FrameError as exc:
-            if self.gate is None or self._admitted(None, None, ""):
+            if self.gate is None or self._admitted():
                 self.report(
                     IncidentKind.MALFORMED_FRAME, f"dropped a malformed frame ({exc}): {raw[:64]!r}", exc
                 )
@@ -304,14 +302,10 @@ class Session:
         if kind is _RES:
             future = self._pending.pop(frame.id or 0, None)
             if future is not None and not future.done():
-                data = frame.data
-                if len(data) > self._max_depth and too_deep(data, self._max_depth):
-                    future.set_exception(self._too_deep())
-                else:
-                    future.set_result(data)
+                future.set_result(frame.data)
         elif kind is _REQ or kind is _MSG:
             self._dispatch(frame)
-        elif kind is _PING and (self.gate is None or self._admitted(None, None, "")):
+        elif kind is _PING and (self.gate is None or self._admitted()):
             self._write_now(PONG)
         # o frames only prove liveness; h k x after the handshake mean nothing.
 
@@ -321,42 +315,53 @@ class Session:
         request_id = frame.id
         entry = self._handlers.get(path)
         spec = entry[0] if entry is not None else self.incoming.by_path.get(path)
-        if self.gate is not None and not self._admitted(spec, request_id, path):
-            return
+        gate = self.gate
+        if gate is not None:
+            wait = gate.admit(spec)
+            cap = self._max_in_flight
+            if wait or (spec is not None and cap is not None and len(self._running) >= cap):
+                self._over_limit(wait, spec, request_id, path)
+                return
         if spec is not None and spec.gated and not spec.permission.allows(self.identity):
             self._refuse_call(spec, request_id)  # before ROUTE_NOT_FOUND: gated routes stay hidden
             return
         if entry is None:
-            error = RouteNotFoundError(f"Route not found: {path}")
-            self._refuse(IncidentKind.UNKNOWN_ROUTE, path, request_id, error, "no such route")
+            missing = RouteNotFoundError(f"Route not found: {path}")
+            self._refuse(IncidentKind.UNKNOWN_ROUTE, path, request_id, missing, "no such route")
             return
         data = frame.data
-        if len(data) > self._max_depth and too_deep(data, self._max_depth):
-            self._refuse(IncidentKind.INVALID_PAYLOAD, path, request_id, self._too_deep(), "too deep")
+        if entry[0].deep_input and len(data) > self._max_depth and too_deep(data, self._max_depth):
+            invalid = self._too_deep("Invalid input")
+            self._refuse(IncidentKind.INVALID_PAYLOAD, path, request_id, invalid, "too deep")
             return
         self._spawn(entry, request_id, data)
 
-    def _admitted(self, spec: MethodSpec | None, request_id: int | None, path: str) -> bool:
-        """Charge one frame to the limits; refuse it (and maybe close) when over them."""
+    def _admitted(self) -> bool:
+        """Charge a frame that is no call (a ping, a malformed frame) to the rate."""
         gate = self.gate
         assert gate is not None
-        wait = gate.admit(spec)
-        if wait == 0.0:
-            if spec is None or self._max_in_flight is None or len(self._tasks) < self._max_in_flight:
-                return True
-            kind = IncidentKind.IN_FLIGHT_LIMITED
-            error = TooManyRequestsError(f"Over {self._max_in_flight} calls in flight", data=None)
-        else:
+        wait = gate.admit(None)
+        if wait:
+            self._over_limit(wait, None, None, "")
+        return not wait
+
+    def _over_limit(self, wait: float, spec: MethodSpec | None, request_id: int | None, path: str) -> None:
+        """Refuse a frame over a rate (``wait`` seconds until it would pass) or over the
+        in-flight cap (``wait`` 0); close a peer that keeps going."""
+        gate = self.gate
+        assert gate is not None
+        if wait:
             kind = IncidentKind.RATE_LIMITED
             error = TooManyRequestsError("Rate limit exceeded", data=RetryAfter(math.ceil(wait * 1000)))
+        else:
+            kind = IncidentKind.IN_FLIGHT_LIMITED
+            error = TooManyRequestsError(f"Over {self._max_in_flight} calls in flight", data=None)
         if gate.strike():
             self.close_soon(CLOSE_POLICY, "Too many requests", IncidentKind.POLICY_CLOSE)
-            return False
-        if path:
+        elif path:
             self._refuse(kind, path, request_id, error, error.message or "")
         else:
             self.report(kind, f"dropped a frame: {error.message}", error)
-        return False
 
     def _refuse_call(self, spec: MethodSpec, request_id: int | None) -> None:
         """Answer a call its caller may not make: NOT_AUTHORIZED without an identity,
@@ -378,9 +383,9 @@ class Session:
             self.report(kind, f"answered {path} with {error.type}: {why}", error, path, answered=True)
             self._write_error(path, request_id, error)
 
-    def _too_deep(self) -> ValidationError:
+    def _too_deep(self, message: str) -> ValidationError:
         issue = Issue(path="", code="too_deep", message=f"Nested deeper than {self._max_depth} levels")
-        return ValidationError("Invalid input", data=[issue])
+        return ValidationError(message, data=[issue])
 
     def _spawn(self, entry: Entry, request_id: int | None, data: bytes) -> None:
         """Serve a call in a task of its own, in the connection's context, tracked as in
@@ -395,12 +400,17 @@ class Session:
                 return
         else:
             task = self._loop.create_task(coro, context=context.copy())
-        self._tasks.add(task)
         gate = self.gate
-        if gate is not None:
-            deadline = gate.deadline(entry[0])
-            if deadline is not None:
-                self._running.add(task, self._loop.time() + deadline, deadline)
+        if gate is None:
+            self._running.add(task, math.inf, math.inf)
+            return
+        deadline = entry[0].deadline
+        if deadline is None:
+            deadline = gate.default_deadline
+        if deadline is None or deadline == math.inf:
+            self._running.add(task, math.inf, math.inf)
+        else:
+            self._running.add(task, self._loop.time() + deadline, deadline)
 
     def base_context(self) -> contextvars.Context:
         """The connection's context: every incoming call runs in a copy of it, so what is
@@ -465,7 +475,6 @@ class Session:
             self._write_error(spec.path, request_id, error)
         finally:
             if task is not None:
-                self._tasks.discard(task)
                 self._running.discard(task)
                 if self._overdue is not None:
                     self._overdue.discard(task)
@@ -518,27 +527,31 @@ class Session:
         Returns:
             Whether the frame was written.
         """
-        if self.closed:
+        if self.closed or self._dropping:
             return False
+        transport = self.transport
         bound = self._push_buffer
-        if bound is not None and self.transport.buffered > bound:
-            if not self._over_buffer():
-                self._dropped_pushes += 1
-                self.report(IncidentKind.PUSH_DROPPED, f"dropped a push: over {bound} bytes unread")
-                cap = self._max_dropped_pushes
-                if cap is not None and self._dropped_pushes >= cap:
-                    self.close_soon(
-                        CLOSE_TRY_AGAIN_LATER, f"Missed {cap} pushes in a row", IncidentKind.SLOW_CONSUMER
-                    )
-            return False
-        if self._over_buffer():
+        if bound is not None and transport.buffered > bound:
+            self._drop_push(bound)
             return False
         try:
-            self.transport.write(frame)
+            transport.write(frame)
         except ConnectionClosedError:
             return False
         self._dropped_pushes = 0
         return True
+
+    def _drop_push(self, bound: int) -> None:
+        """Count a push not written to a peer that has ``bound`` bytes unread; close a peer
+        over the outgoing limit or one that missed too many pushes in a row."""
+        if self._over_buffer():
+            return
+        self._dropped_pushes += 1
+        self.report(IncidentKind.PUSH_DROPPED, f"dropped a push: over {bound} bytes unread")
+        cap = self._max_dropped_pushes
+        if cap is not None and self._dropped_pushes >= cap:
+            reason = f"Missed {cap} pushes in a row"
+            self.close_soon(CLOSE_TRY_AGAIN_LATER, reason, IncidentKind.SLOW_CONSUMER)
 
     def close_soon(self, code: int, reason: str, kind: IncidentKind) -> None:
         """Drop a peer that broke the limits: close with ``code`` and read nothing more
@@ -602,6 +615,9 @@ class Session:
             self._timeouts.discard(request_id)
             if not future.done():
                 future.cancel()
+        # The envelope is one level deeper than the result it carries.
+        if spec.deep_result and len(data) > self._max_depth and too_deep(data, self._max_depth + 1):
+            raise self._too_deep(f"{spec.path}: the response is nested too deep")
         return _read_response(spec, data)
 
     def _time_out(self, request_id: int, what: tuple[str, float]) -> None:
@@ -649,7 +665,7 @@ class Session:
     @property
     def in_flight(self) -> int:
         """How many incoming calls are being served."""
-        return sum(1 for task in self._tasks if not task.done())
+        return sum(1 for task in self._running if not task.done())
 
     async def wait_pending(self, timeout: float) -> bool:
         """Wait until no outgoing request is pending, at most ``timeout`` s; True if none is."""
@@ -657,11 +673,11 @@ class Session:
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no incoming call is being served, at most ``timeout`` s; True if none is."""
-        return await _wait_all(lambda: [task for task in self._tasks if not task.done()], timeout)
+        return await _wait_all(lambda: [task for task in self._running if not task.done()], timeout)
 
     def cancel_tasks(self) -> None:
         """Cancel the incoming calls still being served."""
-        tasks, self._tasks = self._tasks, set()
+        tasks = list(self._running)
         self._running.clear()
         for task in tasks:
             task.cancel()

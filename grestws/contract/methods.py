@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar, overload
 
 import msgspec
+import msgspec.inspect
 
 from grestws.exceptions import (
     STANDARD_ERRORS,
@@ -195,6 +196,61 @@ def camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+_LEAVES = (msgspec.inspect.RawType,)
+
+
+def nests_freely(tp: Any) -> bool:
+    """Whether a value decoded as ``tp`` can nest as deeply as the JSON it came from: the
+    type has ``Any`` somewhere, a custom type, or refers to itself. Other types bound the
+    nesting of what they decode, so a payload nested deeper than the type fails validation
+    (or, in a skipped unknown field, stops msgspec with a RecursionError) before it can
+    reach a handler.
+    """
+    try:
+        info = msgspec.inspect.type_info(tp)
+    except Exception:  # a type msgspec cannot describe: assume the worst
+        return True
+    return _nests(info, set())
+
+
+def _nests(info: msgspec.inspect.Type, path: set[int]) -> bool:
+    if isinstance(info, (msgspec.inspect.AnyType, msgspec.inspect.CustomType)):
+        return True
+    if isinstance(info, _LEAVES):
+        return False
+    children: list[msgspec.inspect.Type] = []
+    if isinstance(
+        info,
+        (
+            msgspec.inspect.ListType,
+            msgspec.inspect.SetType,
+            msgspec.inspect.FrozenSetType,
+            msgspec.inspect.VarTupleType,
+        ),
+    ):
+        children = [info.item_type]
+    elif isinstance(info, msgspec.inspect.TupleType):
+        children = list(info.item_types)
+    elif isinstance(info, msgspec.inspect.DictType):
+        children = [info.key_type, info.value_type]
+    elif isinstance(info, msgspec.inspect.UnionType):
+        children = list(info.types)
+    elif isinstance(
+        info,
+        (
+            msgspec.inspect.StructType,
+            msgspec.inspect.DataclassType,
+            msgspec.inspect.TypedDictType,
+            msgspec.inspect.NamedTupleType,
+        ),
+    ):
+        if id(info) in path:
+            return True  # a type that contains itself: as deep as the data
+        path = path | {id(info)}
+        children = [field.type for field in info.fields]
+    return any(_nests(child, path) for child in children)
+
+
 class MethodSpec:
     """Everything the session needs to send or serve one method, built once.
 
@@ -212,6 +268,8 @@ class MethodSpec:
         "_input_decoder",
         "_result_decoder",
         "deadline",
+        "deep_input",
+        "deep_result",
         "error_classes",
         "errors",
         "explicit_error_classes",
@@ -293,6 +351,8 @@ class MethodSpec:
                 error_cls.data_decoder()
         except TypeError as exc:
             raise ContractError(f"{where}: msgspec cannot handle its types: {exc}") from exc
+        self.deep_input = self.has_input and nests_freely(self.input_type)
+        self.deep_result = self.has_result and nests_freely(self.result_type)
         kind_letter = FrameType.REQ if self.kind is MethodKind.REQUEST else FrameType.MSG
         self.prefix = kind_letter.value + b":" + self.path.encode() + b":"
 

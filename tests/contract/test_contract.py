@@ -36,7 +36,7 @@ from grestws import (
     request,
 )
 from grestws.contract import ContractHalf, MethodKind, MethodSpec
-from grestws.contract.methods import IMPLICIT_ERRORS, camel
+from grestws.contract.methods import IMPLICIT_ERRORS, camel, nests_freely
 from grestws.exceptions import STANDARD_ERRORS
 
 # -- payloads and errors ------------------------------------------------------------------
@@ -770,3 +770,30 @@ def _errors_stub(error_cls: type[ApiError[Any]]) -> Any:
     async def call(self: Any) -> None: ...
 
     return call
+
+
+class Tree(msgspec.Struct):
+    children: list[Tree]
+
+
+class TestNesting:
+    """Which types let a payload's nesting through to the handler (so it is checked)."""
+
+    @pytest.mark.parametrize(
+        ("tp", "nests"),
+        [
+            (int, False),
+            (list[str], False),
+            (dict[str, int], False),
+            (RoomInfo, False),
+            (list[RoomInfo], False),
+            (msgspec.Raw, False),
+            (Any, True),
+            (list[Any], True),
+            (dict[str, Any], True),
+            (RoomInfo | dict[str, Any], True),
+            (Tree, True),
+        ],
+    )
+    def test_nests_freely(self, tp: Any, nests: bool) -> None:
+        assert nests_freely(tp) is nests

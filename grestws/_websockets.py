@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from time import monotonic as _monotonic
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
@@ -97,7 +98,7 @@ class _PushMessages(WebSocket):
     def process_event(self, event: Event) -> None:
         liveness = self.liveness
         if liveness is not None:
-            liveness.seen()
+            liveness.last_seen = _monotonic()
         if not (isinstance(event, Frame) and self.messages.take(event)):
             super().process_event(event)
 
@@ -127,7 +128,7 @@ class WebsocketsTransport:
             dropped.
     """
 
-    __slots__ = ("_dead", "_sent", "close_timeout", "messages", "ws")
+    __slots__ = ("_dead", "_protocol", "_sent", "_socket", "close_timeout", "messages", "ws")
 
     def __init__(
         self,
@@ -138,6 +139,8 @@ class WebsocketsTransport:
         close_timeout: float = 2.0,
     ) -> None:
         self.ws: WebSocket = ws
+        self._protocol = ws.protocol
+        self._socket = ws.transport  # set once the connection is made, as it is here
         self.messages = ws.messages
         self.close_timeout = close_timeout
         self._dead = False
@@ -170,7 +173,7 @@ class WebsocketsTransport:
     @property
     def buffered(self) -> int:
         """Bytes written but not yet taken by the network."""
-        return self.ws.transport.get_write_buffer_size()
+        return self._socket.get_write_buffer_size()
 
     def write(self, frame: bytes) -> None:
         """Write ``frame`` now, whatever is buffered already; never waits.
@@ -178,13 +181,13 @@ class WebsocketsTransport:
         Raises:
             ConnectionClosedError: the connection is closing or closed.
         """
-        ws = self.ws
-        if ws.protocol.state is not OPEN or ws.transport.is_closing():
+        protocol = self._protocol
+        if protocol.state is not OPEN or self._socket.is_closing():
             raise self._closed()
         # What websockets.broadcast does for each connection: grestws never sends
         # fragmented messages, so nothing can be interleaved with this frame.
-        ws.protocol.send_text(frame)
-        ws.send_data()
+        protocol.send_text(frame)
+        self.ws.send_data()
 
     async def send(self, frame: bytes) -> None:
         """Write ``frame`` and, when the write buffer is full, wait until it drains.

@@ -11,6 +11,7 @@ A busy connection is never pinged.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 __all__ = ("Liveness",)
@@ -26,8 +27,9 @@ class Liveness:
         ping: Sends a ping; must not raise or wait.
         dead: Drops the connection; must not raise or wait.
 
-    The transport calls :meth:`seen` for every frame received and :meth:`stop` once the
-    connection is closed.
+    The transport sets :attr:`last_seen` to ``time.monotonic()`` for every frame received
+    (or calls :meth:`seen`) and calls :meth:`stop` once the connection is closed. Times are
+    ``time.monotonic()`` seconds; timers are set by delay, whatever the loop's clock.
     """
 
     __slots__ = ("_dead", "_interval", "_loop", "_ping", "_pinged_at", "_timeout", "_timer", "last_seen")
@@ -46,12 +48,12 @@ class Liveness:
         self._ping = ping
         self._dead = dead
         self._pinged_at: float | None = None
-        self.last_seen = loop.time()
-        self._timer: asyncio.TimerHandle | None = loop.call_at(self.last_seen + interval, self._check)
+        self.last_seen = time.monotonic()
+        self._timer: asyncio.TimerHandle | None = loop.call_later(interval, self._check)
 
     def seen(self) -> None:
         """Something arrived from the peer."""
-        self.last_seen = self._loop.time()
+        self.last_seen = time.monotonic()
 
     def stop(self) -> None:
         """Watch no more (the connection is closed)."""
@@ -60,7 +62,7 @@ class Liveness:
             self._timer = None
 
     def _check(self) -> None:
-        now = self._loop.time()
+        now = time.monotonic()
         pinged_at = self._pinged_at
         if pinged_at is not None and self.last_seen < pinged_at:
             # Pinged, and nothing since: the peer is gone or stuck.
@@ -70,11 +72,11 @@ class Liveness:
         self._pinged_at = None
         idle_until = self.last_seen + self._interval
         if now < idle_until:
-            self._timer = self._loop.call_at(idle_until, self._check)
+            self._timer = self._loop.call_later(idle_until - now, self._check)
             return
         self._ping()
         if self._timeout is None:
-            self._timer = self._loop.call_at(now + self._interval, self._check)
+            self._timer = self._loop.call_later(self._interval, self._check)
             return
         self._pinged_at = now
-        self._timer = self._loop.call_at(now + self._timeout, self._check)
+        self._timer = self._loop.call_later(self._timeout, self._check)

@@ -402,13 +402,13 @@ class Session:
             task = self._loop.create_task(coro, context=context.copy())
         gate = self.gate
         if gate is None:
-            self._running.add(task, math.inf, math.inf)
+            self._running.add_forever(task, math.inf)
             return
         deadline = entry[0].deadline
         if deadline is None:
             deadline = gate.default_deadline
         if deadline is None or deadline == math.inf:
-            self._running.add(task, math.inf, math.inf)
+            self._running.add_forever(task, math.inf)
         else:
             self._running.add(task, self._loop.time() + deadline, deadline)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Iterator
+from time import monotonic
 from typing import Generic, TypeVar
 
 __all__ = ("Deadlines",)
@@ -21,10 +22,12 @@ V = TypeVar("V")
 
 class Deadlines(Generic[K, V]):
     """Deadlines by key, each with a value; ``expire(key, value)`` runs for every key whose
-    deadline has passed, from a loop callback, once.
+    deadline has passed, from a loop callback, once. Deadlines are ``time.monotonic()``
+    seconds (the clock of asyncio's own loop; the timer is set by delay, whatever the
+    loop's clock).
 
     Args:
-        loop: The event loop whose clock and timer are used.
+        loop: The event loop whose timer is used.
         expire: Called for each expired key; it must not raise.
     """
 
@@ -70,14 +73,14 @@ class Deadlines(Generic[K, V]):
     def _arm(self, when: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = self._loop.call_at(when, self._fire)
+        self._timer = self._loop.call_later(max(when - monotonic(), 0.0), self._fire)
         self._timer_at = when
 
     def _fire(self) -> None:
         """Expire what is due; re-arm for the earliest deadline left."""
         self._timer = None
         self._timer_at = math.inf
-        now = self._loop.time()
+        now = monotonic()
         earliest = math.inf
         due: list[tuple[K, V]] = []
         for key, (when, value) in self._at.items():

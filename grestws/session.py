@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from time import monotonic as _monotonic
 from typing import Any, Protocol
 
 import msgspec
@@ -410,7 +411,7 @@ class Session:
         if deadline is None or deadline == math.inf:
             self._running.add_forever(task, math.inf)
         else:
-            self._running.add(task, self._loop.time() + deadline, deadline)
+            self._running.add(task, _monotonic() + deadline, deadline)
 
     def base_context(self) -> contextvars.Context:
         """The connection's context: every incoming call runs in a copy of it, so what is
@@ -604,7 +605,7 @@ class Session:
         future: asyncio.Future[bytes] = self._loop.create_future()
         self._pending[request_id] = future
         if timeout is not None:
-            self._timeouts.add(request_id, self._loop.time() + timeout, (spec.path, timeout))
+            self._timeouts.add(request_id, _monotonic() + timeout, (spec.path, timeout))
         try:
             if self._over_buffer():
                 raise ConnectionClosedError(CLOSE_TRY_AGAIN_LATER, "Too slow to read")

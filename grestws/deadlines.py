@@ -54,10 +54,6 @@ class Deadlines(Generic[K, V]):
         if when < self._timer_at:
             self._arm(when)
 
-    def add_forever(self, key: K, value: V) -> None:
-        """Keep ``key`` with no deadline (as ``add`` with ``math.inf``, for less)."""
-        self._at[key] = (math.inf, value)
-
     def discard(self, key: K) -> None:
         """Forget ``key``'s deadline (nothing if it has none)."""
         self._at.pop(key, None)

@@ -204,6 +204,7 @@ class Session:
         "_push_buffer",
         "_running",
         "_target",
+        "_tasks",
         "_timeouts",
         "close_code",
         "close_reason",
@@ -245,6 +246,7 @@ class Session:
         self._pending: dict[int, asyncio.Future[bytes]] = {}
         self._loop = asyncio.get_running_loop()
         self._timeouts: Deadlines[int, tuple[str, float]] = Deadlines(self._loop, self._time_out)
+        self._tasks: set[asyncio.Task[None]] = set()
         self._running: Deadlines[asyncio.Task[None], float] = Deadlines(self._loop, self._overrun)
         self._overdue: set[asyncio.Task[None]] | None = None  # made when a deadline first passes
         self._last_id = 0
@@ -320,7 +322,7 @@ class Session:
         if gate is not None:
             wait = gate.admit(spec)
             cap = self._max_in_flight
-            if wait or (spec is not None and cap is not None and len(self._running) >= cap):
+            if wait or (spec is not None and cap is not None and len(self._tasks) >= cap):
                 self._over_limit(wait, spec, request_id, path)
                 return
         if spec is not None and spec.gated and not spec.permission.allows(self.identity):
@@ -401,16 +403,14 @@ class Session:
                 return
         else:
             task = self._loop.create_task(coro, context=context.copy())
+        self._tasks.add(task)
         gate = self.gate
         if gate is None:
-            self._running.add_forever(task, math.inf)
             return
         deadline = entry[0].deadline
         if deadline is None:
             deadline = gate.default_deadline
-        if deadline is None or deadline == math.inf:
-            self._running.add_forever(task, math.inf)
-        else:
+        if deadline is not None and deadline != math.inf:
             self._running.add(task, _monotonic() + deadline, deadline)
 
     def base_context(self) -> contextvars.Context:
@@ -476,7 +476,9 @@ class Session:
             self._write_error(spec.path, request_id, error)
         finally:
             if task is not None:
-                self._running.discard(task)
+                self._tasks.discard(task)
+                if self.gate is not None:
+                    self._running.discard(task)
                 if self._overdue is not None:
                     self._overdue.discard(task)
 
@@ -666,7 +668,7 @@ class Session:
     @property
     def in_flight(self) -> int:
         """How many incoming calls are being served."""
-        return sum(1 for task in self._running if not task.done())
+        return sum(1 for task in self._tasks if not task.done())
 
     async def wait_pending(self, timeout: float) -> bool:
         """Wait until no outgoing request is pending, at most ``timeout`` s; True if none is."""
@@ -674,11 +676,11 @@ class Session:
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no incoming call is being served, at most ``timeout`` s; True if none is."""
-        return await _wait_all(lambda: [task for task in self._running if not task.done()], timeout)
+        return await _wait_all(lambda: [task for task in self._tasks if not task.done()], timeout)
 
     def cancel_tasks(self) -> None:
         """Cancel the incoming calls still being served."""
-        tasks = list(self._running)
+        tasks, self._tasks = self._tasks, set()
         self._running.clear()
         for task in tasks:
             task.cancel()

@@ -469,7 +469,7 @@ class Session:
                 if request_id is None:
                     return
             else:
-                if not self._over_buffer():
+                if self._max_buffer is None or not self._over_buffer():
                     with contextlib.suppress(ConnectionClosedError):  # the peer is gone: nobody to answer
                         await self.transport.send(b"s:%b:%d:%b" % (spec.path_bytes, request_id, payload))
                 return
@@ -609,7 +609,7 @@ class Session:
         if timeout is not None:
             self._timeouts.add(request_id, _monotonic() + timeout, (spec.path, timeout))
         try:
-            if self._over_buffer():
+            if self._max_buffer is not None and self._over_buffer():
                 raise ConnectionClosedError(CLOSE_TRY_AGAIN_LATER, "Too slow to read")
             await self.transport.send(frame)
             data = await future

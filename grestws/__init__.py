@@ -45,9 +45,10 @@ if TYPE_CHECKING:
         ValidationError,
     )
     from grestws.incidents import Incident, IncidentKind
-    from grestws.limits import Limits, Rate
+    from grestws.limits import Limits
     from grestws.middleware import ClientHandshake, Middleware, ServerHandshake
     from grestws.permissions import PUBLIC, AllOf, AnyOf, Identity, Permission, Scope
+    from grestws.rates import Rate
     from grestws.result import Err, Ok, Result, as_result
     from grestws.server import Server, serve
 
@@ -127,7 +128,7 @@ _HOMES = {
     "Incident": "grestws.incidents",
     "IncidentKind": "grestws.incidents",
     "Limits": "grestws.limits",
-    "Rate": "grestws.limits",
+    "Rate": "grestws.rates",
     "ClientHandshake": "grestws.middleware",
     "Middleware": "grestws.middleware",
     "ServerHandshake": "grestws.middleware",

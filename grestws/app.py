@@ -35,8 +35,17 @@ from grestws.middleware import ServerHandshake, overrides
 from grestws.origins import OriginPolicy
 from grestws.permissions import Identity
 from grestws.protocol import codec
-from grestws.protocol.frames import HANDSHAKE_OK, Frame, FrameType
-from grestws.session import CLOSE_POLICY, FirstFrame, Session, Transport, error_envelope, new_ref
+from grestws.protocol.frames import (
+    CLOSE_HANDSHAKE_FAILED,
+    CLOSE_INVALID_QUERY,
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    CLOSE_TRY_AGAIN_LATER,
+    HANDSHAKE_OK,
+    Frame,
+    FrameType,
+)
+from grestws.session import FirstFrame, Session, Transport, error_envelope, new_ref
 
 __all__ = ("App", "ConnectRequest", "Route", "ServerConnection")
 
@@ -45,10 +54,6 @@ S2C = TypeVar("S2C")
 
 logger = logging.getLogger("grestws")
 
-CLOSE_NORMAL = 1000
-CLOSE_TRY_AGAIN_LATER = 1013
-CLOSE_INVALID_QUERY = 4000
-CLOSE_HANDSHAKE_FAILED = 4001
 
 _headers_decoder = msgspec.json.Decoder(dict[str, str])
 _NO_RESOLVER = "no middleware of the schema identifies an identity"

@@ -32,7 +32,7 @@ from grestws.exceptions import (
 from grestws.incidents import Incident, Incidents
 from grestws.middleware import ClientHandshake
 from grestws.protocol import codec
-from grestws.protocol.frames import FrameType
+from grestws.protocol.frames import CLOSE_INVALID_QUERY, FrameType
 from grestws.session import FirstFrame, Session, error_from_envelope
 
 __all__ = ("Client", "ClientOptions", "ClientState", "Registrar0", "Registrar1", "connect")
@@ -44,8 +44,6 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 logger = logging.getLogger("grestws")
-
-_CLOSE_INVALID_QUERY = 4000
 
 
 class Registrar0(Protocol[R]):
@@ -277,7 +275,7 @@ class Client(Connection, Generic[C2S, S2C]):
         except BaseException as exc:
             self._state = ClientState.CLOSED
             await transport.close()
-            if isinstance(exc, ConnectionClosedError) and exc.code == _CLOSE_INVALID_QUERY:
+            if isinstance(exc, ConnectionClosedError) and exc.code == CLOSE_INVALID_QUERY:
                 raise ValidationError(exc.reason or "Invalid query parameters", data=[]) from exc
             if isinstance(exc, TimeoutError):
                 raise HandshakeTimeoutError(

@@ -17,65 +17,14 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from grestws.rates import Rate, TokenBucket
+
 if TYPE_CHECKING:
     from grestws.contract.methods import MethodSpec
 
-__all__ = ("Gate", "IdentityLimits", "Limits", "Rate", "TokenBucket")
+__all__ = ("Gate", "IdentityLimits", "Limits")
 
 Clock = Callable[[], float]
-
-
-class Rate(msgspec.Struct, frozen=True):
-    """A token-bucket rate: ``count`` calls per ``per`` seconds, bursts of up to ``burst``.
-
-    ``Rate(100)`` allows 100 calls a second on average and 100 at once; ``Rate(10, per=60,
-    burst=20)`` allows 10 a minute, 20 at once.
-    """
-
-    count: float
-    per: float = 1.0
-    burst: float | None = None
-
-    def __post_init__(self) -> None:
-        if not (self.count > 0 and self.per > 0 and math.isfinite(self.count / self.per)):
-            raise ValueError(f"a rate needs a positive count and period, got {self.count}/{self.per}")
-        if self.burst is not None and not self.burst >= 1:
-            raise ValueError(f"a burst must be at least 1, got {self.burst}")
-
-    @property
-    def capacity(self) -> float:
-        """The largest burst: ``burst``, or ``count`` when no burst is given."""
-        return self.count if self.burst is None else self.burst
-
-    @property
-    def per_second(self) -> float:
-        """Tokens added per second."""
-        return self.count / self.per
-
-
-class TokenBucket:
-    """A token bucket filled at ``rate.per_second`` up to ``rate.capacity``; starts full."""
-
-    __slots__ = ("_at", "_capacity", "_fill", "_tokens")
-
-    def __init__(self, rate: Rate, now: float) -> None:
-        self._capacity = rate.capacity
-        self._fill = rate.per_second
-        self._tokens = self._capacity
-        self._at = now
-
-    def take(self, now: float) -> float:
-        """Take one token if there is one: 0.0. Otherwise take none and return the seconds
-        until one will be there."""
-        tokens = self._tokens
-        if tokens < self._capacity:
-            tokens = min(self._capacity, tokens + (now - self._at) * self._fill)
-        self._at = now
-        if tokens >= 1.0:
-            self._tokens = tokens - 1.0
-            return 0.0
-        self._tokens = tokens
-        return (1.0 - tokens) / self._fill
 
 
 _STRIKES = Rate(1000, burst=1000)

@@ -16,10 +16,10 @@ from websockets.http11 import Request, Response
 
 from grestws._util import Opening, settle_allocator
 from grestws._websockets import PushServerConnection, WebsocketsTransport
-from grestws.app import CLOSE_NORMAL, App, ConnectRequest, ServerConnection
+from grestws.app import App, ConnectRequest, ServerConnection
 from grestws.exceptions import InvalidStateError
 from grestws.incidents import IncidentKind
-from grestws.session import CLOSE_POLICY
+from grestws.protocol.frames import CLOSE_NORMAL, CLOSE_POLICY
 
 __all__ = ("Server", "serve")
 

@@ -48,7 +48,14 @@ from grestws.limits import Gate
 from grestws.permissions import Identity
 from grestws.protocol import codec
 from grestws.protocol.depth import too_deep
-from grestws.protocol.frames import PONG, Frame, FrameType, ResultEnvelope
+from grestws.protocol.frames import (
+    CLOSE_POLICY,
+    CLOSE_TRY_AGAIN_LATER,
+    PONG,
+    Frame,
+    FrameType,
+    ResultEnvelope,
+)
 
 __all__ = ("Session", "Transport")
 
@@ -56,8 +63,6 @@ logger = logging.getLogger("grestws")
 
 Handler = Callable[..., Awaitable[Any]]
 
-CLOSE_POLICY = 1008
-CLOSE_TRY_AGAIN_LATER = 1013
 
 _encoder = msgspec.json.Encoder()
 _REQ = FrameType.REQ

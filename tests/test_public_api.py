@@ -111,7 +111,8 @@ HOMES = {
     "grestws.server": ["Server", "serve"],
     "grestws.broadcast": ["broadcast"],
     "grestws.client": ["Client", "ClientState", "connect"],
-    "grestws.limits": ["Limits", "Rate"],
+    "grestws.limits": ["Limits"],
+    "grestws.rates": ["Rate"],
     "grestws.incidents": ["Incident", "IncidentKind"],
 }
 
@@ -136,6 +137,7 @@ PUBLIC_MODULES = (
     "grestws.testkit",
     "grestws.testkit.memory",
     "grestws.limits",
+    "grestws.rates",
     "grestws.incidents",
     "grestws.origins",
     "grestws.deadlines",

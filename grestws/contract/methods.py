@@ -37,9 +37,9 @@ from grestws.exceptions import (
     TooManyRequestsError,
     ValidationError,
 )
-from grestws.limits import Rate
 from grestws.permissions import PUBLIC, Permission
 from grestws.protocol.frames import FrameType
+from grestws.rates import Rate
 
 __all__ = ("MethodKind", "MethodOptions", "MethodSpec", "notify", "request")
 

@@ -14,6 +14,11 @@ from grestws.protocol.codec import (
     validation_issues,
 )
 from grestws.protocol.frames import (
+    CLOSE_HANDSHAKE_FAILED,
+    CLOSE_INVALID_QUERY,
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    CLOSE_TRY_AGAIN_LATER,
     HANDSHAKE_OK,
     PONG,
     ErrorContext,
@@ -23,6 +28,11 @@ from grestws.protocol.frames import (
 )
 
 __all__ = (
+    "CLOSE_HANDSHAKE_FAILED",
+    "CLOSE_INVALID_QUERY",
+    "CLOSE_NORMAL",
+    "CLOSE_POLICY",
+    "CLOSE_TRY_AGAIN_LATER",
     "HANDSHAKE_OK",
     "PONG",
     "ErrorContext",

@@ -7,6 +7,11 @@ import enum
 import msgspec
 
 __all__ = (
+    "CLOSE_HANDSHAKE_FAILED",
+    "CLOSE_INVALID_QUERY",
+    "CLOSE_NORMAL",
+    "CLOSE_POLICY",
+    "CLOSE_TRY_AGAIN_LATER",
     "HANDSHAKE_OK",
     "PONG",
     "ErrorContext",
@@ -70,3 +75,15 @@ HANDSHAKE_OK = b"k:::null"
 
 PONG = b"o:::"
 """The answer to a ``p`` frame."""
+
+
+CLOSE_NORMAL = 1000
+"""Normal close: a graceful disconnect or shutdown."""
+CLOSE_POLICY = 1008
+"""Policy: access revoked, or a peer that keeps breaking the limits."""
+CLOSE_TRY_AGAIN_LATER = 1013
+"""Try again later: overloaded, or a peer too slow to read what it is sent."""
+CLOSE_INVALID_QUERY = 4000
+"""Invalid query parameters at connect."""
+CLOSE_HANDSHAKE_FAILED = 4001
+"""Handshake failed (``x`` was sent first)."""

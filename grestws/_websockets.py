@@ -33,14 +33,6 @@ logger = logging.getLogger("grestws")
 Sink = Callable[[bytes], None]
 
 
-def closed_error(exc: ConnectionClosed) -> ConnectionClosedError:
-    """websockets' close exception as ours, with the close code the peer sent (or ours)."""
-    frame = exc.rcvd or exc.sent
-    if frame is None:
-        return ConnectionClosedError(1006, "connection lost")
-    return ConnectionClosedError(frame.code, frame.reason)
-
-
 class Messages:
     """Joins fragmented messages and hands every whole message to the sink, in order.
 

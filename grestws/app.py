@@ -12,7 +12,8 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from http import HTTPStatus
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import msgspec
 
@@ -58,6 +59,15 @@ logger = logging.getLogger("grestws")
 _headers_decoder = msgspec.json.Decoder(dict[str, str])
 _NO_RESOLVER = "no middleware of the schema identifies an identity"
 _STRICT = "once one method declares a permission all must; declare PUBLIC to keep it open"
+
+
+class Refusal(NamedTuple):
+    """Why an upgrade is refused: the HTTP status to answer it with, or the close code
+    where the transport can no longer answer HTTP, and a reason."""
+
+    status: HTTPStatus
+    close_code: int
+    reason: str
 
 
 class ConnectRequest(msgspec.Struct, frozen=True):
@@ -262,9 +272,25 @@ class App:
     def on_error(self, hook: IncidentHook | None) -> None:
         self.incidents.hook = hook
 
-    def refuse(self, kind: IncidentKind, message: str) -> None:
-        """Report a connection refused before it had a session (a cap, an origin)."""
-        self.incidents.report(Incident(kind, message))
+    def refusal(self, path: str, headers: Mapping[str, str], open_connections: int) -> Refusal | None:
+        """Why an upgrade to ``path`` must be refused (reported as an incident), or None.
+
+        Checks the origin against ``allowed_origins`` and ``open_connections`` (the
+        server's) against ``limits.max_connections``. Transports that can still answer the
+        upgrade send the refusal's HTTP status; the others close with its close code.
+        """
+        origin = headers.get("origin")
+        if not self.origins.allows(origin, headers.get("host")):
+            self._refused(f"{path}: origin {origin!r:.100} not allowed")
+            return Refusal(HTTPStatus.FORBIDDEN, CLOSE_POLICY, "Origin not allowed")
+        cap = self.limits.max_connections
+        if cap is not None and open_connections >= cap:
+            self._refused(f"{path}: over {cap} connections")
+            return Refusal(HTTPStatus.SERVICE_UNAVAILABLE, CLOSE_TRY_AGAIN_LATER, "Too many connections")
+        return None
+
+    def _refused(self, message: str) -> None:
+        self.incidents.report(Incident(IncidentKind.CONNECTION_REFUSED, message))
 
     def permission_problems(self) -> list[str]:
         """Why this App must not be served, one line per affected method or schema.
@@ -328,19 +354,9 @@ class App:
         route = self.routes.get(request.path)
         if route is None:
             raise InvalidStateError(f"no schema at {request.path}")
-        limits = self.limits
-        if limits.max_connections is not None and len(live) >= limits.max_connections:
-            self.refuse(
-                IncidentKind.CONNECTION_REFUSED, f"{request.path}: over {limits.max_connections} connections"
-            )
-            await transport.close(CLOSE_TRY_AGAIN_LATER, "Too many connections")
-            return
-        origin = request.headers.get("origin")
-        if not self.origins.allows(origin, request.headers.get("host")):
-            self.refuse(
-                IncidentKind.CONNECTION_REFUSED, f"{request.path}: origin {origin!r:.100} not allowed"
-            )
-            await transport.close(CLOSE_POLICY, "Origin not allowed")
+        refusal = self.refusal(request.path, request.headers, len(live))
+        if refusal is not None:  # a transport that could not answer the upgrade with HTTP
+            await transport.close(refusal.close_code, refusal.reason)
             return
         contract = route.schema.contract
         session = Session(
@@ -349,7 +365,7 @@ class App:
             incoming=contract.client_to_server,
             outgoing=contract.server_to_client,
             incidents=self.incidents,
-            gate=Gate(limits),
+            gate=Gate(self.limits),
         )
         schema = route.schema
         conn: ServerConnection[Any] = ServerConnection(
@@ -428,10 +444,7 @@ class App:
             if conn.identity is not None and session.gate is not None:
                 entry = self.identities.acquire(conn.identity.id, time.monotonic())
                 if entry is None:
-                    self.refuse(
-                        IncidentKind.CONNECTION_REFUSED,
-                        f"{conn.path}: {conn.identity.id!r:.100} has too many connections",
-                    )
+                    self._refused(f"{conn.path}: {conn.identity.id!r:.100} has too many connections")
                     return TooManyRequestsError("Too many connections for this identity", data=None)
                 session.gate.share_identity(entry)
             permission = route.schema.permission

@@ -44,10 +44,10 @@ def broadcast(
             call it through each connection's ``outgoing``), or not a method of the
             connections' contract.
     """
-    targets = connections if isinstance(connections, (list, tuple, set, frozenset)) else list(connections)
+    targets = list(connections)
     if not targets:
         return 0
-    spec = next(iter(targets)).schema.contract.server_to_client.spec_for(method)
+    spec = targets[0].schema.contract.server_to_client.spec_for(method)
     if spec.kind is not MethodKind.NOTIFY:
         raise ContractError(f"{spec.path} is a request; only @notify methods can be broadcast")
     arg: Any = args[0] if args else next(iter(kwargs.values()), None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from time import monotonic
 from typing import Generic, TypeVar
 
@@ -39,13 +39,6 @@ class Deadlines(Generic[K, V]):
         self._at: dict[K, tuple[float, V]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
-
-    def __len__(self) -> int:
-        return len(self._at)
-
-    def __iter__(self) -> Iterator[K]:
-        """The keys that have a deadline, as they are now (it may change meanwhile)."""
-        return iter(list(self._at))
 
     def add(self, key: K, when: float, value: V) -> None:
         """Expire ``key`` at loop time ``when`` (``math.inf``: never) unless it is

@@ -116,11 +116,6 @@ class IdentityLimits:
         if entry.connections <= 0:
             del self._entries[identity_id]
 
-    def connections(self, identity_id: str) -> int:
-        """How many connections of ``identity_id`` are counted."""
-        entry = self._entries.get(identity_id)
-        return 0 if entry is None else entry.connections
-
 
 class _IdentityEntry:
     __slots__ = ("bucket", "connections")
@@ -196,10 +191,3 @@ class Gate:
         faster than its rate refills (1000 a second without a rate), the sign of a peer
         that keeps going."""
         return self._strikes.take(self._clock()) > 0.0
-
-    def deadline(self, spec: MethodSpec) -> float | None:
-        """Seconds a call of ``spec`` may run (None: no deadline)."""
-        deadline = spec.deadline
-        if deadline is None:
-            return self.default_deadline
-        return None if math.isinf(deadline) else deadline

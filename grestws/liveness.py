@@ -28,7 +28,7 @@ class Liveness:
         dead: Drops the connection; must not raise or wait.
 
     The transport sets :attr:`last_seen` to ``time.monotonic()`` for every frame received
-    (or calls :meth:`seen`) and calls :meth:`stop` once the connection is closed. Times are
+    and calls :meth:`stop` once the connection is closed. Times are
     ``time.monotonic()`` seconds; timers are set by delay, whatever the loop's clock.
     """
 
@@ -50,10 +50,6 @@ class Liveness:
         self._pinged_at: float | None = None
         self.last_seen = time.monotonic()
         self._timer: asyncio.TimerHandle | None = loop.call_later(interval, self._check)
-
-    def seen(self) -> None:
-        """Something arrived from the peer."""
-        self.last_seen = time.monotonic()
 
     def stop(self) -> None:
         """Watch no more (the connection is closed)."""

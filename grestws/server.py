@@ -18,7 +18,6 @@ from grestws._util import Opening, settle_allocator
 from grestws._websockets import PushServerConnection, WebsocketsTransport
 from grestws.app import App, ConnectRequest, ServerConnection
 from grestws.exceptions import InvalidStateError
-from grestws.incidents import IncidentKind
 from grestws.protocol.frames import CLOSE_NORMAL, CLOSE_POLICY
 
 __all__ = ("Server", "serve")
@@ -167,14 +166,9 @@ def serve(app: App, host: str = "127.0.0.1", port: int = 8765, **options: Any) -
             path = urlsplit(request.path).path
             if path not in app.routes:
                 return ws.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
-            origin = request.headers.get("origin")
-            if not app.origins.allows(origin, request.headers.get("host")):
-                app.refuse(IncidentKind.CONNECTION_REFUSED, f"{path}: origin {origin!r:.100} not allowed")
-                return ws.respond(HTTPStatus.FORBIDDEN, "Origin not allowed\n")
-            cap = app.limits.max_connections
-            if cap is not None and server is not None and len(server._live) >= cap:
-                app.refuse(IncidentKind.CONNECTION_REFUSED, f"{path}: over {cap} connections")
-                return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections\n")
+            refusal = app.refusal(path, request.headers, 0 if server is None else len(server._live))
+            if refusal is not None:
+                return ws.respond(refusal.status, refusal.reason + "\n")
             return None
 
         ws_server = await ws_serve(

@@ -19,6 +19,7 @@ import msgspec
 
 from grestws.context import Connection
 from grestws.contract.contract import SocketSchema
+from grestws.contract.envelopes import error_envelope, new_ref
 from grestws.exceptions import (
     ApiError,
     ConnectionClosedError,
@@ -30,6 +31,7 @@ from grestws.exceptions import (
     TooManyRequestsError,
     ValidationError,
 )
+from grestws.handshake import FirstFrame
 from grestws.incidents import PEER_LOG, Incident, IncidentHook, IncidentKind, Incidents
 from grestws.limits import Gate, IdentityLimits, Limits
 from grestws.middleware import ServerHandshake, overrides
@@ -46,7 +48,7 @@ from grestws.protocol.frames import (
     Frame,
     FrameType,
 )
-from grestws.session import FirstFrame, Session, Transport, error_envelope, new_ref
+from grestws.session import Session, Transport
 
 __all__ = ("App", "ConnectRequest", "Route", "ServerConnection")
 

@@ -19,6 +19,7 @@ from grestws._util import Opening, settle_allocator
 from grestws._websockets import PushClientConnection, WebsocketsTransport
 from grestws.context import Connection
 from grestws.contract.contract import SocketSchema
+from grestws.contract.envelopes import error_from_envelope
 from grestws.contract.methods import MethodSpec
 from grestws.exceptions import (
     ApiError,
@@ -29,11 +30,12 @@ from grestws.exceptions import (
     InvalidStateError,
     ValidationError,
 )
+from grestws.handshake import FirstFrame
 from grestws.incidents import Incident, Incidents
 from grestws.middleware import ClientHandshake
 from grestws.protocol import codec
 from grestws.protocol.frames import CLOSE_INVALID_QUERY, FrameType
-from grestws.session import FirstFrame, Session, error_from_envelope
+from grestws.session import Session
 
 __all__ = ("Client", "ClientOptions", "ClientState", "Registrar0", "Registrar1", "connect")
 

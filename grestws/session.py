@@ -15,8 +15,6 @@ import contextvars
 import logging
 import math
 import sys
-import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from time import monotonic as _monotonic
 from typing import Any, Protocol
@@ -25,10 +23,10 @@ import msgspec
 
 from grestws.context import Connection, MessageInfo, _connection, _message
 from grestws.contract.contract import ContractHalf, Entry
+from grestws.contract.envelopes import error_envelope, new_ref, read_response
 from grestws.contract.methods import MethodSpec
 from grestws.deadlines import Deadlines
 from grestws.exceptions import (
-    STANDARD_ERRORS,
     ApiError,
     ConnectionClosedError,
     ForbiddenError,
@@ -54,7 +52,6 @@ from grestws.protocol.frames import (
     PONG,
     Frame,
     FrameType,
-    ResultEnvelope,
 )
 
 __all__ = ("Session", "Transport")
@@ -69,7 +66,6 @@ _REQ = FrameType.REQ
 _MSG = FrameType.MSG
 _RES = FrameType.RES
 _PING = FrameType.PING
-_MAX_UNKNOWN_TYPES = 256
 
 
 class Transport(Protocol):
@@ -95,83 +91,6 @@ class Transport(Protocol):
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
     def drop(self, code: int, reason: str) -> None: ...
     async def wait_closed(self) -> tuple[int | None, str]: ...
-
-
-def new_ref() -> str:
-    """An opaque id that ties an error on the wire to its log entry."""
-    return uuid.uuid4().hex[:16]
-
-
-class FirstFrame:
-    """A transport's sink during a handshake: waits for the first frame of the given kinds,
-    drops the frames before it, and keeps the ones after it for the session, up to
-    ``keep`` bytes (:attr:`overflowed` tells of more)."""
-
-    __slots__ = ("_first", "_keep", "_kept", "_kinds", "after", "overflowed")
-
-    def __init__(self, *kinds: FrameType, keep: int = 1 << 20) -> None:
-        self._kinds = kinds
-        self._first: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
-        self._keep = keep
-        self._kept = 0
-        self.after: list[bytes] = []
-        self.overflowed = False
-
-    def receive(self, raw: bytes) -> None:
-        """The sink: called by the transport for every frame until the session takes over."""
-        if self._first.done():
-            self._kept += len(raw) + 64
-            if self._kept > self._keep:
-                self.overflowed = True
-            else:
-                self.after.append(raw)
-            return
-        try:
-            frame = codec.decode_frame(raw)
-        except FrameError:
-            return
-        if frame.type in self._kinds:
-            self._first.set_result(frame)
-
-    async def wait(self, transport: Transport, timeout: float) -> Frame:
-        """The frame, unless the transport closes or ``timeout`` seconds pass first.
-
-        Raises:
-            ConnectionClosedError: the transport closed first.
-            TimeoutError: the time ran out first.
-        """
-        closed = asyncio.ensure_future(transport.wait_closed())
-        try:
-            await asyncio.wait((self._first, closed), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closed.cancel()
-        if self._first.done():
-            return self._first.result()
-        if closed.done() and not closed.cancelled():
-            code, reason = closed.result()
-            raise ConnectionClosedError(code, reason)
-        raise TimeoutError
-
-
-def error_envelope(error: ApiError[Any]) -> bytes:
-    """The error envelope that sends ``error``, stamped with the current time.
-
-    Data that cannot be encoded turns the error into SERVER_ERROR (logged with its ref).
-    """
-    try:
-        data = None if error.data is None else _encoder.encode(error.data)
-    except (TypeError, msgspec.EncodeError) as exc:
-        ref = new_ref()
-        logger.error("cannot encode the data of %s (ref %s)", error.type, ref, exc_info=exc)
-        return error_envelope(ServerError(ref=ref))
-    return codec.encode_error(
-        error.type,
-        error.status_code,
-        data=data,
-        message=error.message,
-        timestamp=time.time_ns() // 1_000_000,
-        ref=error.ref,
-    )
 
 
 class Session:
@@ -626,7 +545,7 @@ class Session:
         # The envelope is one level deeper than the result it carries.
         if spec.deep_result and len(data) > self._max_depth and too_deep(data, self._max_depth + 1):
             raise self._too_deep(f"{spec.path}: the response is nested too deep")
-        return _read_response(spec, data)
+        return read_response(spec, data)
 
     def _time_out(self, request_id: int, what: tuple[str, float]) -> None:
         future = self._pending.get(request_id)
@@ -700,72 +619,3 @@ async def _wait_all(current: Callable[[], list[asyncio.Future[Any]]], timeout: f
             return False
         await asyncio.wait(waiting, timeout=remaining)
     return True
-
-
-_unknown_errors: dict[str, type[ApiError[Any]]] = {}
-
-
-def _read_response(spec: MethodSpec, data: bytes) -> Any:
-    try:
-        envelope = codec.decode_result(data)
-    except Exception as exc:  # msgspec errors, and RecursionError on deep data
-        raise ValidationError(
-            f"{spec.path}: the response is not a result envelope", data=codec.validation_issues(exc)
-        ) from exc
-    if envelope.success:
-        try:
-            return spec.decode_result(envelope.data or b"null")
-        except Exception as exc:  # msgspec errors, and RecursionError on deep data
-            raise ValidationError(
-                f"{spec.path}: the response does not fit the method's success type",
-                data=codec.validation_issues(exc),
-            ) from exc
-    raise error_from_envelope(envelope, spec)
-
-
-def error_from_envelope(
-    envelope: ResultEnvelope,
-    spec: MethodSpec | None = None,
-    *,
-    errors: Mapping[str, type[ApiError[Any]]] | None = None,
-) -> ApiError[Any]:
-    """The exception an error envelope stands for: the class that ``spec`` (or else the
-    ``errors`` mapping, or the standard errors) gives its type, with its typed data, or a
-    class made for a type the contract does not know."""
-    type_name = envelope.type
-    if spec is not None:
-        error_cls = spec.error_class(type_name)
-    else:
-        error_cls = (errors or {}).get(type_name) or STANDARD_ERRORS.get(type_name)
-    data: Any = None
-    if envelope.data:
-        try:
-            if error_cls is None:
-                data = msgspec.json.decode(envelope.data)
-            else:
-                data = error_cls.data_decoder().decode(envelope.data)
-        except Exception:  # msgspec errors, and RecursionError on deep data
-            data = None
-    if error_cls is None:
-        error_cls = _unknown_error_class(type_name, envelope.status_code or 500)
-    context = envelope.context
-    if context is None:
-        error = error_cls(data=data)
-    else:
-        error = error_cls(context.display_message, data=data, ref=context.ref, timestamp=context.timestamp)
-    error.remote = True
-    return error
-
-
-def _unknown_error_class(type_name: str, status_code: int) -> type[ApiError[Any]]:
-    error_cls = _unknown_errors.get(type_name)
-    if error_cls is None:
-        try:
-            error_cls = ApiError.define(
-                type_name, status_code, doc=f"{type_name}, not declared by the contract"
-            )
-        except GrestwsError:
-            return ServerError
-        if len(_unknown_errors) < _MAX_UNKNOWN_TYPES:
-            _unknown_errors[type_name] = error_cls
-    return error_cls

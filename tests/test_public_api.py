@@ -138,6 +138,8 @@ PUBLIC_MODULES = (
     "grestws.testkit.memory",
     "grestws.limits",
     "grestws.rates",
+    "grestws.handshake",
+    "grestws.contract.envelopes",
     "grestws.incidents",
     "grestws.origins",
     "grestws.deadlines",

@@ -135,9 +135,8 @@ class FloodHandler(FloodServer):
 
 
 def _live() -> set[Any]:
-    # The connections the server still holds, closed or not (a private attribute: this is a
-    # diagnostic, not an API).
-    return getattr(_server, "_live", set()) if _server is not None else set()
+    # The connections the App still holds, closed or not.
+    return set(_server.app.connections) if _server is not None else set()
 
 
 async def _watch_release(conn: grestws.ServerConnection[FloodClient], role: str) -> None:
@@ -181,14 +180,14 @@ async def _diag(app: grestws.App, trace: bool) -> None:
     last_top = 0.0
     lag = 0.0
     while True:
-        sessions = [conn._session for conn in _live()]
+        live = _live()
         traced = tracemalloc.get_traced_memory()[0] if trace else 0
         emit(
             "diag",
             tasks=len(asyncio.all_tasks()),
-            live=len(sessions),
-            buffered=sum(s.transport.buffered for s in sessions if not s.closed),
-            in_flight=sum(len(s._tasks) for s in sessions),
+            live=len(live),
+            buffered=sum(conn.buffered for conn in live if conn.is_open),
+            in_flight=sum(conn.in_flight for conn in live),
             rss=_process.memory_info().rss,
             cpu=sum(_process.cpu_times()[:2]),
             runq=_runqueue_seconds(),

@@ -15,11 +15,19 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from grestws.app import App, ConnectRequest, ServerConnection
+    from grestws.app import App
     from grestws.auth import BearerAuth
     from grestws.broadcast import broadcast
     from grestws.client import Client, ClientState, connect
-    from grestws.context import Connection, ContextKey, MessageInfo, current_connection, current_message
+    from grestws.connections import ServerConnection
+    from grestws.context import (
+        Connection,
+        ConnectRequest,
+        ContextKey,
+        MessageInfo,
+        current_connection,
+        current_message,
+    )
     from grestws.contract import SocketContract, SocketSchema, notify, request
     from grestws.exceptions import (
         ApiError,
@@ -115,8 +123,8 @@ __all__ = (
 
 _HOMES = {
     "App": "grestws.app",
-    "ConnectRequest": "grestws.app",
-    "ServerConnection": "grestws.app",
+    "ConnectRequest": "grestws.context",
+    "ServerConnection": "grestws.connections",
     "BearerAuth": "grestws.auth",
     "broadcast": "grestws.broadcast",
     "Client": "grestws.client",

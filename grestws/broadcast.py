@@ -8,9 +8,10 @@ from typing import Any, Concatenate, TypeVar
 import msgspec
 from typing_extensions import ParamSpec
 
-from grestws.app import ServerConnection
+from grestws.connections import ServerConnection
 from grestws.contract.methods import MethodKind
 from grestws.exceptions import ContractError
+from grestws.protocol import codec
 
 __all__ = ("broadcast",)
 
@@ -51,7 +52,7 @@ def broadcast(
     if spec.kind is not MethodKind.NOTIFY:
         raise ContractError(f"{spec.path} is a request; only @notify methods can be broadcast")
     arg: Any = args[0] if args else next(iter(kwargs.values()), None)
-    frame = spec.prefix + b":" + (_encoder.encode(arg) if spec.has_input else b"")
+    frame = codec.encode_message(spec.prefix, _encoder.encode(arg) if spec.has_input else b"")
     written = 0
     for conn in targets:
         if conn.push(frame):

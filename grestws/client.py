@@ -10,19 +10,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, Protocol, Self, TypedDict, TypeVar, overload
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import msgspec
 from typing_extensions import Unpack
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from grestws._util import Opening, settle_allocator
-from grestws._websockets import PushClientConnection, WebsocketsTransport
 from grestws.context import Connection
 from grestws.contract.contract import SocketSchema
-from grestws.contract.envelopes import error_from_envelope
 from grestws.contract.methods import MethodSpec
 from grestws.exceptions import (
-    ApiError,
     ConnectError,
     ConnectionClosedError,
     GrestwsError,
@@ -30,12 +26,12 @@ from grestws.exceptions import (
     InvalidStateError,
     ValidationError,
 )
-from grestws.handshake import FirstFrame
+from grestws.handshake import FirstFrame, offer
 from grestws.incidents import Incident, Incidents
 from grestws.middleware import ClientHandshake
-from grestws.protocol import codec
-from grestws.protocol.frames import CLOSE_INVALID_QUERY, FrameType
+from grestws.protocol.frames import CLOSE_INVALID_QUERY
 from grestws.session import Session
+from grestws.transports.websockets import PushClientConnection, WebsocketsTransport
 
 __all__ = ("Client", "ClientOptions", "ClientState", "Registrar0", "Registrar1", "connect")
 
@@ -74,7 +70,7 @@ _TRANSITIONS: dict[ClientState, set[ClientState]] = {
     ClientState.NEW: {ClientState.CONNECTING},
     ClientState.CONNECTING: {ClientState.OPEN, ClientState.CLOSED},
     ClientState.OPEN: {ClientState.CLOSING, ClientState.CLOSED},
-    ClientState.CLOSING: {ClientState.CLOSED},
+    ClientState.CLOSING: {ClientState.CLOSED, ClientState.OPEN},  # OPEN: a cancelled disconnect
     ClientState.CLOSED: set(),
 }
 
@@ -251,31 +247,52 @@ class Client(Connection, Generic[C2S, S2C]):
         if self.schema.query is not None:
             url = _with_query(url, self.schema.encode_query(self.query))
         self._move(ClientState.CONNECTING)
+        try:
+            transport = await self._dial(url)
+            acceptance = await self._handshake(transport)
+        except BaseException:
+            self._move(ClientState.CLOSED)
+            raise
+        self._wire(transport, acceptance)
+        return self
+
+    async def _dial(self, url: str) -> WebsocketsTransport:
+        """Open the socket.
+
+        Raises:
+            ConnectError: it could not be opened.
+            HandshakeTimeoutError: not within ``handshake_timeout``.
+        """
         settle_allocator()
         try:
             ws = await asyncio.wait_for(ws_connect(url, **self._ws_options), self.handshake_timeout)
         except InvalidStatus as exc:
-            self._state = ClientState.CLOSED
             raise ConnectError(f"{self.url}: HTTP {exc.response.status_code}") from exc
         except TimeoutError as exc:
-            self._state = ClientState.CLOSED
             raise HandshakeTimeoutError(
                 f"{self.url}: no connection within {self.handshake_timeout:g} s"
             ) from exc
         except (OSError, InvalidHandshake) as exc:
-            self._state = ClientState.CLOSED
             raise ConnectError(f"{self.url}: {exc}") from exc
         assert isinstance(ws, PushClientConnection)  # made by create_connection
-        ping_interval, ping_timeout = self._liveness
-        transport = WebsocketsTransport(ws, ping_interval=ping_interval, ping_timeout=ping_timeout)
         self.remote_address = ws.remote_address
-        acceptance = FirstFrame(FrameType.HANDSHAKE_OK, FrameType.HANDSHAKE_ERR)
-        transport.deliver_to(acceptance.receive)
+        ping_interval, ping_timeout = self._liveness
+        return WebsocketsTransport(ws, ping_interval=ping_interval, ping_timeout=ping_timeout)
+
+    async def _handshake(self, transport: WebsocketsTransport) -> FirstFrame:
+        """Send ``h`` and wait for ``k``; close the socket when it fails.
+
+        Raises:
+            ApiError: the server refused (``x``).
+            ValidationError: the server closed with 4000 (invalid query).
+            HandshakeTimeoutError: no answer within ``handshake_timeout``.
+            ConnectionClosedError: the server closed the socket first.
+        """
         try:
-            await transport.send(b"h:::" + msgspec.json.encode(self._handshake_headers()))
-            await _accepted(acceptance, transport, self.schema.contract.errors, self.handshake_timeout)
+            return await offer(
+                transport, self._handshake_headers(), self.schema.contract.errors, self.handshake_timeout
+            )
         except BaseException as exc:
-            self._state = ClientState.CLOSED
             await transport.close()
             if isinstance(exc, ConnectionClosedError) and exc.code == CLOSE_INVALID_QUERY:
                 raise ValidationError(exc.reason or "Invalid query parameters", data=[]) from exc
@@ -284,6 +301,9 @@ class Client(Connection, Generic[C2S, S2C]):
                     f"{self.url}: no handshake answer within {self.handshake_timeout:g} s"
                 ) from exc
             raise
+
+    def _wire(self, transport: WebsocketsTransport, acceptance: FirstFrame) -> None:
+        """Make the session, bind the handlers, hand it the frames and start reading."""
         session = Session(
             transport,
             self,
@@ -295,14 +315,11 @@ class Client(Connection, Generic[C2S, S2C]):
             session.bind(self._handler_object)
         for spec, handler in self._functions.values():
             session.bind_one(spec, handler)
-        for raw in acceptance.after:
-            session.receive(raw)
-        transport.deliver_to(session.receive)
+        acceptance.hand_over(transport, session)
         self._session = session
         self._outgoing = self.schema.contract.client_to_server.proxy(session, self.timeout)
         self._move(ClientState.OPEN)
         self._reader = asyncio.create_task(self._read(session), name=f"grestws-client-{self.id[:8]}")
-        return self
 
     def _handshake_headers(self) -> dict[str, str]:
         """The ``h`` headers: the client's own, then what each middleware adds, in order."""
@@ -315,7 +332,8 @@ class Client(Connection, Generic[C2S, S2C]):
         try:
             await session.run()
         finally:
-            self._state = ClientState.CLOSED
+            if self._state is not ClientState.CLOSED:
+                self._move(ClientState.CLOSED)
             for callback in self._on_close:
                 try:
                     callback(session.close_code, session.close_reason)
@@ -342,7 +360,7 @@ class Client(Connection, Generic[C2S, S2C]):
             await session.wait_idle(max(0.0, deadline - loop.time()))
         except asyncio.CancelledError:
             if not session.closed:
-                self._state = ClientState.OPEN
+                self._move(ClientState.OPEN)
             raise
         await session.transport.close(1000, "")
         await self._wait_closed()
@@ -353,8 +371,9 @@ class Client(Connection, Generic[C2S, S2C]):
         Idempotent.
         """
         session = self._session
+        if session is not None and self._state is ClientState.OPEN:
+            self._move(ClientState.CLOSING)
         if session is not None and self._state is not ClientState.CLOSED:
-            self._state = ClientState.CLOSING
             await session.transport.close(1000, "")
         await self._wait_closed()
 
@@ -374,28 +393,6 @@ class Client(Connection, Generic[C2S, S2C]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.disconnect()
-
-
-async def _accepted(
-    acceptance: FirstFrame,
-    transport: WebsocketsTransport,
-    errors: Mapping[str, type[ApiError[Any]]],
-    timeout: float,
-) -> None:
-    """Return on ``k``; raise the error of ``x``.
-
-    Raises:
-        ApiError: the handshake was refused.
-        ConnectionClosedError: the server closed the socket first.
-        TimeoutError: no answer within ``timeout`` seconds.
-    """
-    frame = await acceptance.wait(transport, timeout)
-    if frame.type is FrameType.HANDSHAKE_ERR:
-        try:
-            envelope = codec.decode_result(frame.data)
-        except msgspec.MsgspecError as exc:
-            raise ConnectionClosedError(4001, "Handshake failed") from exc
-        raise error_from_envelope(envelope, errors=errors)
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:

@@ -1,4 +1,5 @@
-"""What handlers can read about the call they serve: the connection and the message.
+"""What handlers can read about the call they serve: the connection, the upgrade request
+it was opened with, and the message.
 
 Both are context variables, set by grestws before a handler runs, so they are right in the
 handler and in anything it awaits, and never leak between concurrent connections or calls.
@@ -6,6 +7,7 @@ handler and in anything it awaits, and never leak between concurrent connections
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, Generic, Literal, TypeVar, overload
 
@@ -13,7 +15,15 @@ import msgspec
 
 from grestws.exceptions import InvalidStateError
 
-__all__ = ("Connection", "ContextKey", "MessageInfo", "current_connection", "current_message")
+__all__ = (
+    "ConnectRequest",
+    "Headers",
+    "Connection",
+    "ContextKey",
+    "MessageInfo",
+    "current_connection",
+    "current_message",
+)
 
 
 class Connection:
@@ -37,6 +47,59 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id} {self.path} {self.remote_address}>"
+
+
+class Headers(Mapping[str, str]):
+    """HTTP headers with case-insensitive names. A header sent more than once has its
+    values joined: with ``"; "`` for ``Cookie``, with ``", "`` for any other.
+
+    Args:
+        items: ``(name, value)`` pairs as they came.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        joined: dict[str, str] = {}
+        for name, value in items:
+            key = name.lower()
+            if key in joined:
+                joined[key] += ("; " if key == "cookie" else ", ") + value
+            else:
+                joined[key] = value
+        self._items = joined
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+
+class ConnectRequest(msgspec.Struct, frozen=True):
+    """The upgrade request a connection was opened with, as the transport saw it.
+
+    Attributes:
+        path: The URL path without the query (``/ws/chat``).
+        query: The query parameters; a repeated name keeps its last value.
+        headers: The HTTP headers of the upgrade request (:class:`Headers`: names are
+            case-insensitive, repeated headers joined).
+        remote_address: The peer's address, or ``None`` when unknown.
+    """
+
+    path: str
+    query: Mapping[str, str] = msgspec.field(default_factory=dict[str, str])
+    headers: Mapping[str, str] = msgspec.field(default_factory=Headers)
+    remote_address: Any = None
 
 
 class MessageInfo(msgspec.Struct, frozen=True, gc=False):

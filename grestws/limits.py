@@ -63,6 +63,9 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
             lets nesting through (``Any``, a type that contains itself); deeper is a
             VALIDATION_ERROR (a dropped message) with the issue code ``too_deep``. Other
             types bound the nesting of what they decode by themselves.
+        max_message_size: Largest incoming message in bytes; a larger one closes the
+            connection with 1009 (message too big). Every transport applies it (the
+            websockets server before reading the message whole).
         close_timeout: Seconds the closing handshake may take before the connection is
             dropped (a peer that does not read never completes it).
     """
@@ -77,6 +80,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     max_connections: int | None = 10_000
     max_connections_per_identity: int | None = 64
     max_depth: int = 64
+    max_message_size: int | None = 1 << 20
     close_timeout: float = 2.0
 
 

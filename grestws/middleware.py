@@ -22,11 +22,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from http.cookies import CookieError, SimpleCookie
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from grestws.app import ConnectRequest, ServerConnection
-    from grestws.permissions import Identity
+from grestws.context import Connection, ConnectRequest
+from grestws.permissions import Identity
 
 __all__ = ("ClientHandshake", "Middleware", "ServerHandshake")
 
@@ -52,28 +50,32 @@ class ServerHandshake:
 
     Attributes:
         headers: The headers of the client's ``h`` frame.
-        connection: The connection being accepted (not open yet: nothing can be sent).
+        request: The HTTP upgrade request the connection was opened with.
+        connection: The connection being accepted (not open yet: nothing can be sent);
+            on the server it is a :class:`~grestws.ServerConnection`.
+        cookies_trusted: Whether the upgrade's cookies may be used (see :attr:`cookies`).
     """
 
-    __slots__ = ("_cookies", "connection", "cookies_trusted", "headers")
+    __slots__ = ("_cookies", "connection", "cookies_trusted", "headers", "request")
 
     def __init__(
-        self, connection: ServerConnection[Any], headers: Mapping[str, str], *, cookies_trusted: bool = True
+        self,
+        connection: Connection,
+        headers: Mapping[str, str],
+        request: ConnectRequest,
+        *,
+        cookies_trusted: bool = True,
     ) -> None:
         self.connection = connection
         self.headers = headers
+        self.request = request
         self.cookies_trusted = cookies_trusted
         self._cookies: dict[str, str] | None = None
 
     @property
-    def request(self) -> ConnectRequest:
-        """The HTTP upgrade request the connection was opened with."""
-        return self.connection.request
-
-    @property
     def query(self) -> Mapping[str, str]:
         """The query parameters of the upgrade request, as strings."""
-        return self.connection.request.query
+        return self.request.query
 
     @property
     def cookies(self) -> Mapping[str, str]:
@@ -92,7 +94,7 @@ class ServerHandshake:
         if self._cookies is None:
             jar: SimpleCookie = SimpleCookie()
             with contextlib.suppress(CookieError):  # a malformed header means no cookies
-                jar.load(self.connection.request.headers.get("cookie", ""))
+                jar.load(self.request.headers.get("cookie", ""))
             self._cookies = {name: morsel.value for name, morsel in jar.items()}
         return self._cookies
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -15,14 +13,12 @@ from websockets.asyncio.server import serve as ws_serve
 from websockets.http11 import Request, Response
 
 from grestws._util import Opening, settle_allocator
-from grestws._websockets import PushServerConnection, WebsocketsTransport
-from grestws.app import App, ConnectRequest, ServerConnection
-from grestws.exceptions import InvalidStateError
-from grestws.protocol.frames import CLOSE_NORMAL, CLOSE_POLICY
+from grestws.app import App
+from grestws.connections import ServerConnection
+from grestws.context import ConnectRequest, Headers
+from grestws.transports.websockets import PushServerConnection, WebsocketsTransport
 
 __all__ = ("Server", "serve")
-
-logger = logging.getLogger("grestws")
 
 
 class Server:
@@ -34,15 +30,14 @@ class Server:
 
     def __init__(self, app: App, ws_server: WebSocketServer) -> None:
         self.app = app
-        self._live: set[ServerConnection[Any]] = set()
         self._address: tuple[str, int] = ws_server.sockets[0].getsockname()[:2]
         self._ws_server = ws_server
         self._closing: asyncio.Task[None] | None = None
 
     @property
     def connections(self) -> set[ServerConnection[Any]]:
-        """The open connections (handshake done, not closed), as a new set."""
-        return {conn for conn in self._live if conn.is_open}
+        """The open connections of this server (handshake done, not closed), as a new set."""
+        return self.app.connections.open(owner=self)
 
     @property
     def sockets(self) -> Sequence[Any]:
@@ -75,15 +70,12 @@ class Server:
         Stop accepting connections; let calls in flight finish for at most ``timeout``
         seconds (the app's ``shutdown_timeout`` by default) while new requests are answered
         SERVER_ERROR "Server is shutting down"; cancel what is still running; close every
-        connection with 1000. Idempotent; concurrent calls wait for the same shutdown.
+        connection of this server with 1000. Idempotent; concurrent calls wait for the
+        same shutdown.
         """
         if self._closing is None:
-            grace = self.app.shutdown_timeout if timeout is None else timeout
             self._ws_server.close(close_connections=False)
-            live = list(self._live)
-            for conn in live:
-                conn._session.draining = True
-            self._closing = asyncio.ensure_future(self._shutdown(live, grace))
+            self._closing = asyncio.ensure_future(self._shutdown(timeout))
         await asyncio.shield(self._closing)
 
     @property
@@ -91,17 +83,14 @@ class Server:
         """True once :meth:`close` was called."""
         return self._closing is not None
 
-    async def _shutdown(self, live: list[ServerConnection[Any]], grace: float) -> None:
-        if live:
-            await asyncio.gather(*(conn._session.wait_idle(grace) for conn in live))
-            for conn in live:
-                conn._session.cancel_tasks()
-            await asyncio.gather(*(conn.close(CLOSE_NORMAL, "Server shutting down") for conn in live))
+    async def _shutdown(self, timeout: float | None) -> None:
+        await self.app.shutdown(timeout, owner=self)
         await self._ws_server.wait_closed()
 
     async def close_identity(self, identity_id: str, reason: str = "Access revoked") -> int:
-        """Close every connection that acts for ``identity_id`` at once, with close code
-        1008 (policy violation) and ``reason``, which the client sees in ``on_close``.
+        """Close every connection of the App that acts for ``identity_id`` at once, with
+        close code 1008 (policy violation) and ``reason``, which the client sees in
+        ``on_close``: see :meth:`grestws.connections.Connections.close_identity`.
 
         Identities are resolved at the handshake and kept for a connection's life, so this
         is how a revocation takes effect before the client disconnects.
@@ -109,11 +98,7 @@ class Server:
         Returns:
             How many connections were closed.
         """
-        targets = [
-            conn for conn in self._live if conn.identity is not None and conn.identity.id == identity_id
-        ]
-        await asyncio.gather(*(conn.close(CLOSE_POLICY, reason) for conn in targets))
-        return len(targets)
+        return await self.app.connections.close_identity(identity_id, reason)
 
     async def serve_forever(self) -> None:
         """Serve until cancelled or closed; cancelling it shuts the server down gracefully."""
@@ -129,13 +114,32 @@ class Server:
         await self.close()
 
 
-def serve(app: App, host: str = "127.0.0.1", port: int = 8765, **options: Any) -> Opening[Server]:
+def serve(
+    app: App,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    *,
+    ping_interval: float | None = 30.0,
+    ping_timeout: float | None = 10.0,
+    compression: bool = False,
+    **options: Any,
+) -> Opening[Server]:
     """Serve ``app`` on ``host:port`` with the websockets asyncio server.
 
     ``server = await serve(app, ...)`` starts it; ``async with serve(app, ...) as server:``
     also shuts it down gracefully on the way out. Port 0 asks the OS for a free port (see
-    :attr:`Server.port`). Extra ``options`` go to ``websockets.asyncio.server.serve``.
-    An unknown URL path gets HTTP 404 at the upgrade.
+    :attr:`Server.port`). An unknown URL path gets HTTP 404 at the upgrade.
+
+    Args:
+        app: What to serve.
+        host: The address to listen on.
+        port: The port (0: any free one).
+        ping_interval: Seconds of silence from a client before it is pinged (None: never).
+        ping_timeout: Seconds a pinged client has to send anything before it is dropped;
+            a dead client is released ``ping_interval + ping_timeout`` after its last frame.
+        compression: Offer permessage-deflate (off by default: it costs more than it
+            saves on small messages).
+        options: Passed to ``websockets.asyncio.server.serve`` (``ssl``, ``sock``, ...).
 
     Raises:
         ContractError: the App declares permissions it could never grant, or leaves
@@ -150,23 +154,18 @@ def serve(app: App, host: str = "127.0.0.1", port: int = 8765, **options: Any) -
 
         async def handler(ws: WebSocketConnection) -> None:
             assert isinstance(ws, PushServerConnection)  # made by create_connection
-            if server is None:  # pragma: no cover - serve() returns before any connection
-                raise InvalidStateError("server not ready")
             request = ws.request
             assert request is not None  # websockets sets it before calling the handler
             transport = WebsocketsTransport(
                 ws,
-                ping_interval=app.ping_interval,
-                ping_timeout=app.ping_timeout,
+                ping_interval=ping_interval,
+                ping_timeout=ping_timeout,
                 close_timeout=app.limits.close_timeout,
             )
-            await app.handle(transport, connect_request(request, ws), server._live)
+            await app.handle(transport, connect_request(request, ws), server)
 
         def process_request(ws: WebSocketConnection, request: Request) -> Response | None:
-            path = urlsplit(request.path).path
-            if path not in app.routes:
-                return ws.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
-            refusal = app.refusal(path, request.headers, 0 if server is None else len(server._live))
+            refusal = app.refusal(urlsplit(request.path).path, Headers(request.headers.raw_items()))
             if refusal is not None:
                 return ws.respond(refusal.status, refusal.reason + "\n")
             return None
@@ -177,8 +176,8 @@ def serve(app: App, host: str = "127.0.0.1", port: int = 8765, **options: Any) -
             port,
             process_request=process_request,
             create_connection=PushServerConnection,
-            compression="deflate" if app.compression else None,
-            max_size=app.max_message_size,
+            compression="deflate" if compression else None,
+            max_size=app.limits.max_message_size,
             ping_interval=None,  # liveness is grestws's own: see grestws.liveness
             close_timeout=app.limits.close_timeout,
             **options,
@@ -198,6 +197,6 @@ def connect_request(request: Request, ws: WebSocketConnection) -> ConnectRequest
     return ConnectRequest(
         path=url.path,
         query=dict(parse_qsl(url.query, keep_blank_values=True)),
-        headers=request.headers,
+        headers=Headers(request.headers.raw_items()),
         remote_address=ws.remote_address,
     )

@@ -17,7 +17,7 @@ import math
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from time import monotonic as _monotonic
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
@@ -53,8 +53,9 @@ from grestws.protocol.frames import (
     Frame,
     FrameType,
 )
+from grestws.transports import Transport
 
-__all__ = ("Session", "Transport")
+__all__ = ("Session",)
 
 logger = logging.getLogger("grestws")
 
@@ -66,31 +67,6 @@ _REQ = FrameType.REQ
 _MSG = FrameType.MSG
 _RES = FrameType.RES
 _PING = FrameType.PING
-
-
-class Transport(Protocol):
-    """One open message channel. Every frame is one text message of UTF-8 bytes.
-
-    Incoming messages are pushed: after ``deliver_to(sink)`` the transport calls
-    ``sink(frame)`` for every message, in order, from its own callbacks (messages that came
-    before are kept and handed over first); the sink never blocks. ``write`` hands a frame
-    to the network without waiting, ``send`` also waits while the write buffer is full
-    (flow control); both raise :class:`~grestws.exceptions.ConnectionClosedError` once the
-    channel is closed, whatever the OS said. ``buffered`` is how many bytes were written
-    and not yet taken by the network. ``close`` is idempotent and bounded in time;
-    ``wait_closed`` returns the close code and reason. ``drop`` ends a peer that broke the
-    rules: a close frame if it can go out, nothing more read, the connection gone within
-    the close timeout whether or not the peer answers.
-    """
-
-    def deliver_to(self, sink: Callable[[bytes], None]) -> None: ...
-    def write(self, frame: bytes) -> None: ...
-    @property
-    def buffered(self) -> int: ...
-    async def send(self, frame: bytes) -> None: ...
-    async def close(self, code: int = 1000, reason: str = "") -> None: ...
-    def drop(self, code: int, reason: str) -> None: ...
-    async def wait_closed(self) -> tuple[int | None, str]: ...
 
 
 class Session:
@@ -395,7 +371,7 @@ class Session:
             else:
                 if self._max_buffer is None or not self._over_buffer():
                     with contextlib.suppress(ConnectionClosedError):  # the peer is gone: nobody to answer
-                        await self.transport.send(b"s:%b:%d:%b" % (spec.path_bytes, request_id, payload))
+                        await self.transport.send(codec.encode_response(spec.path_bytes, request_id, payload))
                 return
             self._write_error(spec.path, request_id, error)
         finally:
@@ -444,7 +420,7 @@ class Session:
             self.transport.write(frame)
 
     def _write_error(self, path: str, request_id: int, error: ApiError[Any]) -> None:
-        self._write_now(b"s:%b:%d:%b" % (path.encode(), request_id, error_envelope(error)))
+        self._write_now(codec.encode_response(path.encode(), request_id, error_envelope(error)))
 
     def push(self, frame: bytes) -> bool:
         """Write a server push now, unless the peer has more than ``push_buffer`` bytes
@@ -527,7 +503,7 @@ class Session:
             raise ConnectionClosedError(self.close_code, self.close_reason)
         self._last_id += 1
         request_id = self._last_id
-        frame = b"%b%d:%b" % (spec.prefix, request_id, _encoder.encode(arg) if spec.has_input else b"")
+        frame = codec.encode_request(spec.prefix, request_id, _encoder.encode(arg) if spec.has_input else b"")
         future: asyncio.Future[bytes] = self._loop.create_future()
         self._pending[request_id] = future
         if timeout is not None:
@@ -563,7 +539,7 @@ class Session:
         """
         if self.closed:
             raise ConnectionClosedError(self.close_code, self.close_reason)
-        frame = spec.prefix + b":" + (_encoder.encode(arg) if spec.has_input else b"")
+        frame = codec.encode_message(spec.prefix, _encoder.encode(arg) if spec.has_input else b"")
         if self.gate is not None:
             self.push(frame)
             return

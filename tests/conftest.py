@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from typing import Any, Protocol
 
 import pytest
 
 import grestws
 from grestws.incidents import PEER_LOG
 
-StartServer = Callable[[grestws.App], Awaitable[grestws.Server]]
+
+class StartServer(Protocol):
+    def __call__(self, app: grestws.App, **options: Any) -> Awaitable[grestws.Server]: ...
 
 
 @pytest.fixture
@@ -21,8 +24,8 @@ async def start_server() -> AsyncIterator[StartServer]:
     every server started is shut down when the test ends."""
     servers: list[grestws.Server] = []
 
-    async def start(app: grestws.App) -> grestws.Server:
-        server = await grestws.serve(app, "127.0.0.1", 0)
+    async def start(app: grestws.App, **options: Any) -> grestws.Server:
+        server = await grestws.serve(app, "127.0.0.1", 0, **options)
         servers.append(server)
         return server
 

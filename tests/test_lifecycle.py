@@ -271,7 +271,7 @@ class TestBadFrames:
             assert await asyncio.wait_for(good.outgoing.count(), WAIT) == 10
 
     async def test_oversized_frame_closes_that_connection_only(self, start_server: StartServer) -> None:
-        server = await start_server(room_app(Hub(), max_message_size=1024))
+        server = await start_server(room_app(Hub(), limits=grestws.Limits(max_message_size=1024)))
         async with grestws.connect(server.url, RoomApi) as good, raw_socket(server.url + RoomApi.path) as bad:
             await bad.send('m:RoomApi.record::{"text":"' + "x" * 2000 + '"}')
             code, _ = await closed_with(bad)

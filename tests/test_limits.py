@@ -316,8 +316,7 @@ class TestDeadPeers:
     ) -> None:
         board = Board()
         app = flood_app(board)
-        app.ping_interval, app.ping_timeout = 0.1, 0.1
-        server = await start_server(app)
+        server = await start_server(app, ping_interval=0.1, ping_timeout=0.1)
         async with raw(server) as ws:
             conn = board.connections[0] if board.connections else None
             assert conn is not None

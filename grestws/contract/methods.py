@@ -381,11 +381,6 @@ class MethodSpec:
         """The error class a response's ``type`` names: declared first, then standard."""
         return self.errors.get(type_name) or STANDARD_ERRORS.get(type_name)
 
-    def decode_error_data(self, type_name: str, data: bytes) -> Any:
-        """Decode an error's data with the declared error's decoder; untyped if unknown."""
-        error_cls = self.error_class(type_name)
-        return msgspec.json.decode(data) if error_cls is None else error_cls.data_decoder().decode(data)
-
     def declares(self, error: ApiError[Any]) -> bool:
         """Whether a handler may send ``error`` as it is.
 

@@ -19,7 +19,12 @@ __all__ = (
     "decode_result",
     "encode_error",
     "encode_frame",
+    "encode_handshake",
+    "encode_handshake_error",
+    "encode_message",
     "encode_ok",
+    "encode_request",
+    "encode_response",
     "validation_issues",
 )
 
@@ -86,6 +91,32 @@ def encode_frame(kind: FrameType, path: str = "", id: int | None = None, data: b
         raise FrameError("a path cannot contain ':'")
     id_text = b"" if id is None else str(id).encode()
     return b"%b:%b:%b:%b" % (kind.value, path.encode(), id_text, data)
+
+
+def encode_request(prefix: bytes, id: int, data: bytes) -> bytes:
+    """An ``r`` frame: ``prefix`` is ``b"r:<path>:"`` (a method's, made once), ``data``
+    the JSON argument or ``b""``."""
+    return b"%b%d:%b" % (prefix, id, data)
+
+
+def encode_message(prefix: bytes, data: bytes) -> bytes:
+    """An ``m`` frame: ``prefix`` is ``b"m:<path>:"``, ``data`` the JSON argument or ``b""``."""
+    return prefix + b":" + data
+
+
+def encode_response(path: bytes, id: int, envelope: bytes) -> bytes:
+    """An ``s`` frame answering request ``id`` of ``path`` with a result ``envelope``."""
+    return b"s:%b:%d:%b" % (path, id, envelope)
+
+
+def encode_handshake(headers: bytes) -> bytes:
+    """The client's ``h`` frame with its headers as a JSON object."""
+    return b"h:::" + headers
+
+
+def encode_handshake_error(envelope: bytes) -> bytes:
+    """The server's ``x`` frame refusing a handshake with an error ``envelope``."""
+    return b"x:::" + envelope
 
 
 def encode_ok(data: bytes | None) -> bytes:

@@ -7,6 +7,6 @@
 
 from __future__ import annotations
 
-from grestws.testkit.memory import MemoryTransport, memory_pair
+from grestws.transports.memory import MemoryTransport, memory_pair
 
 __all__ = ("MemoryTransport", "memory_pair")

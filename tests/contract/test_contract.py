@@ -36,8 +36,10 @@ from grestws import (
     request,
 )
 from grestws.contract import ContractHalf, MethodKind, MethodSpec
+from grestws.contract.envelopes import error_from_envelope
 from grestws.contract.methods import IMPLICIT_ERRORS, camel, nests_freely
 from grestws.exceptions import STANDARD_ERRORS
+from grestws.protocol.frames import ResultEnvelope
 
 # -- payloads and errors ------------------------------------------------------------------
 
@@ -510,12 +512,17 @@ class TestMethodSpec:
             ("NOT_FOUND", b'"x"', "x"),
         ],
     )
-    def test_decode_error_data(self, type_name: str, data: bytes, decoded: Any) -> None:
-        assert Chat.client_to_server.methods["send_message"].decode_error_data(type_name, data) == decoded
+    def test_error_data_is_decoded_by_the_error_class(
+        self, type_name: str, data: bytes, decoded: Any
+    ) -> None:
+        envelope = ResultEnvelope(success=False, type=type_name, data=msgspec.Raw(data))
+        assert error_from_envelope(envelope, Chat.client_to_server.methods["send_message"]).data == decoded
 
-    def test_decode_error_data_validates_declared_types(self) -> None:
-        with pytest.raises(msgspec.ValidationError):
-            Chat.client_to_server.methods["send_message"].decode_error_data("ROOM_FULL", b'{"seats":"x"}')
+    def test_error_data_of_the_wrong_type_is_left_out(self) -> None:
+        envelope = ResultEnvelope(success=False, type="ROOM_FULL", data=msgspec.Raw(b'{"seats":"x"}'))
+        error = error_from_envelope(envelope, Chat.client_to_server.methods["send_message"])
+        assert type(error).__name__ == "RoomFull"
+        assert error.data is None
 
     def test_decorators_keep_the_stub(self) -> None:
         assert ChatServer.send_message.__doc__ == "Post a message."
@@ -665,7 +672,8 @@ class TestApiError:
 
         spec = MethodSpec("Api", _errors_stub(error_cls))
         assert spec.errors["QUOTA"] is error_cls
-        assert spec.decode_error_data("QUOTA", b'{"seats":2}') == RoomInfo(2)
+        envelope = ResultEnvelope(success=False, type="QUOTA", data=msgspec.Raw(b'{"seats":2}'))
+        assert error_from_envelope(envelope, spec).data == RoomInfo(2)
 
     def test_define_refuses_a_bad_type(self) -> None:
         with pytest.raises(ContractError, match="must match"):

@@ -1,4 +1,4 @@
-"""The websockets library behind the :class:`~grestws.session.Transport` interface.
+"""The websockets library behind the :class:`~grestws.transports.Transport` interface.
 
 Whole messages go from websockets' protocol callback straight to the session's sink, with
 no task in between: a response wakes its caller in the next loop iteration, as a plain
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from time import monotonic as _monotonic
 from typing import Any
 
@@ -27,10 +26,11 @@ from websockets.protocol import CLOSED, OPEN, Event
 
 from grestws.exceptions import ConnectionClosedError
 from grestws.liveness import Liveness
+from grestws.transports import Sink
+
+__all__ = ("Messages", "PushClientConnection", "PushServerConnection", "WebsocketsTransport")
 
 logger = logging.getLogger("grestws")
-
-Sink = Callable[[bytes], None]
 
 
 class Messages:

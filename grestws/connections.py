@@ -1,0 +1,238 @@
+"""The connections an App serves: each one as its handlers see it, and the registry of the
+live ones.
+
+:class:`ServerConnection` is one client to its handler. :class:`Connections` is the App's
+registry: every connection from its first frame until the calls it started have ended,
+indexed by identity, with the graceful drain and the close-by-identity that servers and
+the App's own shutdown use. Transports never reach into a connection's session: what they
+need is a method here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+from grestws.context import Connection, ConnectRequest
+from grestws.contract.contract import SocketSchema
+from grestws.permissions import Identity
+from grestws.protocol.frames import CLOSE_NORMAL, CLOSE_POLICY
+from grestws.session import Session
+
+__all__ = ("Connections", "ServerConnection")
+
+S2C = TypeVar("S2C")
+
+logger = logging.getLogger("grestws")
+
+
+class ServerConnection(Connection, Generic[S2C]):
+    """One client as its handler sees it.
+
+    Attributes:
+        outgoing: The typed proxy to the client: ``await conn.outgoing.new_message(msg)``
+            sends a fire-and-forget call, ``await conn.outgoing.are_you_there()`` a request.
+        request: The upgrade request.
+        handshake_headers: The headers the client sent in its ``h`` frame.
+        typed_query: The query parsed into the schema's query type (``None`` without one);
+            ``schema.query_of(conn)`` gives it typed.
+        accepted: True once the handshake succeeded (``k`` sent).
+        identity: Who the connection acts for, as the schema's middleware identified it
+            at the handshake (``None``: no identity).
+    """
+
+    __slots__ = (
+        "_on_close",
+        "_session",
+        "accepted",
+        "handshake_headers",
+        "identity",
+        "outgoing",
+        "request",
+        "schema",
+        "typed_query",
+    )
+
+    def __init__(
+        self,
+        request: ConnectRequest,
+        session: Session,
+        outgoing: S2C,
+        schema: SocketSchema[Any, S2C, Any],
+    ) -> None:
+        super().__init__(uuid.uuid4().hex, request.path, request.remote_address, "server")
+        self.request = request
+        self.schema = schema
+        self.handshake_headers: Mapping[str, str] = {}
+        self.outgoing = outgoing
+        self.typed_query: Any = None
+        self.identity: Identity | None = None
+        self.accepted = False
+        self._session = session
+        self._on_close: list[Callable[[int | None, str], object]] = []
+
+    @property
+    def query(self) -> Mapping[str, str]:
+        """The query parameters of the upgrade request."""
+        return self.request.query
+
+    @property
+    def is_open(self) -> bool:
+        """True from the handshake's ``k`` until the connection closes."""
+        return self.accepted and not self._session.closed
+
+    def with_timeout(self, timeout: float | None) -> S2C:
+        """A proxy like ``outgoing`` whose requests time out after ``timeout`` s (None: never)."""
+        proxy: S2C = self._session.outgoing.proxy(self._session, timeout)
+        return proxy
+
+    def push(self, frame: bytes) -> bool:
+        """Write an encoded fire-and-forget frame to the client now, never waiting: it is
+        dropped (and counted) when the client has more than the limits' ``push_buffer``
+        unread, and a client over ``max_outgoing_buffer`` is closed with 1013.
+
+        Returns:
+            Whether the frame was written.
+        """
+        return self.accepted and self._session.push(frame)
+
+    def on_close(self, callback: Callable[[int | None, str], object]) -> None:
+        """Call ``callback(code, reason)`` once the connection closed (at once if it has)."""
+        if self._session.closed:
+            callback(self._session.close_code, self._session.close_reason)
+        else:
+            self._on_close.append(callback)
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """Close the connection; requests the client has pending fail on its side.
+
+        Safe to call more than once and from any task.
+        """
+        await self._session.transport.close(code, reason)
+
+    def drain(self) -> None:
+        """Answer new requests SERVER_ERROR "Server is shutting down" from now on (a
+        connection still in its handshake is refused); calls already running go on."""
+        self._session.draining = True
+
+    @property
+    def draining(self) -> bool:
+        """True once :meth:`drain` was called."""
+        return self._session.draining
+
+    @property
+    def in_flight(self) -> int:
+        """How many of the client's calls are being served."""
+        return self._session.in_flight
+
+    @property
+    def buffered(self) -> int:
+        """Bytes written to the client and not yet taken by its network."""
+        return self._session.transport.buffered
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until none of the client's calls is being served, at most ``timeout``
+        seconds; True if none is. Cancel-safe."""
+        return await self._session.wait_idle(timeout)
+
+    def cancel_calls(self) -> None:
+        """Cancel the client's calls still being served (their requests get no answer)."""
+        self._session.cancel_tasks()
+
+    def closed_now(self) -> None:
+        """Run the ``on_close`` callbacks; called once, by the App, when the connection
+        has closed."""
+        for callback in self._on_close:
+            try:
+                callback(self._session.close_code, self._session.close_reason)
+            except Exception:
+                logger.exception("on_close callback failed")
+
+
+class Connections:
+    """The live connections of one App, from their first frame until the calls they
+    started have ended.
+
+    Each entry remembers its owner (the server that opened it), so that one server can
+    shut down its own connections while another keeps serving the same App. Iterating
+    gives every live connection, accepted or not, as a snapshot.
+    """
+
+    __slots__ = ("_by_identity", "_live")
+
+    def __init__(self) -> None:
+        self._live: dict[ServerConnection[Any], object] = {}
+        self._by_identity: dict[str, set[ServerConnection[Any]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def __iter__(self) -> Iterator[ServerConnection[Any]]:
+        return iter(list(self._live))
+
+    def __contains__(self, conn: object) -> bool:
+        return conn in self._live
+
+    def add(self, conn: ServerConnection[Any], owner: object = None) -> None:
+        """Register a connection that got its first frame."""
+        self._live[conn] = owner
+
+    def identified(self, conn: ServerConnection[Any]) -> None:
+        """Index a registered connection by its identity (set at the handshake)."""
+        if conn.identity is not None and conn in self._live:
+            self._by_identity.setdefault(conn.identity.id, set()).add(conn)
+
+    def discard(self, conn: ServerConnection[Any]) -> None:
+        """Forget a connection whose calls have all ended."""
+        self._live.pop(conn, None)
+        if conn.identity is not None:
+            peers = self._by_identity.get(conn.identity.id)
+            if peers is not None:
+                peers.discard(conn)
+                if not peers:
+                    del self._by_identity[conn.identity.id]
+
+    def open(self, owner: object = None) -> set[ServerConnection[Any]]:
+        """The open connections (handshake done, not closed), of ``owner`` when given, as
+        a new set."""
+        return {conn for conn, by in self._live.items() if conn.is_open and (owner is None or by is owner)}
+
+    def of_identity(self, identity_id: str) -> list[ServerConnection[Any]]:
+        """The live connections that act for ``identity_id``."""
+        return list(self._by_identity.get(identity_id, ()))
+
+    async def close_identity(self, identity_id: str, reason: str = "Access revoked") -> int:
+        """Close every connection that acts for ``identity_id`` with 1008 and ``reason``.
+
+        Returns:
+            How many connections were closed.
+        """
+        targets = self.of_identity(identity_id)
+        await asyncio.gather(*(conn.close(CLOSE_POLICY, reason) for conn in targets))
+        return len(targets)
+
+    def owned_by(self, owner: object) -> list[ServerConnection[Any]]:
+        """The live connections of ``owner`` (every one when it is None)."""
+        return [conn for conn, by in self._live.items() if owner is None or by is owner]
+
+    async def drain(self, grace: float, owner: object = None, reason: str = "Server shutting down") -> None:
+        """Shut connections down gracefully: from now on new requests are answered
+        SERVER_ERROR "Server is shutting down"; calls in flight get ``grace`` seconds to
+        finish and send their answers; what still runs is cancelled; every connection is
+        closed with 1000 and ``reason``.
+
+        Only the connections of ``owner``, when given. Cancelling it stops the wait, not
+        the draining of the connections already told.
+        """
+        targets = self.owned_by(owner)
+        for conn in targets:
+            conn.drain()
+        if not targets:
+            return
+        await asyncio.gather(*(conn.wait_idle(grace) for conn in targets))
+        for conn in targets:
+            conn.cancel_calls()
+        await asyncio.gather(*(conn.close(CLOSE_NORMAL, reason) for conn in targets))

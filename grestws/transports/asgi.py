@@ -1,0 +1,421 @@
+"""ASGI: an App served by uvicorn, hypercorn or any ASGI server, alone or mounted in
+Starlette, FastAPI or Litestar beside HTTP routes.
+
+:class:`AsgiEntry` is the ASGI application behind ``App.__call__``: it routes websocket
+scopes to the schemas' paths (relative to a mount's ``root_path``), refuses upgrades with
+an HTTP status where the server supports the websocket denial-response extension, answers
+plain HTTP requests, and runs the lifespan (the App's checks on startup, a graceful
+shutdown). :class:`AsgiTransport` carries one connection's frames over ASGI's ``receive``
+and ``send``.
+
+What only the ASGI server can do stays with it: protocol pings (uvicorn's
+``--ws-ping-interval``), compression, the listening socket, and its own message size cap
+(grestws applies ``Limits.max_message_size`` as well).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from http import HTTPStatus
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+from grestws.context import ConnectRequest, Headers
+from grestws.exceptions import ConnectionClosedError, ContractError
+from grestws.limits import Limits
+from grestws.transports import Refusal, Sink, Transport
+
+__all__ = ("AsgiEntry", "AsgiHost", "AsgiTransport", "Receive", "Scope", "Send")
+
+logger = logging.getLogger("grestws")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
+_HIGH_WATER = 64 * 1024
+"""Bytes queued for the ASGI server past which ``send`` waits (flow control)."""
+
+
+class AsgiHost(Protocol):
+    """What :class:`AsgiEntry` needs of the App it serves."""
+
+    @property
+    def limits(self) -> Limits: ...
+    def check(self) -> None: ...
+    def refusal(self, path: str, headers: Mapping[str, str]) -> Refusal | None: ...
+    async def handle(self, transport: Transport, request: ConnectRequest, owner: object = None) -> None: ...
+    async def shutdown(self, timeout: float | None = None, owner: object = None) -> None: ...
+
+
+class AsgiEntry:
+    """The ASGI application of one App.
+
+    Args:
+        host: The App.
+
+    Concurrency: the ASGI server calls it once per connection, concurrently.
+    """
+
+    __slots__ = ("_checked", "_host")
+
+    def __init__(self, host: AsgiHost) -> None:
+        self._host = host
+        self._checked = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "websocket":
+            await self._websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "http":
+            await _http(scope, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """Check the App on startup (it fails to start when it cannot be served); on
+        shutdown, drain every connection gracefully."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self._check()
+                except ContractError as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._host.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _check(self) -> None:
+        if not self._checked:
+            self._host.check()
+            self._checked = True
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = connect_request(scope)
+        message = await receive()
+        if message["type"] != "websocket.connect":  # the client left before the upgrade
+            return
+        try:
+            self._check()
+        except ContractError:
+            logger.exception("%s: this App cannot be served", request.path)
+            await _deny(scope, send, Refusal(HTTPStatus.INTERNAL_SERVER_ERROR, CLOSE_INTERNAL_ERROR, ""))
+            return
+        refusal = self._host.refusal(request.path, request.headers)
+        if refusal is not None:
+            await _deny(scope, send, refusal)
+            return
+        await send({"type": "websocket.accept"})
+        transport = AsgiTransport(receive, send, self._host.limits)
+        try:
+            await self._host.handle(transport, request, self)
+        finally:
+            await transport.close()
+
+
+def connect_request(scope: Scope) -> ConnectRequest:
+    """The transport-neutral view of an ASGI websocket scope; the path is relative to the
+    scope's ``root_path`` (where a framework mounted the App)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :] or "/"
+    query = scope.get("query_string", b"").decode("latin-1")
+    return ConnectRequest(
+        path=path,
+        query=dict(parse_qsl(query, keep_blank_values=True)),
+        headers=Headers(
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]
+        ),
+        remote_address=tuple(client) if (client := scope.get("client")) else None,
+    )
+
+
+async def _deny(scope: Scope, send: Send, refusal: Refusal) -> None:
+    """Refuse an upgrade: with its HTTP status where the server supports the denial
+    response extension, else with a close before accepting (most servers answer 403)."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = (refusal.reason or refusal.status.phrase).encode()
+        await _respond(send, "websocket.http.response", refusal.status, body)
+    else:
+        await send({"type": "websocket.close", "code": refusal.close_code, "reason": refusal.reason})
+
+
+async def _http(scope: Scope, send: Send) -> None:
+    """A plain HTTP request: the App serves sockets only."""
+    await _respond(send, "http.response", HTTPStatus.NOT_FOUND, b"Not Found")
+
+
+async def _respond(send: Send, kind: str, status: HTTPStatus, text: bytes) -> None:
+    """A plain-text HTTP response, as ``kind`` (``http.response`` or the websocket denial
+    ``websocket.http.response``) events."""
+    body = text + b"\n"
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body))]
+    await send({"type": f"{kind}.start", "status": int(status), "headers": headers})
+    await send({"type": f"{kind}.body", "body": body})
+
+
+class AsgiTransport:
+    """One accepted ASGI websocket connection as a grestws transport.
+
+    A reader task takes ``websocket.receive`` events and hands their data to the sink;
+    frames are sent as text. ``write`` queues a frame for a writer task (ASGI's ``send``
+    is a coroutine), so ``buffered`` is what waits in that queue: it grows when the ASGI
+    server holds back because the peer does not read. ``send`` writes directly when
+    nothing is queued, and waits while more than 64 KiB is queued.
+
+    Args:
+        receive: The connection's ASGI ``receive``.
+        send: Its ASGI ``send``.
+        limits: ``max_message_size`` (a larger message closes with 1009) and
+            ``close_timeout``.
+    """
+
+    __slots__ = (
+        "_asgi_send",
+        "_buffered",
+        "_close_sent",
+        "_closed",
+        "_drained",
+        "_early",
+        "_max_size",
+        "_queue",
+        "_reader",
+        "_reading",
+        "_sink",
+        "_writer",
+        "_writing",
+        "close_timeout",
+    )
+
+    def __init__(self, receive: Receive, send: Send, limits: Limits) -> None:
+        loop = asyncio.get_running_loop()
+        self._asgi_send = send
+        self._max_size = limits.max_message_size
+        self.close_timeout = limits.close_timeout
+        self._sink: Sink | None = None
+        self._early: list[bytes] = []
+        self._queue: collections.deque[bytes | tuple[int, str]] = collections.deque()
+        self._buffered = 0
+        self._writing = False
+        self._writer: asyncio.Task[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
+        self._close_sent: tuple[int, str] | None = None
+        self._closed: asyncio.Future[tuple[int | None, str]] = loop.create_future()
+        self._reading = True
+        self._reader = loop.create_task(self._read(receive))
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def _read(self, receive: Receive) -> None:
+        code: int | None = 1006
+        reason = "connection lost"
+        try:
+            while True:
+                message = await receive()
+                kind = message["type"]
+                if kind == "websocket.receive":
+                    if self._reading:
+                        self._take(message)
+                elif kind == "websocket.disconnect":
+                    code = message.get("code", 1005)
+                    reason = message.get("reason") or ""
+                    break
+        except Exception as exc:  # the server failed the connection (OSError, its own)
+            reason = f"connection lost ({type(exc).__name__})"
+        finally:
+            self._lost(code, reason)
+
+    def _take(self, message: Message) -> None:
+        data = message.get("bytes")
+        if data is None:
+            text = message.get("text")
+            if text is None:
+                return
+            data = text.encode()
+        if self._max_size is not None and len(data) > self._max_size:
+            self.drop(CLOSE_TOO_BIG, "Message too big")
+            return
+        sink = self._sink
+        if sink is None:
+            self._early.append(data)
+            return
+        try:
+            sink(data)
+        except Exception:  # a sink must not end the reader
+            logger.exception("failed to handle a message")
+
+    def _lost(self, code: int | None, reason: str) -> None:
+        """The connection is gone: settle wait_closed and wake whoever waits to write."""
+        self._reading = False
+        if not self._closed.done():
+            if self._close_sent is not None and code in (1005, 1006):
+                code, reason = self._close_sent  # we closed and the peer never answered
+            self._closed.set_result((code, reason))
+        self._queue.clear()
+        self._buffered = 0
+        self._wake()
+
+    def deliver_to(self, sink: Sink) -> None:
+        early, self._early = self._early, []
+        self._sink = sink
+        for data in early:
+            sink(data)
+
+    # -- writing ----------------------------------------------------------------------
+
+    @property
+    def buffered(self) -> int:
+        """Bytes queued for the ASGI server but not yet taken by it."""
+        return self._buffered
+
+    def _check_open(self) -> None:
+        if self._closed.done():
+            code, reason = self._closed.result()
+            raise ConnectionClosedError(code, reason)
+        if self._close_sent is not None:
+            raise ConnectionClosedError(*self._close_sent)
+
+    def write(self, frame: bytes) -> None:
+        """Queue ``frame`` for sending; never waits.
+
+        Raises:
+            ConnectionClosedError: the connection is closing or closed.
+        """
+        self._check_open()
+        self._queue.append(frame)
+        self._buffered += len(frame)
+        self._start_writer()
+
+    async def send(self, frame: bytes) -> None:
+        """Send ``frame``; wait while more than 64 KiB is queued before it.
+
+        Raises:
+            ConnectionClosedError: the connection is closed, or closed while waiting.
+        """
+        self._check_open()
+        if self._writing:
+            self.write(frame)
+            if self._buffered > _HIGH_WATER:
+                await self._wait_drained()
+            return
+        self._writing = True
+        try:
+            await self._send_text(frame)
+        finally:
+            self._writing = False
+            if self._queue:
+                self._start_writer()
+
+    async def _send_text(self, frame: bytes) -> None:
+        try:
+            await self._asgi_send({"type": "websocket.send", "text": frame.decode()})
+        except Exception as exc:  # OSError, or the server's own "disconnected" error
+            self._lost(1006, "connection lost")
+            raise self._closed_error() from exc
+
+    def _closed_error(self) -> ConnectionClosedError:
+        code, reason = self._closed.result() if self._closed.done() else (1006, "connection lost")
+        return ConnectionClosedError(code, reason)
+
+    def _start_writer(self) -> None:
+        if not self._writing:
+            self._writing = True
+            self._writer = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        """Send what is queued, in order; a queued close goes last."""
+        try:
+            while self._queue:
+                item = self._queue.popleft()
+                if isinstance(item, tuple):
+                    await self._send_close(*item)
+                    continue
+                try:
+                    await self._send_text(item)
+                except ConnectionClosedError:
+                    return
+                finally:
+                    self._buffered = max(0, self._buffered - len(item))
+                    if self._buffered <= _HIGH_WATER // 4:
+                        self._wake()
+        finally:
+            self._writing = False
+            self._wake()
+
+    async def _wait_drained(self) -> None:
+        if self._drained is None:
+            self._drained = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._drained)
+        self._check_open()
+
+    def _wake(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    # -- closing ----------------------------------------------------------------------
+
+    async def _send_close(self, code: int, reason: str) -> None:
+        if self._closed.done():
+            return
+        try:
+            await self._asgi_send({"type": "websocket.close", "code": code, "reason": reason})
+        except Exception:  # the connection went first
+            self._lost(1006, "connection lost")
+
+    def _queue_close(self, code: int, reason: str) -> bool:
+        """Queue a close frame behind what is queued; False if one was queued before."""
+        if self._close_sent is not None or self._closed.done():
+            return False
+        self._close_sent = (code, reason)
+        self._queue.append((code, reason))
+        self._start_writer()
+        return True
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close with ``code`` and ``reason`` once what is queued is sent; wait for the
+        peer's answer at most ``close_timeout`` seconds.
+
+        Idempotent and cancel-safe.
+        """
+        self._queue_close(code, reason)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._closed), self.close_timeout)
+        except TimeoutError:
+            self._stop(code, reason)
+
+    def drop(self, code: int, reason: str) -> None:
+        """Stop reading, queue a close frame, and end the connection ``close_timeout``
+        later at the latest, whether or not the peer ever reads it."""
+        self._reading = False
+        if self._queue_close(code, reason):
+            asyncio.get_running_loop().call_later(self.close_timeout, self._stop, code, reason)
+
+    def _stop(self, code: int, reason: str) -> None:
+        """Give up on the peer: the connection counts as closed with our code; the ASGI
+        server ends the socket once the application returns."""
+        if not self._closed.done():
+            self._closed.set_result((code, reason))
+        self._reading = False
+        self._reader.cancel()
+        if self._writer is not None:
+            self._writer.cancel()
+        self._queue.clear()
+        self._buffered = 0
+        self._wake()
+
+    async def wait_closed(self) -> tuple[int | None, str]:
+        """The close code and reason: the peer's; ours when we closed and the peer never
+        answered; 1006 when the connection was lost. Cancel-safe."""
+        return await asyncio.shield(self._closed)

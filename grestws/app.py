@@ -7,8 +7,9 @@ of :mod:`grestws.server` and later adapters run the same code.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Generic, TypeVar
 
@@ -295,6 +296,24 @@ class App:
         Safe to call more than once; cancelling it stops the wait only.
         """
         await self.connections.drain(self.shutdown_timeout if timeout is None else timeout, owner)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, parent: object = None) -> AsyncGenerator[None]:
+        """The App's startup and shutdown, for the lifespan of an ASGI app that mounts it
+        (a parent's lifespan does not reach mounted apps)::
+
+            api = Starlette(routes=[Mount("/", app=grestws_app)], lifespan=grestws_app.lifespan)
+
+        On entry it runs :meth:`check`; on exit :meth:`shutdown`, a graceful drain.
+
+        Raises:
+            ContractError: the App cannot be served (on entry: the parent fails to start).
+        """
+        self.check()
+        try:
+            yield
+        finally:
+            await self.shutdown()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI application: websocket connections to the schemas' paths (relative to

@@ -44,13 +44,14 @@ def load_app(target: str) -> App:
     return value
 
 
-async def run(app: App, host: str, port: int) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, then shut down gracefully."""
+async def run(app: App, host: str, port: int, **options: Any) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM, then shut down gracefully; ``options`` go
+    to :func:`grestws.serve`."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server = await serve(app, host, port)
+    server = await serve(app, host, port, **options)
     for url in server.urls():
         logger.info("listening on %s", url)
     try:
@@ -75,6 +76,13 @@ def run_loop(main: Coroutine[Any, Any, None], loop: str) -> None:
         asyncio.run(main)
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``grestws`` command."""
     parser = argparse.ArgumentParser(prog="grestws", description="Serve grestws socket contracts.")
@@ -89,6 +97,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=["asyncio", "uvloop"],
         help="event loop (uvloop needs the 'uvloop' extra: pip install 'grestws[uvloop]')",
     )
+    serve_cmd.add_argument(
+        "--ping-interval",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="seconds of silence from a client before it is pinged; 0: never (default 30)",
+    )
+    serve_cmd.add_argument(
+        "--ping-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds a pinged client has to send anything before it is dropped (default 10)",
+    )
+    serve_cmd.add_argument("--compression", action="store_true", help="offer permessage-deflate")
     serve_cmd.add_argument(
         "--log-level",
         default="INFO",
@@ -106,7 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ImportError, ValueError) as exc:
         parser.error(str(exc))
     try:
-        run_loop(run(app, args.host, args.port), args.loop)
+        options = {
+            "ping_interval": args.ping_interval or None,
+            "ping_timeout": args.ping_timeout or None,
+            "compression": args.compression,
+        }
+        run_loop(run(app, args.host, args.port, **options), args.loop)
     except ImportError:
         parser.error("--loop uvloop needs uvloop: pip install 'grestws[uvloop]'")
     except OSError as exc:

@@ -56,7 +56,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
         max_dropped_pushes: A peer that misses this many pushes in a row (it has not read
             enough to get under ``push_buffer`` in between) is closed with 1013: it has
             fallen too far behind to be of use and should reconnect and resync.
-        max_connections: Open connections per server; past it the upgrade gets HTTP 503.
+        max_connections: Open connections per App; past it the upgrade gets HTTP 503.
         max_connections_per_identity: Open connections of one identity per App; past it
             the handshake is refused with TOO_MANY_REQUESTS (``x``, close 4001).
         max_depth: Deepest nesting of arrays and objects in an incoming payload whose type

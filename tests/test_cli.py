@@ -140,6 +140,16 @@ class TestServe:
             assert await served.finish() == 0
             await client.close()
 
+    async def test_transport_options(self) -> None:
+        command = serve_command(
+            "examples.chat.server:app", "--port", "0", "--ping-interval", "0", "--compression"
+        )
+        async with run_cli(command) as served:
+            match = await served.read_until(LISTENING)
+            await chat_round_trip(match[1].removesuffix("/ws/chat"))
+            served.process.send_signal(signal.SIGTERM)
+            assert await served.finish() == 0
+
     async def test_port_in_use(self) -> None:
         with socket.socket() as taken:
             taken.bind(("127.0.0.1", 0))
@@ -157,6 +167,16 @@ class TestBadOptions:
         log = "\n".join(served.lines)
         assert code == 2
         assert "--log-level: invalid choice" in log
+        assert "Traceback" not in log
+
+    @pytest.mark.parametrize("seconds", ["-1", "nan", "inf", "soon"])
+    async def test_a_bad_number_of_seconds(self, seconds: str) -> None:
+        command = serve_command("examples.chat.server:app", "--ping-timeout", seconds)
+        async with run_cli(command) as served:
+            code = await served.finish()
+        log = "\n".join(served.lines)
+        assert code == 2
+        assert "--ping-timeout" in log
         assert "Traceback" not in log
 
 

@@ -58,7 +58,9 @@ class TokenBucket:
         until one will be there."""
         tokens = self._tokens
         if tokens < self._capacity:
-            tokens = min(self._capacity, tokens + (now - self._at) * self._fill)
+            tokens += (now - self._at) * self._fill
+            if tokens > self._capacity:
+                tokens = self._capacity
         self._at = now
         if tokens >= 1.0:
             self._tokens = tokens - 1.0

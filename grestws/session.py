@@ -102,7 +102,8 @@ class Session:
         "_overdue",
         "_pending",
         "_push_buffer",
-        "_running",
+        "_sweep",
+        "_sweep_at",
         "_target",
         "_tasks",
         "_timeouts",
@@ -146,8 +147,11 @@ class Session:
         self._pending: dict[int, asyncio.Future[bytes]] = {}
         self._loop = asyncio.get_running_loop()
         self._timeouts: Deadlines[int, tuple[str, float]] = Deadlines(self._loop, self._time_out)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._running: Deadlines[asyncio.Task[None], float] = Deadlines(self._loop, self._overrun)
+        # Incoming calls in flight, each with the monotonic time of its deadline (inf: none).
+        # One loop timer (_sweep) is armed for the earliest; it cancels what is overdue.
+        self._tasks: dict[asyncio.Task[None], float] = {}
+        self._sweep: asyncio.TimerHandle | None = None
+        self._sweep_at = math.inf
         self._overdue: set[asyncio.Task[None]] | None = None  # made when a deadline first passes
         self._last_id = 0
         self._context: contextvars.Context | None = None
@@ -303,15 +307,18 @@ class Session:
                 return
         else:
             task = self._loop.create_task(coro, context=context.copy())
-        self._tasks.add(task)
         gate = self.gate
-        if gate is None:
+        deadline = None
+        if gate is not None:
+            deadline = entry[0].deadline
+            if deadline is None:
+                deadline = gate.default_deadline
+        if deadline is None or deadline == math.inf:
+            self._tasks[task] = math.inf
             return
-        deadline = entry[0].deadline
-        if deadline is None:
-            deadline = gate.default_deadline
-        if deadline is not None and deadline != math.inf:
-            self._running.add(task, _monotonic() + deadline, deadline)
+        at = self._tasks[task] = _monotonic() + deadline
+        if at < self._sweep_at:
+            self._arm_sweep(at)
 
     def base_context(self) -> contextvars.Context:
         """The connection's context: every incoming call runs in a copy of it, so what is
@@ -369,26 +376,46 @@ class Session:
                 if request_id is None:
                     return
             else:
-                if self._max_buffer is None or not self._over_buffer():
+                bound = self._max_buffer
+                if bound is None or self.transport.buffered <= bound or not self._over_buffer():
                     with contextlib.suppress(ConnectionClosedError):  # the peer is gone: nobody to answer
                         await self.transport.send(codec.encode_response(spec.path_bytes, request_id, payload))
                 return
             self._write_error(spec.path, request_id, error)
         finally:
             if task is not None:
-                self._tasks.discard(task)
-                if self.gate is not None:
-                    self._running.discard(task)
+                self._tasks.pop(task, None)
                 if self._overdue is not None:
                     self._overdue.discard(task)
 
-    def _overrun(self, task: asyncio.Task[None], deadline: float) -> None:
-        """A handler ran past its deadline: cancel it; its call is answered SERVER_ERROR."""
-        if not task.done():
-            if self._overdue is None:
-                self._overdue = set()
-            self._overdue.add(task)
-            task.cancel()
+    def _arm_sweep(self, at: float) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+        self._sweep = self._loop.call_later(max(at - _monotonic(), 0.0), self._overrun)
+        self._sweep_at = at
+
+    def _overrun(self) -> None:
+        """Cancel the handlers past their deadline (their calls are answered SERVER_ERROR);
+        arm the timer again for the earliest deadline left."""
+        self._sweep = None
+        self._sweep_at = math.inf
+        now = _monotonic()
+        earliest = math.inf
+        overdue: list[asyncio.Task[None]] = []
+        for task, at in self._tasks.items():
+            if at <= now:
+                overdue.append(task)
+            elif at < earliest:
+                earliest = at
+        if earliest < math.inf:
+            self._arm_sweep(earliest)
+        for task in overdue:
+            self._tasks[task] = math.inf  # cancelled once; in flight until it ends
+            if not task.done():
+                if self._overdue is None:
+                    self._overdue = set()
+                self._overdue.add(task)
+                task.cancel()
 
     def _server_error(self, spec: MethodSpec, exc: Exception, what: str) -> ServerError:
         ref = new_ref()
@@ -580,8 +607,11 @@ class Session:
 
     def cancel_tasks(self) -> None:
         """Cancel the incoming calls still being served."""
-        tasks, self._tasks = self._tasks, set()
-        self._running.clear()
+        tasks, self._tasks = self._tasks, {}
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        self._sweep_at = math.inf
         for task in tasks:
             task.cancel()
 

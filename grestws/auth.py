@@ -10,19 +10,26 @@ both with one verification function::
     ChatApi = ChatContract.at("/ws/chat").use(auth)               # the socket's h frame
 
     identity = await auth.authenticate(request.headers)          # in an HTTP handler
+    Depends(auth.require("chat:admin"))                           # a FastAPI dependency
+
+HTTP routes of Starlette and FastAPI apps use it through :meth:`BearerAuth.require` or
+:class:`grestws.asgi_auth.BearerAuthMiddleware`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator, Mapping
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import httpx
 
 from grestws.context import ContextKey
 from grestws.exceptions import InvalidStateError, NotAuthorizedError
 from grestws.middleware import ClientHandshake, Middleware, ServerHandshake
-from grestws.permissions import Identity
+from grestws.permissions import AllOf, Identity, Permission, Scope
+
+if TYPE_CHECKING:
+    from grestws.asgi_auth import Requirement
 
 __all__ = ("BearerAuth",)
 
@@ -95,6 +102,39 @@ class BearerAuth(Middleware, httpx.Auth):
             InvalidStateError: this BearerAuth has no ``verify`` (a client's).
         """
         return await self._check(_bearer(headers.get(self.header, "")))
+
+    def require(self, *needs: str | Permission) -> Requirement:
+        """A dependency for the HTTP routes of Starlette and FastAPI apps: the request's
+        identity, checked with the same ``verify`` as the sockets, which must hold every
+        scope (a ``str``) and be allowed every permission of ``needs``::
+
+            @api.get("/api/messages")
+            async def messages(identity: Annotated[Identity, Depends(auth.require())]) -> ...
+
+            identity = await auth.require("chat:admin")(request)      # in a Starlette endpoint
+
+        A missing or rejected token is answered 401 with ``WWW-Authenticate: Bearer``, a
+        missing scope 403 (see :class:`grestws.asgi_auth.Requirement`). Needs starlette
+        (``pip install 'grestws[asgi]'``). The dependency serves any number of requests at
+        once, each calling ``verify`` once.
+
+        Raises:
+            InvalidStateError: this BearerAuth has no ``verify`` (a client's).
+            ContractError: an empty scope name.
+            ImportError: starlette is not installed.
+        """
+        if self._verify is None:
+            raise InvalidStateError("this BearerAuth has no verify function: it is a client's")
+        parts = [Scope(need) if isinstance(need, str) else need for need in needs]
+        try:
+            from grestws.asgi_auth import Requirement
+        except ModuleNotFoundError as exc:
+            if exc.name != "starlette" and not str(exc.name).startswith("starlette."):
+                raise
+            raise ImportError("BearerAuth.require needs starlette: pip install 'grestws[asgi]'") from exc
+        if not parts:
+            return Requirement(self)
+        return Requirement(self, parts[0] if len(parts) == 1 else AllOf(*parts))
 
     def parse_handshake(self, handshake: ServerHandshake) -> None:
         """Take the token from the ``h`` headers; refuse a connection without one."""

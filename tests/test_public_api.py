@@ -127,6 +127,7 @@ HOMES = {
 PUBLIC_MODULES = (
     "grestws.exceptions",
     "grestws.auth",
+    "grestws.asgi_auth",
     "grestws.permissions",
     "grestws.middleware",
     "grestws.protocol",

@@ -47,12 +47,21 @@ async def verify(token: str) -> grestws.Identity | None:
     return grestws.Identity(name, frozenset({"chat:admin"}) if name == "admin" else frozenset())
 
 
-ServerChatApi = ChatApi.use(grestws.BearerAuth(verify=verify))
+auth = grestws.BearerAuth(verify=verify)
+"""The server's bearer check: the socket's handshake here, HTTP routes in
+:mod:`examples.chat.asgi`."""
+
+ServerChatApi = ChatApi.use(auth)
 """The chat schema with the server's side of the bearer check."""
 
 sent: dict[str, Message] = {}
 """The latest messages by id, so that an admin can delete them (at most ``KEEP``)."""
 KEEP = 1000
+
+
+def latest_messages(limit: int = 50) -> list[Message]:
+    """The ``limit`` latest messages still kept, oldest first."""
+    return list(sent.values())[-limit:] if limit > 0 else []
 
 
 class ChatHandler(ChatServer):

@@ -22,21 +22,34 @@ exception handler needs registering. They need starlette (``pip install 'grestws
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Protocol
 
 # At run time, not only for type checkers: FastAPI reads the annotation of
 # Requirement.__call__ to know that it takes the request.
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 
-from grestws.auth import BearerAuth
 from grestws.exceptions import NotAuthorizedError
 from grestws.permissions import Identity, Permission
 from grestws.transports.asgi import Receive, Scope, Send
 
-__all__ = ("CHALLENGE", "BearerAuthMiddleware", "Requirement")
+__all__ = ("CHALLENGE", "Authenticator", "BearerAuthMiddleware", "Requirement")
 
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class Authenticator(Protocol):
+    """What checks a request's credentials: :class:`~grestws.BearerAuth` on a server."""
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Identity:
+        """The identity the headers prove.
+
+        Raises:
+            NotAuthorizedError: they prove none.
+        """
+        ...
+
 
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 """The header of every 401 answer: the client should send a bearer token (RFC 6750)."""
@@ -62,7 +75,7 @@ class Requirement:
 
     __slots__ = ("auth", "permission")
 
-    def __init__(self, auth: BearerAuth, permission: Permission | None = None) -> None:
+    def __init__(self, auth: Authenticator, permission: Permission | None = None) -> None:
         self.auth = auth
         self.permission = permission
 
@@ -113,7 +126,7 @@ class BearerAuthMiddleware:
 
     __slots__ = ("_exact", "_prefixes", "app", "auth")
 
-    def __init__(self, app: AsgiApp, auth: BearerAuth, *, public: Collection[str] = ()) -> None:
+    def __init__(self, app: AsgiApp, auth: Authenticator, *, public: Collection[str] = ()) -> None:
         self.app = app
         self.auth = auth
         self._exact = frozenset(path for path in public if not path.endswith("/"))

@@ -19,7 +19,7 @@ HTTP routes of Starlette and FastAPI apps use it through :meth:`BearerAuth.requi
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator, Mapping
-from typing import TYPE_CHECKING, cast
+from typing import Any, Protocol, cast
 
 import httpx
 
@@ -28,15 +28,19 @@ from grestws.exceptions import InvalidStateError, NotAuthorizedError
 from grestws.middleware import ClientHandshake, Middleware, ServerHandshake
 from grestws.permissions import AllOf, Identity, Permission, Scope
 
-if TYPE_CHECKING:
-    from grestws.asgi_auth import Requirement
-
-__all__ = ("BearerAuth",)
+__all__ = ("BearerAuth", "IdentityDependency")
 
 Verify = Callable[[str], Awaitable[Identity | None]]
 TokenSource = str | Callable[[], str | None] | ContextKey[str]
 
 _TOKEN = ContextKey[str]("bearer-token")
+
+
+class IdentityDependency(Protocol):
+    """What :meth:`BearerAuth.require` makes: called with an HTTP request (Starlette's
+    ``Request``), it gives the request's identity or raises an HTTP error."""
+
+    async def __call__(self, request: Any) -> Identity: ...
 
 
 class BearerAuth(Middleware, httpx.Auth):
@@ -103,7 +107,7 @@ class BearerAuth(Middleware, httpx.Auth):
         """
         return await self._check(_bearer(headers.get(self.header, "")))
 
-    def require(self, *needs: str | Permission) -> Requirement:
+    def require(self, *needs: str | Permission) -> IdentityDependency:
         """A dependency for the HTTP routes of Starlette and FastAPI apps: the request's
         identity, checked with the same ``verify`` as the sockets, which must hold every
         scope (a ``str``) and be allowed every permission of ``needs``::

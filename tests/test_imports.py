@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
     "grestws.transports.websockets": 6,
     "grestws.transports.asgi": 6,
     "grestws.app": 7,
+    "grestws.asgi_auth": 7,
     "grestws.server": 8,
     "grestws.broadcast": 8,
     "grestws.client": 8,
@@ -64,6 +65,7 @@ SERVER_SIDE = frozenset(
         "grestws.connections",
         "grestws.origins",
         "grestws.transports.asgi",
+        "grestws.asgi_auth",
         "grestws.cli",
     }
 )

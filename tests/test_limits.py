@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 import grestws
 from grestws.incidents import PEER_LOG
 from tests.conftest import StartServer
+from tests.servers import ServedApp
 from tests.support import WAIT, recv_frame
 
 # -- a contract for abuse -------------------------------------------------------------------
@@ -132,7 +133,7 @@ def kinds(board: Board) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def raw(server: grestws.Server, **options: Any) -> AsyncIterator[ClientConnection]:
+async def raw(server: ServedApp, **options: Any) -> AsyncIterator[ClientConnection]:
     """A plain socket to the flood schema that has done the handshake."""
     async with ws_connect(server.url + FloodApi.path, open_timeout=WAIT, **options) as ws:
         await ws.send("h:::{}")
@@ -220,6 +221,11 @@ def echoes(first: int, count: int, size: int) -> list[str]:
 
 
 class TestSlowReaders:
+    @pytest.mark.websockets_only(
+        "one loop's timing: the client reads all along, and only grestws.serve answers faster than "
+        "it reads; uvicorn reads one message per loop turn, so the client keeps up "
+        "(ASGI's slow consumer: tests/test_asgi_transport.py)"
+    )
     async def test_a_peer_that_does_not_read_is_closed_with_1013(self, start_server: StartServer) -> None:
         board = Board()
         server = await start_server(flood_app(board, rate=None, max_outgoing_buffer=256 << 10))
@@ -311,6 +317,10 @@ class TestLogRation:
 
 
 class TestDeadPeers:
+    @pytest.mark.websockets_only(
+        "grestws's own Liveness drops the peer (1006); under uvicorn its ws_ping keepalive does "
+        "(tests/test_asgi_transport.py)"
+    )
     async def test_a_silent_peer_is_dropped_after_interval_and_timeout(
         self, start_server: StartServer
     ) -> None:

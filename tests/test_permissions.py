@@ -71,8 +71,9 @@ class Tokens(grestws.Middleware):
 
 
 class BoardHandler(BoardServer):
-    def __init__(self, conn: grestws.ServerConnection[BoardClient]) -> None:
+    def __init__(self, conn: grestws.ServerConnection[BoardClient], liked: asyncio.Queue[str]) -> None:
         self.conn = conn
+        self.liked = liked
 
     async def read(self) -> str:
         return "posts"
@@ -87,15 +88,16 @@ class BoardHandler(BoardServer):
         return "pinned"
 
     async def like(self, post: Post) -> None:
-        liked.put_nowait(post.text)
+        self.liked.put_nowait(post.text)
 
 
-liked: asyncio.Queue[str] = asyncio.Queue()
-
-
-def board_app(schema: grestws.SocketSchema[BoardServer, BoardClient]) -> grestws.App:
+def board_app(
+    schema: grestws.SocketSchema[BoardServer, BoardClient], liked: asyncio.Queue[str] | None = None
+) -> grestws.App:
+    """An App serving ``schema``; its handlers put what they are sent to ``like`` in ``liked``."""
+    queue: asyncio.Queue[str] = asyncio.Queue() if liked is None else liked
     app = grestws.App()
-    app.add(schema, BoardHandler)
+    app.add(schema, lambda conn: BoardHandler(conn, queue))
     return app
 
 
@@ -165,7 +167,8 @@ class TestPerMethod:
 
     async def test_a_gated_message_is_dropped(self, start_server: StartServer) -> None:
         schema = Board.at("/board").use(Tokens())
-        server = await start_server(board_app(schema))
+        liked: asyncio.Queue[str] = asyncio.Queue()  # one per test: each test has its own loop
+        server = await start_server(board_app(schema, liked))
         reader = await client_as(server.url, schema, "reader")
         writer = await client_as(server.url, schema, "writer")
         await reader.outgoing.like(Post("from reader"))

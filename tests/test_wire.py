@@ -21,6 +21,7 @@ from examples.chat.contract import ChatClient, ChatServer, SendMessageRequest, S
 from examples.chat.server import ServerChatApi
 from examples.chat.server import app as chat_app
 from tests.conftest import StartServer
+from tests.servers import ServedApp
 from tests.support import Hub, RoomApi, room_app
 
 WAIT = 5.0
@@ -40,7 +41,7 @@ def parse(text: str | bytes) -> Frame:
 
 
 @contextlib.asynccontextmanager
-async def chat_socket(server: grestws.Server, path: str = "/ws/chat") -> AsyncIterator[ClientConnection]:
+async def chat_socket(server: ServedApp, path: str = "/ws/chat") -> AsyncIterator[ClientConnection]:
     """A plain socket at ``path`` that has done the handshake as user alice (``k:::null``)."""
     async with ws_connect(server.url + path, open_timeout=WAIT) as ws:
         await ws.send(ALICE)
@@ -69,17 +70,17 @@ def assert_error_envelope(data: Any, type: str, status_code: int) -> None:
 
 
 @pytest.fixture
-async def chat(start_server: StartServer) -> grestws.Server:
+async def chat(start_server: StartServer) -> ServedApp:
     return await start_server(chat_app)
 
 
 class TestHandshake:
-    async def test_h_with_a_token_is_answered_k(self, chat: grestws.Server) -> None:
+    async def test_h_with_a_token_is_answered_k(self, chat: ServedApp) -> None:
         async with ws_connect(chat.url + "/ws/chat") as ws:
             await ws.send(ALICE)
             assert await asyncio.wait_for(ws.recv(), WAIT) == "k:::null"
 
-    async def test_h_with_more_headers(self, chat: grestws.Server) -> None:
+    async def test_h_with_more_headers(self, chat: ServedApp) -> None:
         async with ws_connect(chat.url + "/ws/chat") as ws:
             await ws.send('h:::{"authorization":"Bearer secret-hand","x-client":"hand"}')
             assert await asyncio.wait_for(ws.recv(), WAIT) == "k:::null"
@@ -92,9 +93,7 @@ class TestHandshake:
             ('h:::{"authorization":"Bearer forged"}', "Invalid token"),
         ],
     )
-    async def test_h_without_a_good_token_is_refused(
-        self, chat: grestws.Server, frame: str, message: str
-    ) -> None:
+    async def test_h_without_a_good_token_is_refused(self, chat: ServedApp, frame: str, message: str) -> None:
         async with ws_connect(chat.url + "/ws/chat") as ws:
             await ws.send(frame)
             kind, path, id, data = parse(await asyncio.wait_for(ws.recv(), WAIT))
@@ -106,7 +105,7 @@ class TestHandshake:
 
 
 class TestCalls:
-    async def test_send_message_pushes_and_answers(self, chat: grestws.Server) -> None:
+    async def test_send_message_pushes_and_answers(self, chat: ServedApp) -> None:
         async with chat_socket(chat) as ws:
             await ws.send('r:ChatApi.sendMessage:1:{"text":"hi","channelId":"general"}')
             frames = {frame[0]: frame for frame in [await receive(ws), await receive(ws)]}
@@ -129,7 +128,7 @@ class TestCalls:
             }
             await assert_nothing_pending(ws)
 
-    async def test_push_reaches_every_connection(self, chat: grestws.Server) -> None:
+    async def test_push_reaches_every_connection(self, chat: ServedApp) -> None:
         async with chat_socket(chat) as alice, chat_socket(chat) as bob:
             await alice.send('r:ChatApi.sendMessage:1:{"text":"to all","channelId":"general"}')
             kinds = sorted([(await receive(alice))[0], (await receive(alice))[0]])
@@ -138,14 +137,14 @@ class TestCalls:
             assert (kind, path, push["text"]) == ("m", "ChatApi.newMessage", "to all")
             await assert_nothing_pending(bob)
 
-    async def test_colons_inside_the_data(self, chat: grestws.Server) -> None:
+    async def test_colons_inside_the_data(self, chat: ServedApp) -> None:
         async with chat_socket(chat) as ws:
             await ws.send('r:ChatApi.sendMessage:1:{"text":"a:b::c:","channelId":"x:y"}')
             frames = {frame[0]: frame for frame in [await receive(ws), await receive(ws)]}
             assert frames["m"][3]["text"] == "a:b::c:"
             assert frames["s"][3]["success"] is True
 
-    async def test_text_beyond_ascii(self, chat: grestws.Server) -> None:
+    async def test_text_beyond_ascii(self, chat: ServedApp) -> None:
         text = 'héllo wörld, 日本語, 🌍, \\ " \n'
         async with chat_socket(chat) as ws:
             payload = json.dumps({"text": text, "channelId": "général"}, ensure_ascii=False)
@@ -154,7 +153,7 @@ class TestCalls:
             assert frames["m"][3]["text"] == text
             assert frames["s"][3]["success"] is True
 
-    async def test_empty_text_is_a_validation_error(self, chat: grestws.Server) -> None:
+    async def test_empty_text_is_a_validation_error(self, chat: ServedApp) -> None:
         async with chat_socket(chat) as ws:
             await ws.send('r:ChatApi.sendMessage:1:{"text":"","channelId":"general"}')
             kind, path, id, data = await receive(ws)
@@ -166,14 +165,14 @@ class TestCalls:
             assert issue["message"]
             await assert_nothing_pending(ws)
 
-    async def test_issue_paths_use_wire_names(self, chat: grestws.Server) -> None:
+    async def test_issue_paths_use_wire_names(self, chat: ServedApp) -> None:
         async with chat_socket(chat) as ws:
             await ws.send('r:ChatApi.sendMessage:1:{"text":"hi"}')
             *_, data = await receive(ws)
             assert_error_envelope(data, "VALIDATION_ERROR", 422)
             assert [(i["path"], i["code"]) for i in data["data"]] == [("channelId", "missing_field")]
 
-    async def test_unknown_route(self, chat: grestws.Server) -> None:
+    async def test_unknown_route(self, chat: ServedApp) -> None:
         async with chat_socket(chat) as ws:
             await ws.send("r:ChatApi.nope:2:{}")
             kind, path, id, data = await receive(ws)
@@ -184,7 +183,7 @@ class TestCalls:
             frames = {frame[0]: frame for frame in [await receive(ws), await receive(ws)]}
             assert frames["s"][2] == "3"
 
-    async def test_messages_get_no_reply(self, chat: grestws.Server) -> None:
+    async def test_messages_get_no_reply(self, chat: ServedApp) -> None:
         async with chat_socket(chat) as ws:
             await ws.send('m:ChatApi.markAsRead::{"messageId":"x"}')
             await ws.send("m:ChatApi.ping::")
@@ -192,17 +191,17 @@ class TestCalls:
             await ws.send("m:ChatApi.nope::{}")
             await assert_nothing_pending(ws)
 
-    async def test_ping_pong(self, chat: grestws.Server) -> None:
+    async def test_ping_pong(self, chat: ServedApp) -> None:
         async with chat_socket(chat) as ws:
             await ws.send("p:::")
             assert await asyncio.wait_for(ws.recv(), WAIT) == "o:::"
 
-    async def test_a_late_response_is_ignored(self, chat: grestws.Server) -> None:
+    async def test_a_late_response_is_ignored(self, chat: ServedApp) -> None:
         async with chat_socket(chat) as ws:
             await ws.send('s:ChatApi.areYouThere:77:{"success":true,"type":"OK","data":true}')
             await assert_nothing_pending(ws)
 
-    async def test_garbage_is_ignored_or_answered(self, chat: grestws.Server) -> None:
+    async def test_garbage_is_ignored_or_answered(self, chat: ServedApp) -> None:
         async with chat_socket(chat) as ws:
             junk_frames: list[str | bytes] = [
                 b"\x00\x01\xfe\xff",
@@ -251,14 +250,14 @@ class AskingHandler(ChatServer):
 
 
 @pytest.fixture
-async def asking(start_server: StartServer) -> grestws.Server:
+async def asking(start_server: StartServer) -> ServedApp:
     app = grestws.App()
     app.add(ServerChatApi, AskingHandler)
     return await start_server(app)
 
 
 class TestServerRequests:
-    async def test_hand_written_answer_is_accepted(self, asking: grestws.Server) -> None:
+    async def test_hand_written_answer_is_accepted(self, asking: ServedApp) -> None:
         async with chat_socket(asking) as ws:
             for n, answer in [(1, "true"), (2, "false"), (3, "true")]:
                 await ws.send(f'r:ChatApi.sendMessage:{n}:{{"text":"m{n}","channelId":"general"}}')
@@ -273,7 +272,7 @@ class TestServerRequests:
                     "data": {"success": answer == "true", "messageId": f"m{n}"},
                 }
 
-    async def test_ids_are_independent_per_direction(self, asking: grestws.Server) -> None:
+    async def test_ids_are_independent_per_direction(self, asking: ServedApp) -> None:
         async with chat_socket(asking) as ws:
             for n in (40, 41, 7):
                 await ws.send(f'r:ChatApi.sendMessage:{n}:{{"text":"x","channelId":"c"}}')
@@ -287,7 +286,7 @@ class TestServerRequests:
             assert all(frame[3]["success"] is True for frame in answers)
 
     @pytest.mark.logs_errors
-    async def test_error_answer_from_the_client(self, asking: grestws.Server) -> None:
+    async def test_error_answer_from_the_client(self, asking: ServedApp) -> None:
         async with chat_socket(asking) as ws:
             await ws.send('r:ChatApi.sendMessage:1:{"text":"x","channelId":"c"}')
             _, _, id, _ = await receive(ws)

@@ -91,7 +91,7 @@ class AsgiEntry:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self._host.shutdown()
+                await self._host.shutdown(owner=self)  # this server's connections, not the App's others
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -125,10 +125,11 @@ class AsgiEntry:
 
 def connect_request(scope: Scope) -> ConnectRequest:
     """The transport-neutral view of an ASGI websocket scope; the path is relative to the
-    scope's ``root_path`` (where a framework mounted the App)."""
+    scope's ``root_path`` (where a framework mounted the App), which prefixes it whole
+    segments at a time (``/api`` is no prefix of ``/apiary``)."""
     path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root):
+    root: str = scope.get("root_path", "").rstrip("/")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
         path = path[len(root) :] or "/"
     query = scope.get("query_string", b"").decode("latin-1")
     return ConnectRequest(
@@ -188,10 +189,12 @@ class AsgiTransport:
         "_closed",
         "_drained",
         "_early",
+        "_interrupted",
         "_max_size",
         "_queue",
         "_reader",
         "_reading",
+        "_sender",
         "_sink",
         "_writer",
         "_writing",
@@ -209,6 +212,8 @@ class AsgiTransport:
         self._buffered = 0
         self._writing = False
         self._writer: asyncio.Task[None] | None = None
+        self._sender: asyncio.Task[Any] | None = None  # the task in a direct send
+        self._interrupted: asyncio.Task[Any] | None = None  # the one _stop woke up
         self._drained: asyncio.Future[None] | None = None
         self._close_sent: tuple[int, str] | None = None
         self._closed: asyncio.Future[tuple[int | None, str]] = loop.create_future()
@@ -298,7 +303,13 @@ class AsgiTransport:
         self._start_writer()
 
     async def send(self, frame: bytes) -> None:
-        """Send ``frame``; wait while more than 64 KiB is queued before it.
+        """Send ``frame``; wait while more than 64 KiB is queued before it, or while the
+        ASGI server holds it back. A connection given up on (see :meth:`drop`) ends the
+        wait at once.
+
+        Cancelling it leaves the connection usable: a frame queued behind others is sent
+        anyway; one being handed to the ASGI server is sent or not, as that server's
+        ``send`` does when cancelled.
 
         Raises:
             ConnectionClosedError: the connection is closed, or closed while waiting.
@@ -310,9 +321,17 @@ class AsgiTransport:
                 await self._wait_drained()
             return
         self._writing = True
+        task = self._sender = asyncio.current_task()
         try:
             await self._send_text(frame)
+        except asyncio.CancelledError:
+            if task is not None and self._interrupted is task:
+                self._interrupted = None
+                if task.uncancel() == 0:  # _stop cancelled the send, not the caller
+                    raise self._closed_error() from None
+            raise
         finally:
+            self._sender = None
             self._writing = False
             if self._queue:
                 self._start_writer()
@@ -403,14 +422,19 @@ class AsgiTransport:
             asyncio.get_running_loop().call_later(self.close_timeout, self._stop, code, reason)
 
     def _stop(self, code: int, reason: str) -> None:
-        """Give up on the peer: the connection counts as closed with our code; the ASGI
-        server ends the socket once the application returns."""
+        """Give up on the peer: the connection counts as closed with our code, what is
+        queued is dropped and every send waiting to write fails; the ASGI server ends the
+        socket once the application returns."""
         if not self._closed.done():
             self._closed.set_result((code, reason))
         self._reading = False
         self._reader.cancel()
         if self._writer is not None:
             self._writer.cancel()
+        if self._sender is not None and self._interrupted is None:
+            # A direct send waits in the ASGI server's send until the peer reads: wake it.
+            self._interrupted = self._sender
+            self._sender.cancel()
         self._queue.clear()
         self._buffered = 0
         self._wake()

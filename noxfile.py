@@ -43,6 +43,7 @@ def types(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The benchmarks against plain websockets and python-socketio (see docs/performance.md)."""
+    """The benchmarks against plain websockets and python-socketio, with grestws and
+    python-socketio also served by uvicorn (see docs/performance.md)."""
     session.install("-e", ".[bench]")
     session.run("python", "-m", "benchmarks.run", *session.posargs)

@@ -116,8 +116,9 @@ def parse_peer_args(argv: Sequence[str]) -> PeerArgs:
 
 
 def _module(peer: str) -> str:
-    """``peer``'s module; a variant ``name@tag`` (``grestws@base``) runs the module of ``name``."""
-    return f"benchmarks.peers.{peer.partition('@')[0]}_peer"
+    """``peer``'s module: ``grestws-uvicorn`` runs ``grestws_uvicorn_peer``; a variant
+    ``name@tag`` (``grestws@base``) runs the module of ``name``."""
+    return f"benchmarks.peers.{peer.partition('@')[0].replace('-', '_')}_peer"
 
 
 def server_command(peer: str, loop: str, cpu: int | None, python_options: Sequence[str] = ()) -> list[str]:

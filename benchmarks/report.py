@@ -5,6 +5,11 @@ from the same repeat, on the same event loop) and then summarised, so drift betw
 repeats cancels out. For a rate, more than 1.0 is better than the baseline; for a time or
 a size, less is.
 
+The peers served by uvicorn (:data:`UVICORN`) get a table of their own per loop, beside
+the main one: their numbers, their ratios to websockets, ``grestws-uvicorn ÷
+socketio-uvicorn`` (both frameworks on the same server), and ``grestws-uvicorn ÷
+grestws``, ``socketio-uvicorn ÷ socketio`` (what moving to uvicorn changes for each).
+
 With ``--baseline`` an earlier grestws runs as the peer ``grestws@base``, and
 :func:`summary` adds, per metric and loop, how ``grestws ÷ websockets`` changed against
 ``grestws@base ÷ websockets`` (``"change"``), in percent: ``change_pct`` compares the two
@@ -28,6 +33,8 @@ __all__ = (
     "ALLOWED_CHANGE_PCT",
     "METRICS",
     "RATIOS",
+    "UVICORN",
+    "UVICORN_RATIOS",
     "Metric",
     "changes_markdown",
     "changes_text",
@@ -86,7 +93,19 @@ RATIOS = (
     (PREVIOUS, "websockets"),
     ("grestws", "socketio"),
 )
-"""The ratios reported, as (numerator peer, denominator peer), when both peers ran."""
+"""The ratios of the main table, as (numerator peer, denominator peer), when both peers ran."""
+GRESTWS_UVICORN = "grestws-uvicorn"
+SOCKETIO_UVICORN = "socketio-uvicorn"
+UVICORN = (GRESTWS_UVICORN, SOCKETIO_UVICORN)
+"""The peers served by uvicorn: they have a table of their own."""
+UVICORN_RATIOS = (
+    (SOCKETIO_UVICORN, "websockets"),
+    (GRESTWS_UVICORN, "websockets"),
+    (GRESTWS_UVICORN, SOCKETIO_UVICORN),
+    (GRESTWS_UVICORN, "grestws"),
+    (SOCKETIO_UVICORN, "socketio"),
+)
+"""The ratios of the uvicorn table, when both peers ran."""
 
 
 def _ratio_name(pair: tuple[str, str]) -> str:
@@ -117,7 +136,7 @@ def summary(runs: Iterable[Mapping[str, Any]], loops: Sequence[str], peers: Sequ
                 "peers": {peer: summarize(list(v.values())) for peer, v in peer_values.items()},
                 "ratios": {},
             }
-            for top, bottom in RATIOS:
+            for top, bottom in (*RATIOS, *UVICORN_RATIOS):
                 if top in peer_values and bottom in peer_values:
                     a, b = peer_values[top], peer_values[bottom]
                     ratios = [a[r] / b[r] for r in a.keys() & b.keys() if b[r]]
@@ -206,24 +225,50 @@ def _target(metric: Metric, s: Summary | None) -> str:
     return f"{sign} {metric.target:.2f} {'✓' if met else '✗'}"
 
 
-def _rows(per_loop: Mapping[str, Any], peers: Sequence[str]) -> tuple[list[str], list[list[str]]]:
-    ratio_names = [_ratio_name(pair) for pair in RATIOS if pair[0] in peers and pair[1] in peers]
-    header = ["metric", "unit", *peers, *(name.replace("/", " ÷ ") for name in ratio_names)]
+@dataclass(frozen=True)
+class _Table:
+    """One table per loop: its title after the loop's name, its peer columns, its ratios."""
+
+    title: str
+    peers: tuple[str, ...]
+    ratios: tuple[tuple[str, str], ...]
+
+
+def _tables(peers: Sequence[str]) -> list[_Table]:
+    """The main table (every peer but the uvicorn ones) and the uvicorn table, each when
+    one of its peers ran."""
+    main = tuple(peer for peer in peers if peer not in UVICORN)
+    served = tuple(peer for peer in peers if peer in UVICORN)
+    tables = [_Table("", main, RATIOS)] if main else []
+    if served:
+        tables.append(_Table("on uvicorn", served, UVICORN_RATIOS))
+    return tables
+
+
+def _rows(
+    per_loop: Mapping[str, Any], table: _Table, peers: Sequence[str]
+) -> tuple[list[str], list[list[str]]]:
+    ratio_names = [_ratio_name(pair) for pair in table.ratios if pair[0] in peers and pair[1] in peers]
+    header = ["metric", "unit", *table.peers, *(name.replace("/", " ÷ ") for name in ratio_names)]
     if "grestws/websockets" in ratio_names:
         header.append("target (grestws ÷ websockets)")
     rows = []
     for metric in METRICS:
         entry = per_loop.get(metric.id)
-        if entry is None:
+        if entry is None or not any(entry["peers"].get(peer) for peer in table.peers):
             continue
         arrow = "↑" if metric.higher_is_better else "↓"
         row = [f"{metric.label} {arrow}", metric.unit]
-        row += [_value(entry["peers"].get(peer), metric.digits) for peer in peers]
+        row += [_value(entry["peers"].get(peer), metric.digits) for peer in table.peers]
         row += [_ratio(entry["ratios"].get(name)) for name in ratio_names]
         if "grestws/websockets" in ratio_names:
             row.append(_target(metric, entry["ratios"].get("grestws/websockets")))
         rows.append(row)
     return header, rows
+
+
+def _title(loop: str, table: _Table) -> str:
+    return f"{loop}, {table.title}" if table.title else loop
 
 
 def _percent(value: float | None) -> str:
@@ -290,14 +335,22 @@ def _text(title: str, header: list[str], rows: list[list[str]]) -> str:
 
 
 def markdown(table: Mapping[str, Any], peers: Sequence[str]) -> str:
-    """One Markdown table per event loop."""
-    parts = [_markdown(f"### {loop}", *_rows(per_loop, peers)) for loop, per_loop in table.items()]
+    """One Markdown table per event loop, and one more for the uvicorn peers if they ran."""
+    parts = [
+        _markdown(f"### {_title(loop, t)}", *_rows(per_loop, t, peers))
+        for loop, per_loop in table.items()
+        for t in _tables(peers)
+    ]
     return "\n\n".join(parts) + "\n"
 
 
 def text_table(table: Mapping[str, Any], peers: Sequence[str]) -> str:
     """The tables of :func:`markdown` as aligned plain text, for the terminal."""
-    parts = [_text(f"== {loop} ==", *_rows(per_loop, peers)) for loop, per_loop in table.items()]
+    parts = [
+        _text(f"== {_title(loop, t)} ==", *_rows(per_loop, t, peers))
+        for loop, per_loop in table.items()
+        for t in _tables(peers)
+    ]
     return "\n\n".join(parts) + "\n"
 
 
@@ -324,15 +377,20 @@ def changes_text(table: Mapping[str, Any]) -> str:
 
 # -- the chart ------------------------------------------------------------------------------------
 
-_CHART_PEERS = (("grestws", ("#1f5f99", "#6fa8dc")), ("socketio", ("#b8641a", "#f0b26b")))
-"""Each peer's colours: dark for the asyncio loop, light for uvloop (any further loop reuses them)."""
-_CHART_PREVIOUS = (PREVIOUS, ("#4d4d4d", "#a6a6a6"))
-"""``grestws@base``'s colours, drawn only when it ran."""
+_CHART_PEERS = (
+    ("grestws", ("#1f5f99", "#6fa8dc")),
+    (GRESTWS_UVICORN, ("#2e7d32", "#8cc98f")),
+    (PREVIOUS, ("#4d4d4d", "#a6a6a6")),
+    ("socketio", ("#b8641a", "#f0b26b")),
+    (SOCKETIO_UVICORN, ("#8e2c48", "#e08aa5")),
+)
+"""Each peer's colours, in the order of the bars: dark for the asyncio loop, light for
+uvloop (any further loop reuses them). A peer is drawn only when it ran."""
 
 
 def write_chart(table: Mapping[str, Any], path: Path, title: str) -> bool:
-    """Bars of grestws ÷ websockets and socketio ÷ websockets per shape, one per loop
-    (and grestws@base ÷ websockets when it ran).
+    """Bars of peer ÷ websockets per shape, one per peer and loop: grestws, grestws on
+    uvicorn, grestws@base, socketio, socketio on uvicorn, those that ran.
 
     Left: the rates (higher is better); right: memory per idle connection (lower is
     better). Whiskers span min-max of the repeats; a dashed line marks 1.0, the baseline.
@@ -348,16 +406,27 @@ def write_chart(table: Mapping[str, Any], path: Path, title: str) -> bool:
     memory = [m for m in METRICS if m.shape == "memory" and any(m.id in table[loop] for loop in loops)]
     if not rates and not memory:
         return False
-    chart_peers = _CHART_PEERS
-    previous_ratio = _ratio_name((PREVIOUS, BASELINE))
-    if any(previous_ratio in entry["ratios"] for loop in loops for entry in table[loop].values()):
-        chart_peers = (_CHART_PEERS[0], _CHART_PREVIOUS, *_CHART_PEERS[1:])
+    chart_peers = [
+        (peer, colors)
+        for peer, colors in _CHART_PEERS
+        if any(
+            entry["ratios"].get(_ratio_name((peer, BASELINE)))
+            for per_loop in table.values()
+            for entry in per_loop.values()
+        )
+    ]
     series = [
         (peer, loop, colors[i % len(colors)]) for peer, colors in chart_peers for i, loop in enumerate(loops)
     ]
+    if not series:
+        return False
     width = 0.8 / len(series)
+    crowded = len(series) > 4  # labels upright, a wider figure
     fig, (left, right) = plt.subplots(
-        1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [max(len(rates), 1), max(len(memory), 1) + 0.6]}
+        1,
+        2,
+        figsize=(12 + 0.6 * max(0, len(series) - 4), 6 if crowded else 5),
+        gridspec_kw={"width_ratios": [max(len(rates), 1), max(len(memory), 1) + 0.6]},
     )
     for axis, metrics, ylabel in (
         (left, rates, "throughput ÷ websockets (higher is better)"),
@@ -377,15 +446,23 @@ def write_chart(table: Mapping[str, Any], path: Path, title: str) -> bool:
             bars = axis.bar(
                 xs, heights, width, color=color, label=f"{peer} ({loop})", yerr=[low, high], capsize=2
             )
-            axis.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
+            axis.bar_label(
+                bars, fmt="%.2f", fontsize=6 if crowded else 7, padding=2, rotation=90 if crowded else 0
+            )
         axis.axhline(1.0, color="black", linewidth=1, linestyle="--")
         axis.set_xticks(range(len(metrics)), [m.label for m in metrics], fontsize=9)
         axis.set_ylabel(ylabel, fontsize=9)
         axis.grid(axis="y", alpha=0.3)
+        axis.margins(y=0.12 if crowded else 0.05)  # room for the labels above the whiskers
         axis.set_ylim(bottom=0)
-    left.legend(loc="upper right", fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    if crowded:  # below the axes, one column per peer, clear of the bars
+        handles, labels = left.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", fontsize=8, ncols=len(chart_peers), frameon=False)
+        fig.tight_layout(rect=(0, 0.1, 1, 1))
+    else:
+        left.legend(loc="upper right", fontsize=8)
+        fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

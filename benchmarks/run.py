@@ -1,5 +1,9 @@
 """``python -m benchmarks.run``: every peer, shape and event loop, then the report.
 
+The peers are plain websockets (the baseline), python-socketio on aiohttp, grestws on its
+own websockets server, and, served by uvicorn as ASGI applications, python-socketio
+(``socketio-uvicorn``) and grestws (``grestws-uvicorn``); see :mod:`benchmarks.peers`.
+
 Each run starts a fresh server process and a client process on 127.0.0.1. Within a repeat
 the peers run back to back on the same shape and loop (their order rotating from repeat
 to repeat), so drift in the machine hits every peer alike; ratios are then taken per
@@ -96,7 +100,7 @@ def _choices(allowed: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run",
-        description="grestws against plain websockets and python-socketio",
+        description="grestws (on websockets and on uvicorn) against plain websockets and python-socketio",
         epilog=(
             "With --baseline REV, the peer grestws@base runs this checkout's benchmark code against "
             "the grestws of git revision REV (a worktree cached outside the repository, in "
@@ -108,7 +112,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=None, help="repeats of every run (default 5, quick 2)")
     parser.add_argument("--loops", type=_choices(LOOPS), default=LOOPS, help="comma-separated event loops")
     parser.add_argument("--shapes", type=_choices(SHAPES), default=SHAPES, help="comma-separated shapes")
-    parser.add_argument("--peers", type=_choices(PEERS), default=PEERS, help="comma-separated peers")
+    parser.add_argument(
+        "--peers",
+        type=_choices(PEERS),
+        default=PEERS,
+        help=f"comma-separated peers (default {','.join(PEERS)})",
+    )
     parser.add_argument("--quick", action="store_true", help="1/10 of the work and 2 repeats: a smoke run")
     parser.add_argument(
         "--baseline",
@@ -121,7 +130,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--out",
         type=Path,
         default=None,
-        help="results directory (default benchmarks/results; benchmarks/results/baseline with --baseline)",
+        help="results directory (default benchmarks/results; benchmarks/results/quick with --quick, "
+        "benchmarks/results/baseline with --baseline)",
     )
     parser.add_argument(
         "--chart",
@@ -148,8 +158,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.repeats = 2 if args.quick else 5
     if args.out is None:
         args.out = ROOT / "benchmarks" / "results"
-        if args.baseline is not None:  # a comparison leaves the published results alone
+        # a comparison or a smoke run leaves the published results alone
+        if args.baseline is not None:
             args.out = args.out / "baseline"
+        elif args.quick:
+            args.out = args.out / "quick"
     if args.chart is None:
         if args.quick:
             args.chart = args.out / "quick.png"
@@ -227,6 +240,7 @@ def machine_info() -> dict[str, Any]:
         "python-socketio",
         "python-engineio",
         "aiohttp",
+        "uvicorn",
         "uvloop",
     ):
         try:
@@ -271,7 +285,7 @@ def _machine_line(machine: dict[str, Any], base: baseline.Baseline | None = None
     line = (
         f"{machine['cpu']}, {machine['cores_logical']} cores, Python {machine['python']}, {machine['os']}; "
         f"websockets {v['websockets']}, msgspec {v['msgspec']}, python-socketio {v['python-socketio']}, "
-        f"aiohttp {v['aiohttp']}, uvloop {v['uvloop']}, "
+        f"aiohttp {v['aiohttp']}, uvicorn {v.get('uvicorn')}, uvloop {v['uvloop']}, "
         f"grestws {v['grestws']} (commit {machine['git_commit']}"
         f"{' with uncommitted changes' if machine['grestws_uncommitted_changes'] else ''})"
     )

@@ -3,9 +3,12 @@
 ``python -m benchmarks.peers.<peer> server --loop uvloop`` prints its port when it listens;
 ``python -m benchmarks.peers.<peer> client --port P --shape sequential ...`` prints one
 JSON result line. The orchestrator (:mod:`benchmarks.run`) starts both.
+
+``grestws_uvicorn_peer`` and ``socketio_uvicorn_peer`` reuse the handlers and the client of
+``grestws_peer`` and ``socketio_peer`` and serve them with uvicorn (:mod:`._uvicorn`).
 """
 
 from __future__ import annotations
 
-PEERS = ("websockets", "socketio", "grestws")
-"""The peers, baseline first; each is ``benchmarks.peers.<name>_peer``."""
+PEERS = ("websockets", "socketio", "grestws", "socketio-uvicorn", "grestws-uvicorn")
+"""The peers, baseline first; each is ``benchmarks.peers.<name>_peer`` (``-`` as ``_``)."""

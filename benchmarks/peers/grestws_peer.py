@@ -2,7 +2,9 @@
 
 The server validates every request into its Struct and encodes the reply; the client calls
 ``await client.outgoing.echo(req)`` and gets a validated Struct back. Fan-out is
-``grestws.broadcast(server.connections, BenchClient.tick, msg)``.
+``grestws.broadcast(server.connections, BenchClient.tick, msg)``. The server is
+``grestws.serve()`` (the websockets transport); ``grestws_uvicorn_peer`` serves the same
+App with uvicorn.
 
 The same module runs the ``grestws@base`` peer (``--baseline``) against an earlier grestws,
 so it uses only what both have: per-connection limits (``grestws.Limits``) are set only
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -64,7 +67,8 @@ BenchApi = grestws.SocketContract("Bench", client_to_server=BenchServer, server_
 
 # -- server ---------------------------------------------------------------------------------
 
-_server: grestws.Server | None = None
+_connections: Callable[[], Iterable[grestws.ServerConnection[BenchClient]]] | None = None
+"""The open connections to push to, as the server serving the App knows them."""
 _tasks: set[asyncio.Task[None]] = set()
 
 
@@ -88,9 +92,10 @@ class BenchHandler(BenchServer):
 
 
 async def _push(count: int) -> None:
-    assert _server is not None
+    assert _connections is not None
+    connections = _connections
     for seq in range(count):
-        grestws.broadcast(_server.connections, BenchClient.tick, tick(seq))
+        grestws.broadcast(connections(), BenchClient.tick, tick(seq))
         await asyncio.sleep(0)
 
 
@@ -109,12 +114,23 @@ def _app() -> grestws.App:
     return grestws.App(**options)
 
 
-async def _serve() -> int:
-    global _server
+def push_to(connections: Callable[[], Iterable[grestws.ServerConnection[BenchClient]]]) -> None:
+    """Make fan-out push to ``connections()``, called once per message."""
+    global _connections
+    _connections = connections
+
+
+def bench_app() -> grestws.App:
+    """The App of both grestws peers: :func:`_app` serving ``BenchApi``."""
     app = _app()
     app.add(BenchApi, BenchHandler)
-    _server = await grestws.serve(app, "127.0.0.1", 0)
-    return _server.port
+    return app
+
+
+async def _serve() -> int:
+    server = await grestws.serve(bench_app(), "127.0.0.1", 0)
+    push_to(lambda: server.connections)
+    return server.port
 
 
 # -- client ---------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Calls are ``await sio.call("echo", data)`` answered by the handler's return valu
 ack); fan-out is ``await sio.emit("tick", data)`` to everyone. The client goes straight to
 the WebSocket transport (no long-polling) and converts the same msgspec Structs as the
 other peers to and from the dicts that socketio sends; the server handles dicts, as
-socketio users write it.
+socketio users write it. ``socketio_uvicorn_peer`` serves the same handlers as an ASGI
+application on uvicorn.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ _tasks: set[asyncio.Task[None]] = set()
 
 # -- server ---------------------------------------------------------------------------------
 
-sio = socketio.AsyncServer(async_mode="aiohttp")
+_sio: socketio.AsyncServer | None = None
 
 
 async def echo(sid: str, data: Any) -> Any:
@@ -48,18 +49,26 @@ async def fanout(sid: str, data: Any) -> bool:
     return True
 
 
-for _handler in (echo, echo_large, stats, fanout):
-    sio.on(_handler.__name__, _handler)
+def bench_server(async_mode: str) -> socketio.AsyncServer:
+    """The AsyncServer (for ``async_mode``: ``aiohttp``, ``asgi``) with the handlers."""
+    global _sio
+    sio = socketio.AsyncServer(async_mode=async_mode)
+    for handler in (echo, echo_large, stats, fanout):
+        sio.on(handler.__name__, handler)
+    _sio = sio
+    return sio
 
 
 async def _push(count: int) -> None:
+    sio = _sio
+    assert sio is not None
     for seq in range(count):
         await sio.emit("tick", _to_builtins(tick(seq)))
 
 
 async def _serve() -> int:
     app = web.Application()
-    sio.attach(app)
+    bench_server("aiohttp").attach(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

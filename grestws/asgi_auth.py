@@ -22,8 +22,8 @@ exception handler needs registering. They need starlette (``pip install 'grestws
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
+from typing import Any, Protocol
 
 # At run time, not only for type checkers: FastAPI reads the annotation of
 # Requirement.__call__ to know that it takes the request.
@@ -32,10 +32,15 @@ from starlette.requests import HTTPConnection
 
 from grestws.exceptions import NotAuthorizedError
 from grestws.permissions import Identity, Permission
-from grestws.transports.asgi import Receive, Scope, Send
+from grestws.transports.asgi import route_path
 
 __all__ = ("CHALLENGE", "Authenticator", "BearerAuthMiddleware", "Requirement")
 
+# Starlette's own types: the app a middleware wraps is called with exactly these.
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
@@ -137,7 +142,7 @@ class BearerAuthMiddleware:
         return path in self._exact or path.startswith(self._prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.is_public(_route_path(scope)):
+        if scope["type"] != "http" or self.is_public(route_path(scope)):
             await self.app(scope, receive, send)
             return
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
@@ -149,14 +154,6 @@ class BearerAuthMiddleware:
         # A new scope and state: the server's state dict may be shared between requests.
         state = {**scope.get("state", {}), "identity": identity}
         await self.app({**scope, "state": state}, receive, send)
-
-
-def _route_path(scope: Scope) -> str:
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :] or "/"
-    return path
 
 
 async def _unauthorized(send: Send, message: str) -> None:

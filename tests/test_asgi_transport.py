@@ -87,6 +87,9 @@ class TestRoutes:
             ("/rt", "/rt", "/"),
             ("/rt", "/rtx/ws/room", "/rtx/ws/room"),  # /rt is no prefix of /rtx
             ("", "/ws/room", "/ws/room"),
+            ("", "/ws/room/", "/ws/room"),  # a mount that adds a trailing slash (Litestar)
+            ("/rt", "/rt/", "/"),
+            ("", "/", "/"),
         ],
     )
     def test_the_root_path_is_cut_whole_segments_at_a_time(self, root: str, path: str, route: str) -> None:

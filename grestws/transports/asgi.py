@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
@@ -28,14 +28,25 @@ from grestws.exceptions import ConnectionClosedError, ContractError
 from grestws.limits import Limits
 from grestws.transports import Refusal, Sink, Transport
 
-__all__ = ("AsgiEntry", "AsgiHost", "AsgiTransport", "Receive", "Scope", "Send")
+__all__ = (
+    "AsgiEntry",
+    "AsgiHost",
+    "AsgiTransport",
+    "Receive",
+    "Scope",
+    "Send",
+    "connect_request",
+    "route_path",
+)
 
 logger = logging.getLogger("grestws")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+# As broad as every ASGI server's own types (uvicorn's, hypercorn's TypedDicts, Starlette's
+# mappings), so that each of them accepts an App as its application.
+Scope = Mapping[str, Any]
+Message = Mapping[str, Any]
+Receive = Callable[[], Awaitable[Any]]
+Send = Callable[[Any], Awaitable[None]]
 
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
@@ -123,14 +134,22 @@ class AsgiEntry:
             await transport.close()
 
 
-def connect_request(scope: Scope) -> ConnectRequest:
-    """The transport-neutral view of an ASGI websocket scope; the path is relative to the
-    scope's ``root_path`` (where a framework mounted the App), which prefixes it whole
-    segments at a time (``/api`` is no prefix of ``/apiary``)."""
+def route_path(scope: Scope) -> str:
+    """The path of a scope relative to its ``root_path`` (where a framework mounted the
+    app), which prefixes it whole segments at a time (``/api`` is no prefix of
+    ``/apiary``); a trailing ``/`` is dropped, as some frameworks add one to a mount."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "").rstrip("/")
     if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
         path = path[len(root) :] or "/"
+    if len(path) > 1 and path.endswith("/"):
+        path = path.rstrip("/") or "/"
+    return path
+
+
+def connect_request(scope: Scope) -> ConnectRequest:
+    """The transport-neutral view of an ASGI websocket scope (its path: :func:`route_path`)."""
+    path = route_path(scope)
     query = scope.get("query_string", b"").decode("latin-1")
     return ConnectRequest(
         path=path,

@@ -12,6 +12,10 @@ both with one verification function::
     identity = await auth.authenticate(request.headers)          # in an HTTP handler
     Depends(auth.require("chat:admin"))                           # a FastAPI dependency
 
+A server whose sockets also serve callers without a token (its ``PUBLIC`` methods) uses
+``BearerAuth(verify=..., allow_anonymous=True)``: a connection without a token is admitted
+with no identity, and one with a token ``verify`` rejects is still refused.
+
 HTTP routes of Starlette and FastAPI apps use it through :meth:`BearerAuth.require` or
 :class:`grestws.asgi_auth.BearerAuthMiddleware`.
 """
@@ -33,7 +37,7 @@ __all__ = ("BearerAuth", "IdentityDependency")
 Verify = Callable[[str], Awaitable[Identity | None]]
 TokenSource = str | Callable[[], str | None] | ContextKey[str]
 
-_TOKEN = ContextKey[str]("bearer-token")
+_TOKEN = ContextKey[str | None]("bearer-token")
 
 
 class IdentityDependency(Protocol):
@@ -53,12 +57,22 @@ class BearerAuth(Middleware, httpx.Auth):
         verify: The server's check: the identity a token stands for, or ``None`` for a
             token that is unknown, expired or revoked. ``None`` on a client.
         header: The header that carries the token, in HTTP requests and in ``h``.
+        allow_anonymous: A server's sockets admit a connection whose ``h`` carries no
+            token (no ``header`` at all), with no identity: it may call ``PUBLIC``
+            methods, and a gated method answers it NOT_AUTHORIZED per call. Needs
+            ``verify``. HTTP is unaffected: :meth:`authenticate` and :meth:`require`
+            still need a token.
 
-    On a connection the token is checked once, at the handshake: a missing or rejected
-    token refuses the connection with NOT_AUTHORIZED (``x``, close 4001), and the
-    identity ``verify`` returns is the connection's for its life (see
-    :mod:`grestws.permissions`). One instance may serve any number of requests and
-    connections concurrently.
+    On a connection the token is checked once, at the handshake: a missing token (unless
+    ``allow_anonymous``) or a rejected one refuses the connection with NOT_AUTHORIZED
+    (``x``, close 4001), and the identity ``verify`` returns is the connection's for its
+    life (see :mod:`grestws.permissions`). With ``allow_anonymous`` a token is still
+    checked when one is sent: a header that is not a bearer token, or a token ``verify``
+    rejects, refuses the connection and never makes it anonymous. One instance may serve
+    any number of requests and connections concurrently.
+
+    Raises:
+        ValueError: ``allow_anonymous`` without ``verify``.
     """
 
     def __init__(
@@ -67,10 +81,14 @@ class BearerAuth(Middleware, httpx.Auth):
         *,
         verify: Verify | None = None,
         header: str = "authorization",
+        allow_anonymous: bool = False,
     ) -> None:
+        if allow_anonymous and verify is None:
+            raise ValueError("allow_anonymous is a server's setting: it needs verify")
         self._token = token
         self._verify = verify
         self.header = header.lower()
+        self.allow_anonymous = allow_anonymous
 
     # -- client -----------------------------------------------------------------------
 
@@ -100,6 +118,8 @@ class BearerAuth(Middleware, httpx.Auth):
 
     async def authenticate(self, headers: Mapping[str, str]) -> Identity:
         """The identity of a request's bearer token: the one check for HTTP and sockets.
+
+        ``allow_anonymous`` does not apply here: a request needs a token.
 
         Raises:
             NotAuthorizedError: no bearer token, or ``verify`` rejected it.
@@ -141,15 +161,36 @@ class BearerAuth(Middleware, httpx.Auth):
         return Requirement(self, parts[0] if len(parts) == 1 else AllOf(*parts))
 
     def parse_handshake(self, handshake: ServerHandshake) -> None:
-        """Take the token from the ``h`` headers; refuse a connection without one."""
-        token = _bearer(handshake.headers.get(self.header, ""))
+        """Take the token from the ``h`` headers; refuse a connection without one, unless
+        ``allow_anonymous`` and the header is absent.
+
+        Raises:
+            NotAuthorizedError: no bearer token (with ``allow_anonymous``: a header that
+                is there but holds no bearer token).
+        """
+        value = handshake.headers.get(self.header)
+        token = _bearer(value or "")
         if token is None:
-            raise NotAuthorizedError("A bearer token is required")
+            if not self.allow_anonymous:
+                raise NotAuthorizedError("A bearer token is required")
+            if value is not None:
+                raise NotAuthorizedError("Invalid token")
         _TOKEN.set(token)
 
     async def identify(self, handshake: ServerHandshake) -> Identity | None:
-        """Verify the token once for the connection; refuse it when ``verify`` does."""
-        return await self._check(_TOKEN.get())
+        """Verify the token once for the connection; refuse it when ``verify`` does.
+
+        Returns:
+            The token's identity; ``None`` (no identity) for a connection that sent no
+            token, when ``allow_anonymous``.
+
+        Raises:
+            NotAuthorizedError: ``verify`` rejected the token.
+        """
+        token = _TOKEN.get(None)
+        if token is None and self.allow_anonymous:
+            return None
+        return await self._check(token)
 
     async def _check(self, token: str | None) -> Identity:
         if self._verify is None:

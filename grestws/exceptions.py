@@ -261,18 +261,52 @@ class ApiError(GrestwsError, Generic[D]):
 
     def __str__(self) -> str:
         text = f"{self.type} ({self.status_code})"
-        if self.message:
-            text += f": {self.message}"
+        detail = self._detail()
+        if detail:
+            text += f": {detail}"
         if self.ref:
             text += f" [ref {self.ref}]"
         return text
+
+    def _detail(self) -> str | None:
+        """What ``str()`` shows after the type and status: the message."""
+        return self.message
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.message!r}, data={self.data!r})"
 
 
+_SHOWN_PATH = 80
+_SHOWN_MESSAGE = 160
+
+
+def _shown(text: str, limit: int) -> str:
+    """``text`` for ``str()`` of an error: control characters escaped, at most ``limit``
+    characters (a peer chooses it)."""
+    text = "".join(char if char.isprintable() else repr(char)[1:-1] for char in text[: limit + 1])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class ValidationError(ApiError[list[Issue]], type="VALIDATION_ERROR", status_code=422):
-    """A payload failed validation; ``data`` lists the issues."""
+    """A payload failed validation; ``data`` lists the issues.
+
+    ``str()`` shows the message and the first issue, e.g. ``VALIDATION_ERROR (422): Invalid
+    input: text: Expected `str` of length >= 1 (and 2 more)``; the issue's path and message
+    are cut short when long. ``data`` has every issue, as they came.
+    """
+
+    def _detail(self) -> str | None:
+        data: Any = self._data  # a list of issues, unless made otherwise at run time
+        issues = typing.cast("list[object]", data) if isinstance(data, list) else []
+        first = issues[0] if issues else None
+        if not isinstance(first, Issue):
+            return self.message
+        text = _shown(first.message, _SHOWN_MESSAGE)
+        if first.path:
+            text = f"{_shown(first.path, _SHOWN_PATH)}: {text}"
+        if len(issues) > 1:
+            text += f" (and {len(issues) - 1} more)"
+        return f"{self.message}: {text}" if self.message else text
 
 
 class NotAuthorizedError(ApiError, type="NOT_AUTHORIZED", status_code=401):

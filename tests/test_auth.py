@@ -153,3 +153,80 @@ class TestTokenSources:
     async def test_a_client_object_cannot_verify(self) -> None:
         with pytest.raises(grestws.InvalidStateError):
             await grestws.BearerAuth("secret-ann").authenticate({"authorization": "Bearer secret-ann"})
+
+
+class AnonymousNotesHandler(NotesHandler):
+    async def whoami(self) -> str:
+        return "anonymous" if self.conn.identity is None else self.conn.identity.id
+
+
+def anonymous_notes_app() -> grestws.App:
+    app = grestws.App()
+    auth = grestws.BearerAuth(verify=verify, allow_anonymous=True)
+    app.add(Notes.at("/notes").use(auth), AnonymousNotesHandler)
+    return app
+
+
+class TestAllowAnonymous:
+    async def test_no_token_is_admitted_without_identity(self, start_server: StartServer) -> None:
+        server = await start_server(anonymous_notes_app())
+        async with grestws.connect(server.url, Notes.at("/notes")) as client:
+            assert await client.outgoing.whoami() == "anonymous"  # PUBLIC
+            with pytest.raises(grestws.NotAuthorizedError):
+                await client.outgoing.purge()  # gated: refused per call
+            assert await client.outgoing.whoami() == "anonymous"  # the socket stays usable
+
+    async def test_a_client_without_a_token_yet_connects_anonymously(self, start_server: StartServer) -> None:
+        server = await start_server(anonymous_notes_app())
+        tokens: list[str | None] = [None, "secret-admin"]
+        schema = Notes.at("/notes").use(grestws.BearerAuth(lambda: tokens.pop(0)))
+        for name in ("anonymous", "admin"):
+            async with grestws.connect(server.url, schema) as client:
+                assert await client.outgoing.whoami() == name
+
+    async def test_a_valid_token_still_gives_the_identity(self, start_server: StartServer) -> None:
+        server = await start_server(anonymous_notes_app())
+        schema = Notes.at("/notes").use(grestws.BearerAuth("secret-admin"))
+        async with grestws.connect(server.url, schema) as client:
+            assert await client.outgoing.whoami() == "admin"
+            assert await client.outgoing.purge() == 3
+
+    async def test_a_rejected_token_is_refused_not_anonymous(self, start_server: StartServer) -> None:
+        server = await start_server(anonymous_notes_app())
+        with pytest.raises(grestws.NotAuthorizedError) as caught:
+            await grestws.connect(server.url, Notes.at("/notes").use(grestws.BearerAuth("forged")))
+        assert caught.value.message == "Invalid token"
+
+    @pytest.mark.parametrize("value", ["Basic c2VjcmV0", "Bearer ", "secret-admin", ""])
+    async def test_a_header_without_a_bearer_token_is_refused(
+        self, start_server: StartServer, value: str
+    ) -> None:
+        server = await start_server(anonymous_notes_app())
+        with pytest.raises(grestws.NotAuthorizedError) as caught:
+            await grestws.connect(server.url, Notes.at("/notes"), headers={"authorization": value})
+        assert caught.value.message == "Invalid token"
+
+    async def test_http_still_needs_a_token(self) -> None:
+        auth = grestws.BearerAuth(verify=verify, allow_anonymous=True)
+        async with http_server(auth) as base, httpx.AsyncClient() as http:
+            response = await asyncio.wait_for(http.get(base + "/me"), WAIT)
+        assert (response.status_code, response.text) == (401, "A bearer token is required")
+        assert (await auth.authenticate({"authorization": "Bearer secret-ann"})).id == "ann"
+
+    def test_the_app_accepts_gated_methods_behind_it(self) -> None:
+        assert anonymous_notes_app().permission_problems() == []
+
+    def test_it_needs_verify(self) -> None:
+        with pytest.raises(ValueError, match="needs verify"):
+            grestws.BearerAuth("secret-ann", allow_anonymous=True)
+
+    async def test_a_required_http_route_still_needs_a_token(self) -> None:
+        from starlette.exceptions import HTTPException
+        from starlette.requests import Request
+
+        require = grestws.BearerAuth(verify=verify, allow_anonymous=True).require()
+        with pytest.raises(HTTPException) as caught:
+            await require(Request({"type": "http", "headers": []}))
+        assert (caught.value.status_code, caught.value.detail) == (401, "A bearer token is required")
+        request = Request({"type": "http", "headers": [(b"authorization", b"Bearer secret-ann")]})
+        assert (await require(request)).id == "ann"

@@ -689,7 +689,7 @@ class TestApiError:
             (RoomFull("Full", data=RoomInfo(8)), "ROOM_FULL (400): Full"),
             (
                 ValidationError("Invalid input", data=[Issue("a", "b", "c")]),
-                "VALIDATION_ERROR (422): Invalid input",
+                "VALIDATION_ERROR (422): Invalid input: a: c",
             ),
         ],
         ids=lambda value: value if isinstance(value, str) else type(value).__name__,

@@ -4,13 +4,16 @@
 so a client adds the same token to its HTTP requests and to its sockets, and a server checks
 both with one verification function::
 
-    auth = BearerAuth(token=lambda: session.token, verify=users.verify_token)
+    # a client: the token from wherever the application keeps it, read for every request
+    client_auth = BearerAuth(token=lambda: current_token())
+    http = httpx.AsyncClient(auth=client_auth)                    # HTTP requests
+    ChatApi = ChatContract.at("/ws/chat").use(client_auth)        # the socket's h frame
 
-    http = httpx.AsyncClient(auth=auth)                           # HTTP requests
-    ChatApi = ChatContract.at("/ws/chat").use(auth)               # the socket's h frame
-
-    identity = await auth.authenticate(request.headers)          # in an HTTP handler
-    Depends(auth.require("chat:admin"))                           # a FastAPI dependency
+    # a server: one check for both
+    server_auth = BearerAuth(verify=verify_token)                 # async (token) -> Identity | None
+    ServerChatApi = ChatContract.at("/ws/chat").use(server_auth)
+    identity = await server_auth.authenticate(request.headers)   # in an HTTP handler
+    Depends(server_auth.require("chat:admin"))                    # a FastAPI dependency
 
 A server whose sockets also serve callers without a token (its ``PUBLIC`` methods) uses
 ``BearerAuth(verify=..., allow_anonymous=True)``: a connection without a token is admitted

@@ -27,7 +27,7 @@ from grestws.exceptions import (
     ValidationError,
 )
 from grestws.handshake import FirstFrame, offer
-from grestws.incidents import Incident, Incidents
+from grestws.incidents import PEER_LOG, Incident, IncidentKind, Incidents
 from grestws.middleware import ClientHandshake
 from grestws.protocol.frames import CLOSE_INVALID_QUERY
 from grestws.session import Session
@@ -80,7 +80,8 @@ class Client(Connection, Generic[C2S, S2C]):
 
     Args:
         url: The server's base URL (``ws://127.0.0.1:8765``); the schema's path is appended
-            to its path.
+            to its path, unless that path already ends with it: the full URL that
+            ``grestws serve`` logs (``ws://127.0.0.1:8765/ws/chat``) works as well.
         schema: The schema to talk to.
         query: The query to connect with, of the schema's query type; checked before the
             socket opens (a ValidationError raised locally) and sent as URL parameters.
@@ -189,7 +190,8 @@ class Client(Connection, Generic[C2S, S2C]):
         The function takes the method's argument (if it has one) and returns its success
         type; both are checked statically against the stub. May be used before or after
         connecting; a call that arrives while no function serves it gets ROUTE_NOT_FOUND
-        (a request) or is dropped and reported (a message). The function is handed back.
+        (a request) or is dropped and reported (a message), and a WARNING "no handler for
+        <path>" is logged (a few per interval at most). The function is handed back.
 
         Raises:
             ContractError: ``method`` is not a method of the schema's ``server_to_client``.
@@ -218,6 +220,8 @@ class Client(Connection, Generic[C2S, S2C]):
         self._on_error.append(callback)
 
     def _report(self, incident: Incident) -> None:
+        if incident.kind is IncidentKind.UNKNOWN_ROUTE:
+            self._warn_unhandled(incident.path)
         error = incident.error
         if error is None or incident.answered:
             return
@@ -226,6 +230,16 @@ class Client(Connection, Generic[C2S, S2C]):
                 callback(error)
             except Exception:
                 logger.exception("on_error callback failed")
+
+    def _warn_unhandled(self, path: str) -> None:
+        """Say, rationed, that the server called ``path`` and nothing here serves it."""
+        if not PEER_LOG.allow("no_handler"):
+            return
+        half = self.schema.contract.server_to_client
+        if path in half.by_path:
+            logger.warning("no handler for %s: register one with client.on(...) or handlers=", path)
+        else:
+            logger.warning("no handler for %s: the contract does not declare it", path)
 
     # -- connecting -------------------------------------------------------------------
 
@@ -402,10 +416,15 @@ def _with_query(url: str, params: Mapping[str, str]) -> str:
 
 
 def _join(base: str, path: str) -> str:
+    """``base`` with the schema's ``path`` appended, unless its path already ends with it."""
     url = urlsplit(base)
     if url.scheme not in ("ws", "wss"):
         raise ValueError(f"expected a ws:// or wss:// URL, got {base!r}")
-    return urlunsplit((url.scheme, url.netloc, url.path.rstrip("/") + path, url.query, ""))
+    prefix = url.path.rstrip("/")
+    stem = path.rstrip("/")
+    if stem and prefix.endswith(stem):
+        prefix = prefix.removesuffix(stem)
+    return urlunsplit((url.scheme, url.netloc, prefix + path, url.query, ""))
 
 
 class ClientOptions(TypedDict, total=False):

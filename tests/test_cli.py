@@ -15,6 +15,7 @@ import pytest
 
 import grestws
 from examples.chat.contract import ChatApi, SendMessageRequest
+from tests.cli_apps import HangApi
 from tests.support import ChatInbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,10 +56,10 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def run_cli(command: Sequence[str]) -> AsyncIterator[Served]:
+async def run_cli(command: Sequence[str], cwd: Path = ROOT) -> AsyncIterator[Served]:
     process = await asyncio.create_subprocess_exec(
         *command,
-        cwd=ROOT,
+        cwd=cwd,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -160,7 +161,60 @@ class TestServe:
         assert f"cannot listen on 127.0.0.1:{port}" in "\n".join(served.lines)
 
 
+class TestForcedShutdown:
+    async def test_a_second_signal_cancels_the_calls_in_flight(self) -> None:
+        async with run_cli(serve_command("tests.cli_apps:hang_app", "--port", "0")) as served:
+            match = await served.read_until(re.compile(r"listening on (ws://\S+)$"))
+            async with grestws.connect(match[1], HangApi) as client:
+                call = asyncio.create_task(client.outgoing.hang())
+                await served.read_until(re.compile("hang started"))
+                served.process.send_signal(signal.SIGINT)
+                await served.read_until(re.compile(r"waiting up to 60 s for 1 call in flight"))
+                served.process.send_signal(signal.SIGTERM)
+                await served.read_until(re.compile("shutdown forced: cancelling 1 call in flight"))
+                with pytest.raises(grestws.ConnectionClosedError):
+                    await asyncio.wait_for(call, WAIT)
+            assert await served.finish() == 1
+        log = "\n".join(served.lines)
+        assert "hang cancelled" in log
+        assert served.lines[-1].endswith("grestws: stopped")
+        assert "Traceback" not in log
+
+    async def test_no_waiting_line_without_calls_in_flight(self) -> None:
+        async with run_cli(serve_command("tests.cli_apps:hang_app", "--port", "0")) as served:
+            await served.read_until(re.compile("listening on"))
+            served.process.send_signal(signal.SIGINT)
+            assert await served.finish() == 0
+        log = "\n".join(served.lines)
+        assert "waiting up to" not in log
+        assert "forced" not in log
+
+
 class TestBadOptions:
+    @pytest.mark.parametrize("port", ["99999", "65536", "-1", "http"])
+    async def test_a_port_out_of_range(self, port: str) -> None:
+        async with run_cli(serve_command("examples.chat.server:app", "--port", port)) as served:
+            code = await served.finish()
+        log = "\n".join(served.lines)
+        assert code == 2
+        assert "usage: grestws serve" in log
+        assert "argument --port: expected a port" in log
+        assert "Traceback" not in log
+
+    async def test_uvloop_not_installed(self) -> None:
+        # An entry of None in sys.modules makes the import fail as if uvloop were not installed.
+        script = (
+            "import sys; sys.modules['uvloop'] = None; from grestws.cli import main; "
+            "sys.exit(main(['serve', 'examples.chat.server:app', '--port', '0', '--loop', 'uvloop']))"
+        )
+        async with run_cli([sys.executable, "-W", "error", "-c", script]) as served:
+            code = await served.finish()
+        log = "\n".join(served.lines)
+        assert code == 2
+        assert "--loop uvloop needs uvloop: pip install 'grestws[uvloop]'" in log
+        assert "never awaited" not in log
+        assert "Traceback" not in log
+
     async def test_unknown_log_level(self) -> None:
         async with run_cli(serve_command("examples.chat.server:app", "--log-level", "bogus")) as served:
             code = await served.finish()
@@ -219,3 +273,43 @@ class TestBadTarget:
         log = "\n".join(served.lines)
         assert "Traceback" not in log
         assert code == 2
+
+    @pytest.mark.parametrize(
+        ("source", "error"),
+        [
+            pytest.param(
+                "import os\n\nimport not_installed_anywhere\n",
+                "an import inside it failed at {file}:3: "
+                "ModuleNotFoundError: No module named 'not_installed_anywhere'",
+                id="missing-dependency",
+            ),
+            pytest.param(
+                "x = 1\ndef broken(:\n    pass\n",
+                "syntax error at {file}:2: SyntaxError: ",
+                id="syntax-error",
+            ),
+            pytest.param(
+                "def configure():\n    raise RuntimeError('no config')\n\n\nconfigure()\n",
+                "exception at {file}:2: RuntimeError: no config",
+                id="exception",
+            ),
+            pytest.param(
+                "import helper\n",
+                "exception at {helper}:2: KeyError: 'HOME_OF_APP'",
+                id="in-a-module-it-imports",
+            ),
+        ],
+    )
+    async def test_a_module_that_fails_to_import(self, tmp_path: Path, source: str, error: str) -> None:
+        (tmp_path / "broken_app.py").write_text(source)
+        (tmp_path / "helper.py").write_text("import os\nos.environ['HOME_OF_APP']\n")
+        async with run_cli(serve_command("broken_app:app", "--port", "0"), cwd=tmp_path) as served:
+            code = await served.finish()
+        log = "\n".join(served.lines)
+        assert code == 2
+        header = error.format(file=tmp_path / "broken_app.py", helper=tmp_path / "helper.py")
+        assert f"ERROR grestws: cannot import broken_app: {header}" in log
+        assert "Traceback" not in log
+        assert "<frozen importlib" not in log
+        assert "cli.py" not in log
+        assert "listening on" not in log

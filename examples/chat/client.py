@@ -5,10 +5,15 @@ token (``secret-guest`` by default: the demo server takes ``secret-<name>`` as u
 ``<name>``), sends each TEXT as a message, prints what the server pushes, shows what the
 server refuses, and leaves. With ``--serve`` it first starts
 ``grestws serve examples.chat.server:app`` on a free port, and stops it at the end.
+URL may be the server's base URL or the full one it logs (``ws://127.0.0.1:8765/ws/chat``).
+
+Exit codes: 0 done; 1 the server could not be reached or refused the connection (one
+line on stderr says why); 2 bad arguments.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import re
@@ -99,22 +104,58 @@ async def chat_server() -> AsyncGenerator[str]:
         await process.wait()
 
 
-async def main(args: list[str]) -> None:
-    serve = "--serve" in args
-    args = [arg for arg in args if arg != "--serve"]
-    token = "secret-guest"
-    if "--token" in args:
-        at = args.index("--token")
-        token = args[at + 1]
-        del args[at : at + 2]
-    url = args.pop(0) if args and args[0].startswith("ws") else "ws://127.0.0.1:8765"
-    texts = args or ["Hello from grestws!"]
-    if serve:
-        async with chat_server() as url:
-            await chat(url, texts, token)
-    else:
-        await chat(url, texts, token)
+DEFAULT_URL = "ws://127.0.0.1:8765"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line: ``--serve``, ``--token T``, an optional URL, then the texts."""
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.chat.client",
+        description="Send messages to the grestws chat example and show what comes back.",
+    )
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="start 'grestws serve examples.chat.server:app' on a free port first (URL is ignored)",
+    )
+    parser.add_argument(
+        "--token",
+        default="secret-guest",
+        help="bearer token; the demo server takes secret-NAME as user NAME (default secret-guest)",
+    )
+    parser.add_argument(
+        "url",
+        nargs="?",
+        metavar="URL",
+        help=f"the server, ws:// or wss:// (default {DEFAULT_URL}); anything else is the first TEXT",
+    )
+    parser.add_argument("texts", nargs="*", metavar="TEXT", help="messages to send (default: a greeting)")
+    args = parser.parse_args(argv)
+    if args.url is not None and not args.url.startswith(("ws://", "wss://")):
+        args.texts.insert(0, args.url)
+        args.url = None
+    args.url = args.url or DEFAULT_URL
+    args.texts = args.texts or ["Hello from grestws!"]
+    return args
+
+
+async def main(argv: list[str]) -> int:
+    """Run the client; the exit code."""
+    args = parse_args(argv)
+    try:
+        if args.serve:
+            async with chat_server() as url:
+                await chat(url, args.texts, args.token)
+        else:
+            await chat(args.url, args.texts, args.token)
+    except (grestws.ConnectError, grestws.HandshakeTimeoutError, grestws.ConnectionClosedError) as exc:
+        print(f"cannot reach the chat server: {exc}", file=sys.stderr)
+        return 1
+    except grestws.NotAuthorizedError as exc:
+        print(f"the chat server refused the token: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1:]))
+    sys.exit(asyncio.run(main(sys.argv[1:])))

@@ -40,8 +40,6 @@ __all__ = ("BearerAuth", "IdentityDependency")
 Verify = Callable[[str], Awaitable[Identity | None]]
 TokenSource = str | Callable[[], str | None] | ContextKey[str]
 
-_TOKEN = ContextKey[str | None]("bearer-token")
-
 
 class IdentityDependency(Protocol):
     """What :meth:`BearerAuth.require` makes: called with an HTTP request (Starlette's
@@ -90,6 +88,9 @@ class BearerAuth(Middleware, httpx.Auth):
             raise ValueError("allow_anonymous is a server's setting: it needs verify")
         self._token = token
         self._verify = verify
+        # The token h carried, from parse_handshake to identify: one key per instance, so
+        # two BearerAuths on one schema (different headers) never read each other's.
+        self._seen = ContextKey[str | None](f"bearer-token-{id(self):x}")
         self.header = header.lower()
         self.allow_anonymous = allow_anonymous
 
@@ -178,7 +179,7 @@ class BearerAuth(Middleware, httpx.Auth):
                 raise NotAuthorizedError("A bearer token is required")
             if value is not None:
                 raise NotAuthorizedError("Invalid token")
-        _TOKEN.set(token)
+        self._seen.set(token)
 
     async def identify(self, handshake: ServerHandshake) -> Identity | None:
         """Verify the token once for the connection; refuse it when ``verify`` does.
@@ -190,7 +191,7 @@ class BearerAuth(Middleware, httpx.Auth):
         Raises:
             NotAuthorizedError: ``verify`` rejected the token.
         """
-        token = _TOKEN.get(None)
+        token = self._seen.get(None)
         if token is None and self.allow_anonymous:
             return None
         return await self._check(token)

@@ -269,8 +269,13 @@ class ApiError(GrestwsError, Generic[D]):
         return text
 
     def _detail(self) -> str | None:
-        """What ``str()`` shows after the type and status: the message."""
-        return self.message
+        """What ``str()`` shows after the type and status: the message (a peer's, bounded
+        and escaped: it may be anything)."""
+        return self._message_shown()
+
+    def _message_shown(self) -> str | None:
+        message = self.message
+        return _shown(message, _SHOWN_REMOTE) if message and self.remote else message
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.message!r}, data={self.data!r})"
@@ -278,6 +283,7 @@ class ApiError(GrestwsError, Generic[D]):
 
 _SHOWN_PATH = 80
 _SHOWN_MESSAGE = 160
+_SHOWN_REMOTE = 500
 
 
 def _shown(text: str, limit: int) -> str:
@@ -300,13 +306,14 @@ class ValidationError(ApiError[list[Issue]], type="VALIDATION_ERROR", status_cod
         issues = typing.cast("list[object]", data) if isinstance(data, list) else []
         first = issues[0] if issues else None
         if not isinstance(first, Issue):
-            return self.message
+            return self._message_shown()
         text = _shown(first.message, _SHOWN_MESSAGE)
         if first.path:
             text = f"{_shown(first.path, _SHOWN_PATH)}: {text}"
         if len(issues) > 1:
             text += f" (and {len(issues) - 1} more)"
-        return f"{self.message}: {text}" if self.message else text
+        message = self._message_shown()
+        return f"{message}: {text}" if message else text
 
 
 class NotAuthorizedError(ApiError, type="NOT_AUTHORIZED", status_code=401):

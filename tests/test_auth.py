@@ -230,3 +230,18 @@ class TestAllowAnonymous:
         assert (caught.value.status_code, caught.value.detail) == (401, "A bearer token is required")
         request = Request({"type": "http", "headers": [(b"authorization", b"Bearer secret-ann")]})
         assert (await require(request)).id == "ann"
+
+
+class TestTwoBearerAuthsOnOneSchema:
+    async def test_each_checks_the_token_of_its_own_header(self, start_server: StartServer) -> None:
+        async def verify_service(token: str) -> Identity | None:
+            return Identity("service") if token == "svc" else None
+
+        users = grestws.BearerAuth(verify=verify)
+        services = grestws.BearerAuth(verify=verify_service, header="x-service-token")
+        app = grestws.App()
+        app.add(Notes.at("/notes").use(users).use(services), AnonymousNotesHandler)
+        server = await start_server(app)
+        headers = {"authorization": "Bearer secret-alice", "x-service-token": "Bearer svc"}
+        async with grestws.connect(server.url, Notes.at("/notes"), headers=headers) as client:
+            assert await client.outgoing.whoami() == "alice"  # the first that identifies wins

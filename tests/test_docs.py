@@ -66,7 +66,9 @@ def squeeze(code: str) -> str:
     return re.sub(r"\s+", "", code)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
+@pytest.mark.parametrize(
+    "page", [*PAGES, ROOT / "README.md"], ids=[page.name for page in [*PAGES, ROOT / "README.md"]]
+)
 def test_python_blocks_are_excerpts_of_scripts(page: Path) -> None:
     sources = [squeeze(path.read_text(encoding="utf-8")) for path in SOURCES]
     stray = [

@@ -107,6 +107,21 @@ class TestValidationErrorStr:
         assert str(error_from_envelope(envelope)) == "VALIDATION_ERROR (422): Invalid input"
 
 
+class TestMessagesFromThePeer:
+    def test_a_long_message_from_the_peer_is_cut_short_and_escaped(self) -> None:
+        context = ErrorContext(display_message="x\n" * 5000)
+        envelope = ResultEnvelope(success=False, type="BAD_REQUEST", status_code=400, context=context)
+        error = error_from_envelope(envelope)
+        text = str(error)
+        assert len(text) < 600
+        assert "\n" not in text
+        assert text.endswith("…")
+        assert error.message == "x\n" * 5000  # the message itself is kept whole
+
+    def test_a_local_message_is_shown_whole(self) -> None:
+        assert str(grestws.BadRequestError("y" * 1000)) == "BAD_REQUEST (400): " + "y" * 1000
+
+
 class Banned(ApiError, type="BANNED", status_code=403):
     """An application error without data."""
 

@@ -161,11 +161,18 @@ class Connections:
     gives every live connection, accepted or not, as a snapshot.
     """
 
-    __slots__ = ("_by_identity", "_live")
+    __slots__ = ("_by_identity", "_draining", "_live")
 
     def __init__(self) -> None:
         self._live: dict[ServerConnection[Any], object] = {}
         self._by_identity: dict[str, set[ServerConnection[Any]]] = {}
+        self._draining = 0
+
+    @property
+    def draining(self) -> bool:
+        """True while a drain of every connection (no owner) runs: connections that open
+        meanwhile are refused ("Server is shutting down") at their handshake."""
+        return self._draining > 0
 
     def __len__(self) -> int:
         return len(self._live)
@@ -177,8 +184,11 @@ class Connections:
         return conn in self._live
 
     def add(self, conn: ServerConnection[Any], owner: object = None) -> None:
-        """Register a connection that got its first frame."""
+        """Register a connection that got its first frame (told to drain at once while
+        every connection drains)."""
         self._live[conn] = owner
+        if self._draining:
+            conn.drain()
 
     def identified(self, conn: ServerConnection[Any]) -> None:
         """Index a registered connection by its identity (set at the handshake)."""
@@ -224,15 +234,23 @@ class Connections:
         finish and send their answers; what still runs is cancelled; every connection is
         closed with 1000 and ``reason``.
 
-        Only the connections of ``owner``, when given. Cancelling it stops the wait, not
-        the draining of the connections already told.
+        Only the connections of ``owner``, when given; without one, connections that open
+        while it runs are refused at their handshake too (see :attr:`draining`). Once it
+        returns, new connections are served again. Cancelling it stops the wait, not the
+        draining of the connections already told.
         """
-        targets = self.owned_by(owner)
-        for conn in targets:
-            conn.drain()
-        if not targets:
-            return
-        await asyncio.gather(*(conn.wait_idle(grace) for conn in targets))
-        for conn in targets:
-            conn.cancel_calls()
-        await asyncio.gather(*(conn.close(CLOSE_NORMAL, reason) for conn in targets))
+        if owner is None:
+            self._draining += 1
+        try:
+            targets = self.owned_by(owner)
+            for conn in targets:
+                conn.drain()
+            if not targets:
+                return
+            await asyncio.gather(*(conn.wait_idle(grace) for conn in targets))
+            for conn in targets:
+                conn.cancel_calls()
+            await asyncio.gather(*(conn.close(CLOSE_NORMAL, reason) for conn in targets))
+        finally:
+            if owner is None:
+                self._draining -= 1

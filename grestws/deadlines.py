@@ -1,6 +1,8 @@
 """Many deadlines on one event-loop timer.
 
-A session has a deadline for every request it waits on and for every handler it runs.
+A session has a deadline for every request it waits on and for every handler it runs
+(its calls in flight are the keys of one :class:`Deadlines`, those without a deadline at
+``math.inf``).
 One loop timer per deadline would cost a heap push and a handle per call; :class:`Deadlines`
 keeps them in a dict and arms a single timer for the earliest. Adding a deadline later than
 the armed one (the usual case: every call gets the same timeout) touches no timer at all.
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from time import monotonic
 from typing import Generic, TypeVar
 
@@ -41,8 +43,8 @@ class Deadlines(Generic[K, V]):
         self._timer_at = math.inf
 
     def add(self, key: K, when: float, value: V) -> None:
-        """Expire ``key`` at loop time ``when`` (``math.inf``: never) unless it is
-        discarded first."""
+        """Expire ``key`` at ``time.monotonic()`` time ``when`` (``math.inf``: never)
+        unless it is discarded first."""
         self._at[key] = (when, value)
         if when < self._timer_at:
             self._arm(when)
@@ -50,6 +52,13 @@ class Deadlines(Generic[K, V]):
     def discard(self, key: K) -> None:
         """Forget ``key``'s deadline (nothing if it has none)."""
         self._at.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def __iter__(self) -> Iterator[K]:
+        """The keys, as a snapshot: adding or discarding while iterating is safe."""
+        return iter(list(self._at))
 
     def clear(self) -> None:
         """Forget every deadline and stop the timer."""

@@ -102,8 +102,6 @@ class Session:
         "_overdue",
         "_pending",
         "_push_buffer",
-        "_sweep",
-        "_sweep_at",
         "_target",
         "_tasks",
         "_timeouts",
@@ -147,11 +145,8 @@ class Session:
         self._pending: dict[int, asyncio.Future[bytes]] = {}
         self._loop = asyncio.get_running_loop()
         self._timeouts: Deadlines[int, tuple[str, float]] = Deadlines(self._loop, self._time_out)
-        # Incoming calls in flight, each with the monotonic time of its deadline (inf: none).
-        # One loop timer (_sweep) is armed for the earliest; it cancels what is overdue.
-        self._tasks: dict[asyncio.Task[None], float] = {}
-        self._sweep: asyncio.TimerHandle | None = None
-        self._sweep_at = math.inf
+        # Incoming calls in flight, each held to its deadline (math.inf: none).
+        self._tasks: Deadlines[asyncio.Task[None], None] = Deadlines(self._loop, self._overrun)
         self._overdue: set[asyncio.Task[None]] | None = None  # made when a deadline first passes
         self._last_id = 0
         self._context: contextvars.Context | None = None
@@ -313,12 +308,8 @@ class Session:
             deadline = entry[0].deadline
             if deadline is None:
                 deadline = gate.default_deadline
-        if deadline is None or deadline == math.inf:
-            self._tasks[task] = math.inf
-            return
-        at = self._tasks[task] = _monotonic() + deadline
-        if at < self._sweep_at:
-            self._arm_sweep(at)
+        at = math.inf if deadline is None or deadline == math.inf else _monotonic() + deadline
+        self._tasks.add(task, at, None)
 
     def base_context(self) -> contextvars.Context:
         """The connection's context: every incoming call runs in a copy of it, so what is
@@ -384,38 +375,19 @@ class Session:
             self._write_error(spec.path, request_id, error)
         finally:
             if task is not None:
-                self._tasks.pop(task, None)
+                self._tasks.discard(task)
                 if self._overdue is not None:
                     self._overdue.discard(task)
 
-    def _arm_sweep(self, at: float) -> None:
-        if self._sweep is not None:
-            self._sweep.cancel()
-        self._sweep = self._loop.call_later(max(at - _monotonic(), 0.0), self._overrun)
-        self._sweep_at = at
-
-    def _overrun(self) -> None:
-        """Cancel the handlers past their deadline (their calls are answered SERVER_ERROR);
-        arm the timer again for the earliest deadline left."""
-        self._sweep = None
-        self._sweep_at = math.inf
-        now = _monotonic()
-        earliest = math.inf
-        overdue: list[asyncio.Task[None]] = []
-        for task, at in self._tasks.items():
-            if at <= now:
-                overdue.append(task)
-            elif at < earliest:
-                earliest = at
-        if earliest < math.inf:
-            self._arm_sweep(earliest)
-        for task in overdue:
-            self._tasks[task] = math.inf  # cancelled once; in flight until it ends
-            if not task.done():
-                if self._overdue is None:
-                    self._overdue = set()
-                self._overdue.add(task)
-                task.cancel()
+    def _overrun(self, task: asyncio.Task[None], _: None) -> None:
+        """A handler ran past its deadline: cancel it (its call is answered SERVER_ERROR);
+        it stays in flight, without a deadline, until it ends."""
+        self._tasks.add(task, math.inf, None)
+        if not task.done():
+            if self._overdue is None:
+                self._overdue = set()
+            self._overdue.add(task)
+            task.cancel()
 
     def _server_error(self, spec: MethodSpec, exc: Exception, what: str) -> ServerError:
         ref = new_ref()
@@ -607,11 +579,8 @@ class Session:
 
     def cancel_tasks(self) -> None:
         """Cancel the incoming calls still being served."""
-        tasks, self._tasks = self._tasks, {}
-        if self._sweep is not None:
-            self._sweep.cancel()
-            self._sweep = None
-        self._sweep_at = math.inf
+        tasks = list(self._tasks)
+        self._tasks.clear()
         for task in tasks:
             task.cancel()
 

@@ -11,15 +11,12 @@ from typing import Any, Generic, Protocol, Self, TypedDict, TypeVar, overload
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from typing_extensions import Unpack
-from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from grestws._util import Opening, settle_allocator
 from grestws.context import Connection
 from grestws.contract.contract import SocketSchema
 from grestws.contract.methods import MethodSpec
 from grestws.exceptions import (
-    ConnectError,
     ConnectionClosedError,
     GrestwsError,
     HandshakeTimeoutError,
@@ -31,7 +28,8 @@ from grestws.incidents import PEER_LOG, Incident, IncidentKind, Incidents
 from grestws.middleware import ClientHandshake
 from grestws.protocol.frames import CLOSE_INVALID_QUERY
 from grestws.session import Session
-from grestws.transports.websockets import PushClientConnection, WebsocketsTransport
+from grestws.transports import Dialer, Transport
+from grestws.transports.websockets import WebsocketsDialer
 
 __all__ = ("Client", "ClientOptions", "ClientState", "Registrar0", "Registrar1", "connect")
 
@@ -95,6 +93,10 @@ class Client(Connection, Generic[C2S, S2C]):
         max_message_size: Largest incoming frame in bytes.
         ping_interval, ping_timeout: WebSocket protocol pings, as on the server.
         compression: Offer permessage-deflate.
+        dialer: How to open the transport (:class:`~grestws.transports.Dialer`); the
+            default opens a socket with websockets, with the three options above, which
+            do not apply to another dialer. :func:`grestws.testkit.call_on` passes one
+            that connects to an App in the same process.
 
     Concurrency: any number of tasks may call through :attr:`outgoing` at once; responses
     are matched by id. Handlers for the server's calls run concurrently, each in its own task.
@@ -115,6 +117,7 @@ class Client(Connection, Generic[C2S, S2C]):
         ping_interval: float | None = 30.0,
         ping_timeout: float | None = 10.0,
         compression: bool = False,
+        dialer: Dialer | None = None,
     ) -> None:
         super().__init__(uuid.uuid4().hex, schema.path, None, "client")
         self.schema: SocketSchema[C2S, S2C, Any] = schema
@@ -123,14 +126,15 @@ class Client(Connection, Generic[C2S, S2C]):
         self.timeout = timeout
         self.handshake_timeout = handshake_timeout
         self.headers = dict(headers or {})
-        self._liveness = (ping_interval, ping_timeout)
-        self._ws_options: dict[str, Any] = {
-            "max_size": max_message_size,
-            "ping_interval": None,  # liveness is grestws's own: see grestws.liveness
-            "compression": "deflate" if compression else None,
-            "create_connection": PushClientConnection,
-            "additional_headers": dict(upgrade_headers or {}),
-        }
+        self.upgrade_headers = dict(upgrade_headers or {})
+        if dialer is None:
+            dialer = WebsocketsDialer(
+                max_message_size=max_message_size,
+                ping_interval=ping_interval,
+                ping_timeout=ping_timeout,
+                compression=compression,
+            )
+        self._dialer = dialer
         self._state = ClientState.NEW
         self._handler_object = handlers
         self._functions: dict[str, tuple[MethodSpec, Callable[..., Awaitable[Any]]]] = {}
@@ -270,8 +274,8 @@ class Client(Connection, Generic[C2S, S2C]):
         self._wire(transport, acceptance)
         return self
 
-    async def _dial(self, url: str) -> WebsocketsTransport:
-        """Open the socket.
+    async def _dial(self, url: str) -> Transport:
+        """Open the transport.
 
         Raises:
             ConnectError: it could not be opened.
@@ -279,21 +283,15 @@ class Client(Connection, Generic[C2S, S2C]):
         """
         settle_allocator()
         try:
-            ws = await asyncio.wait_for(ws_connect(url, **self._ws_options), self.handshake_timeout)
-        except InvalidStatus as exc:
-            raise ConnectError(f"{self.url}: HTTP {exc.response.status_code}") from exc
+            dialed = await asyncio.wait_for(self._dialer(url, self.upgrade_headers), self.handshake_timeout)
         except TimeoutError as exc:
             raise HandshakeTimeoutError(
                 f"{self.url}: no connection within {self.handshake_timeout:g} s"
             ) from exc
-        except (OSError, InvalidHandshake) as exc:
-            raise ConnectError(f"{self.url}: {exc}") from exc
-        assert isinstance(ws, PushClientConnection)  # made by create_connection
-        self.remote_address = ws.remote_address
-        ping_interval, ping_timeout = self._liveness
-        return WebsocketsTransport(ws, ping_interval=ping_interval, ping_timeout=ping_timeout)
+        self.remote_address = dialed.remote_address
+        return dialed.transport
 
-    async def _handshake(self, transport: WebsocketsTransport) -> FirstFrame:
+    async def _handshake(self, transport: Transport) -> FirstFrame:
         """Send ``h`` and wait for ``k``; close the socket when it fails.
 
         Raises:
@@ -316,7 +314,7 @@ class Client(Connection, Generic[C2S, S2C]):
                 ) from exc
             raise
 
-    def _wire(self, transport: WebsocketsTransport, acceptance: FirstFrame) -> None:
+    def _wire(self, transport: Transport, acceptance: FirstFrame) -> None:
         """Make the session, bind the handlers, hand it the frames and start reading."""
         session = Session(
             transport,
@@ -438,6 +436,7 @@ class ClientOptions(TypedDict, total=False):
     ping_interval: float | None
     ping_timeout: float | None
     compression: bool
+    dialer: Dialer | None
 
 
 def connect(

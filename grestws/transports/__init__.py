@@ -9,11 +9,11 @@ of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
-__all__ = ("Refusal", "Sink", "Transport")
+__all__ = ("Dialed", "Dialer", "Refusal", "Sink", "Transport")
 
 Sink = Callable[[bytes], None]
 """Where a transport hands every incoming message: called once per message, in order."""
@@ -51,3 +51,25 @@ class Refusal(NamedTuple):
     status: HTTPStatus
     close_code: int
     reason: str
+
+
+class Dialed(NamedTuple):
+    """What a :class:`Dialer` opened: the transport, and the peer's address if it has one."""
+
+    transport: Transport
+    remote_address: Any = None
+
+
+class Dialer(Protocol):
+    """How a client opens its transport: ``await dialer(url, upgrade_headers)``.
+
+    The default, :class:`~grestws.transports.websockets.WebsocketsDialer`, opens a socket;
+    the testkit's connects to an App in the same process. The client bounds the call with
+    its handshake timeout and cancels it when it runs out, so a dialer must close what it
+    opened when cancelled.
+
+    Raises:
+        ConnectError: the transport could not be opened (refused, HTTP 404, ...).
+    """
+
+    def __call__(self, url: str, headers: Mapping[str, str], /) -> Awaitable[Dialed]: ...

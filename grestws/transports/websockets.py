@@ -14,21 +14,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from time import monotonic as _monotonic
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.connection import Connection as WebSocket
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.frames import DATA_OPCODES, CloseCode, Frame
 from websockets.protocol import CLOSED, OPEN, Event
 
-from grestws.exceptions import ConnectionClosedError
+from grestws.exceptions import ConnectError, ConnectionClosedError
 from grestws.liveness import Liveness
-from grestws.transports import Sink
+from grestws.transports import Dialed, Sink
 
-__all__ = ("Messages", "PushClientConnection", "PushServerConnection", "WebsocketsTransport")
+__all__ = (
+    "Messages",
+    "PushClientConnection",
+    "PushServerConnection",
+    "WebsocketsDialer",
+    "WebsocketsTransport",
+)
 
 logger = logging.getLogger("grestws")
 
@@ -252,3 +260,51 @@ class WebsocketsTransport:
         if self.ws.protocol.close_rcvd is None and self._sent is not None:
             return self._sent
         return self.ws.close_code, self.ws.close_reason or ""
+
+
+class WebsocketsDialer:
+    """Opens a client's socket with websockets: the :class:`~grestws.transports.Dialer`
+    a :class:`~grestws.client.Client` uses unless given another.
+
+    Args:
+        max_message_size: Largest incoming frame in bytes.
+        ping_interval, ping_timeout: grestws's liveness watch (see :class:`WebsocketsTransport`).
+        compression: Offer permessage-deflate.
+
+    Cancel-safe: cancelling a dial closes the socket it was opening.
+    """
+
+    __slots__ = ("_liveness", "_options")
+
+    def __init__(
+        self,
+        *,
+        max_message_size: int = 1 << 20,
+        ping_interval: float | None = 30.0,
+        ping_timeout: float | None = 10.0,
+        compression: bool = False,
+    ) -> None:
+        self._liveness = (ping_interval, ping_timeout)
+        self._options: dict[str, Any] = {
+            "max_size": max_message_size,
+            "ping_interval": None,  # liveness is grestws's own: see grestws.liveness
+            "compression": "deflate" if compression else None,
+            "create_connection": PushClientConnection,
+        }
+
+    async def __call__(self, url: str, headers: Mapping[str, str], /) -> Dialed:
+        """Open a socket to ``url`` with ``headers`` on the upgrade request.
+
+        Raises:
+            ConnectError: refused, an HTTP answer other than 101, or a broken upgrade.
+        """
+        try:
+            ws = await ws_connect(url, additional_headers=dict(headers), **self._options)
+        except InvalidStatus as exc:
+            raise ConnectError(f"{url}: HTTP {exc.response.status_code}") from exc
+        except (OSError, InvalidHandshake) as exc:
+            raise ConnectError(f"{url}: {exc}") from exc
+        assert isinstance(ws, PushClientConnection)  # made by create_connection
+        ping_interval, ping_timeout = self._liveness
+        transport = WebsocketsTransport(ws, ping_interval=ping_interval, ping_timeout=ping_timeout)
+        return Dialed(transport, ws.remote_address)

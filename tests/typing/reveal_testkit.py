@@ -24,7 +24,8 @@ async def calls() -> None:
     reveal_type(ann.call)  # R: ChatServer
     reveal_type(await ann.call.send_message(REQ))  # R: SendMessageResponse
     reveal_type(expect(ann.call.send_message(REQ)))  # R: CallExpectation[SendMessageResponse]
-    reveal_type(await expect(ann.call.send_message(REQ)).to_match({"success": True}))  # R: SendMessageResponse
+    matched = await expect(ann.call.send_message(REQ)).to_match({"success": True})
+    reveal_type(matched)  # R: SendMessageResponse
     error = await expect(ann.call.send_message(REQ)).to_be_error(grestws.ForbiddenError)
     reveal_type(error)  # R: ForbiddenError
     invalid = await expect(ann.call.send_message(REQ)).to_fail_validation("text")

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 SUBPACKAGES = ("contract", "protocol", "testkit", "transports")
 RUNTIME_DEPENDENCIES = ("msgspec", "websockets", "typing-extensions", "httpx")
-EXTRAS = ("asgi", "bench", "dev", "uvloop")
+EXTRAS = ("asgi", "bench", "dev", "testing", "uvloop")
 
 
 def run(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -141,3 +141,41 @@ def test_installed_wheel_imports_from_where_it_was_installed(dist: Path, tmp_pat
     assert version == grestws.__version__
     assert Path(package_file).is_relative_to(target)
     assert Path(cli_file).is_relative_to(target)
+
+
+def test_installed_wheel_gives_pytest_the_plugins_fixtures(dist: Path, tmp_path: Path) -> None:
+    """A project that only installed grestws gets ``grestws_client`` and ``grestws_app``
+    from the ``pytest11`` entry point of the installed wheel, with no conftest."""
+    target = tmp_path / "site"
+    run(
+        sys.executable,
+        *("-m", "pip", "install", "--no-deps", "--no-index", "--quiet", "--target", target),
+        only(dist, "*.whl"),
+    )
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pytest.ini").write_text("[pytest]\n")  # the project's root: no ini above counts
+    (project / "test_nothing.py").write_text("def test_nothing() -> None:\n    pass\n")
+    # As above: -I -S, so grestws comes from the target, pytest and the rest from here.
+    probe = (
+        "import importlib.metadata as md, json, os, sys; sys.path[:0] = sys.argv[1:3]; "
+        "[os.environ.pop(name, None) for name in ('PYTEST_ADDOPTS', 'PYTEST_PLUGINS')]; "
+        "import pytest; "
+        "code = pytest.main(['--fixtures', '-p', 'no:cacheprovider', sys.argv[3]]); "
+        "[ep] = md.entry_points(group='pytest11', name='grestws'); "
+        "print('PROBE ' + json.dumps([int(code), ep.value, str(ep.dist.locate_file('')), "
+        "sys.modules['grestws.testkit.plugin'].__file__]))"
+    )
+    site_packages = sysconfig.get_paths()["purelib"]
+    proc = run(sys.executable, "-I", "-S", "-c", probe, target, site_packages, project, cwd=tmp_path)
+    output, _, last = proc.stdout.rstrip().rpartition("\n")
+    assert last.startswith("PROBE "), proc.stdout
+    code, entry_point, dist_folder, plugin_file = json.loads(last.removeprefix("PROBE "))
+    assert code == pytest.ExitCode.OK, output
+    assert entry_point == "grestws.testkit.plugin"
+    assert Path(dist_folder) == target
+    assert Path(plugin_file).is_relative_to(target)
+    assert "fixtures defined from grestws.testkit.plugin" in output, output
+    lines = output.splitlines()
+    for fixture in ("grestws_client", "grestws_app"):
+        assert any(line.startswith(f"{fixture} -- ") and "plugin.py:" in line for line in lines), output

@@ -20,7 +20,7 @@ connected in-memory transports, for code that runs a
 
 from __future__ import annotations
 
-from grestws.testkit.client import Call, TestClient, call_on
+from grestws.testkit.client import Call, ClientFactory, TestClient, call_on
 from grestws.testkit.expect import Answer, CallExpectation, PushExpectation, expect, when
 from grestws.testkit.inprocess import AppDialer
 from grestws.testkit.matching import assert_matches, mismatches
@@ -33,6 +33,7 @@ __all__ = (
     "AppDialer",
     "Call",
     "CallExpectation",
+    "ClientFactory",
     "MemoryTransport",
     "PushExpectation",
     "TestClient",

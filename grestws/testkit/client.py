@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Awaitable, Generator, Mapping
-from typing import Any, Generic, Self, TypeVar, cast
+from typing import Any, Generic, Protocol, Self, TypeVar, cast
 
 from grestws.app import App
 from grestws.client import Client, ClientState
@@ -24,7 +24,7 @@ from grestws.testkit.wire import RecordingTransport, WireLog, keep
 from grestws.transports import Dialed, Dialer
 from grestws.transports.websockets import WebsocketsDialer
 
-__all__ = ("Call", "TestClient", "call_on")
+__all__ = ("Call", "ClientFactory", "TestClient", "call_on")
 
 C2S = TypeVar("C2S")
 S2C = TypeVar("S2C")
@@ -164,6 +164,7 @@ class TestClient(Generic[C2S, S2C]):
         self._dialer = _RecordingDialer(dialer, self.log)
         self._client: Client[C2S, S2C] | None = None
         self._call: C2S | None = None
+        self._ended = True
 
     def __repr__(self) -> str:
         return f"<TestClient {self.name} {self.state.value}>"
@@ -205,6 +206,16 @@ class TestClient(Generic[C2S, S2C]):
         """Where the current connection is in its lifecycle (NEW before the first)."""
         return ClientState.NEW if self._client is None else self._client.state
 
+    @property
+    def left_connected(self) -> bool:
+        """Whether the last connection was neither ended with :meth:`disconnect` nor closed
+        by the server: still open, or cut only when its event loop closed."""
+        return not self._ended
+
+    def _closed(self, code: int | None, reason: str) -> None:
+        if code is not None:
+            self._ended = True
+
     # -- lifecycle --------------------------------------------------------------------
 
     async def connect(
@@ -244,7 +255,9 @@ class TestClient(Generic[C2S, S2C]):
             dialer=self._dialer,
         )
         self._client = client
+        self._ended = False
         await client.connect()
+        client.on_close(self._closed)
         proxy: C2S = self.schema.contract.client_to_server.proxy(_Caller(client, self), self.timeout)
         self._call = proxy
         return self
@@ -261,6 +274,7 @@ class TestClient(Generic[C2S, S2C]):
                 expectation (unless ``fail_on_unconsumed`` is False). It is raised once.
         """
         client = self._client
+        self._ended = True
         if client is not None:
             await client.disconnect(self.timeout)
         if self._app_dialer is not None:
@@ -282,7 +296,7 @@ class TestClient(Generic[C2S, S2C]):
         raise UnconsumedCallsError(f"{self.name}: {problem}\n\n{self.log.render(last=LOG_TAIL)}")
 
     async def __aenter__(self) -> Self:
-        if self.state is ClientState.NEW:
+        if self.state in (ClientState.NEW, ClientState.CLOSED):
             await self.connect()
         return self
 
@@ -343,3 +357,13 @@ def call_on(
         timeout=timeout,
         fail_on_unconsumed=fail_on_unconsumed,
     )
+
+
+class ClientFactory(Protocol):
+    """The ``grestws_client`` fixture of the pytest plugin: ``grestws_client(schema,
+    target=None, **options)`` is :func:`call_on` with the ``grestws_app`` fixture's App
+    when no target is given; annotate the fixture argument with it."""
+
+    def __call__(
+        self, schema: SocketSchema[C2S, S2C, Any], target: App | str | None = None, /, **options: Any
+    ) -> TestClient[C2S, S2C]: ...

@@ -19,16 +19,16 @@ mode, and under anyio's pytest plugin with the asyncio backend.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 if TYPE_CHECKING:
     from grestws.app import App
     from grestws.contract.contract import SocketSchema
-    from grestws.testkit.client import TestClient
+    from grestws.testkit.client import ClientFactory, TestClient
 
-__all__ = ("ClientFactory",)
+__all__ = ("grestws_app", "grestws_client")
 
 C2S = TypeVar("C2S")
 S2C = TypeVar("S2C")
@@ -36,27 +36,15 @@ S2C = TypeVar("S2C")
 _PASSED = pytest.StashKey[bool]()
 
 
-class ClientFactory(Protocol):
-    """The ``grestws_client`` fixture: ``(schema, target=None, **options) -> TestClient``,
-    the options those of :func:`~grestws.testkit.call_on`."""
-
-    def __call__(
-        self, schema: SocketSchema[C2S, S2C, Any], target: App | str | None = None, /, **options: Any
-    ) -> TestClient[C2S, S2C]: ...
+@pytest.fixture
+def grestws_app() -> App | None:
+    """The App that ``grestws_client`` connects to when given none: define your own
+    (plain or async) in ``conftest.py``. This default gives none."""
+    return None
 
 
 @pytest.fixture
-def grestws_app() -> App:
-    """The App that ``grestws_client`` connects to when given none; define your own."""
-    pytest.fail(
-        "grestws_client was given no App: define a `grestws_app` fixture that returns your "
-        "grestws.App (in conftest.py), or pass one: grestws_client(Schema, app)",
-        pytrace=False,
-    )
-
-
-@pytest.fixture
-def grestws_client(request: pytest.FixtureRequest) -> Iterator[ClientFactory]:
+def grestws_client(request: pytest.FixtureRequest, grestws_app: App | None) -> Iterator[ClientFactory]:
     """Make test clients of an App (``grestws_app`` unless given) or a URL; see
     :func:`grestws.testkit.call_on`."""
     from grestws.testkit.client import call_on
@@ -67,18 +55,22 @@ def grestws_client(request: pytest.FixtureRequest) -> Iterator[ClientFactory]:
         schema: SocketSchema[C2S, S2C, Any], target: App | str | None = None, /, **options: Any
     ) -> TestClient[C2S, S2C]:
         if target is None:
-            target = request.getfixturevalue("grestws_app")
+            if grestws_app is None:
+                pytest.fail(
+                    "grestws_client was given no App: define a `grestws_app` fixture that returns "
+                    "your grestws.App (in conftest.py), or pass one: grestws_client(Schema, app)",
+                    pytrace=False,
+                )
+            target = grestws_app
         client = call_on(schema, target, **options)
         made.append(client)
         return client
 
     yield factory
-    from grestws.client import ClientState
-
-    still_open = [client.name for client in made if client.state in (ClientState.OPEN, ClientState.CLOSING)]
-    if still_open and request.node.stash.get(_PASSED, False):
+    left = [client.name for client in made if client.left_connected]
+    if left and request.node.stash.get(_PASSED, False):
         pytest.fail(
-            f"test clients still connected when the test ended: {', '.join(still_open)}; "
+            f"test clients still connected when the test ended: {', '.join(left)}; "
             "use `async with grestws_client(...) as client:` or `await client.disconnect()`",
             pytrace=False,
         )

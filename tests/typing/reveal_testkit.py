@@ -9,8 +9,7 @@ from typing import reveal_type
 import grestws
 from examples.chat.contract import ChatApi, ChatClient, ChatServer, SendMessageRequest
 from examples.chat.server import app
-from grestws.testkit import call_on, expect, when
-from grestws.testkit.plugin import ClientFactory
+from grestws.testkit import ClientFactory, call_on, expect, when
 
 REQ = SendMessageRequest(text="hi", channel_id="general")
 

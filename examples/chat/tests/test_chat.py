@@ -1,0 +1,85 @@
+"""The chat example, tested with grestws's testkit: every test runs in this process over
+an in-memory transport, with the server's own handshake, validation and permissions.
+
+Run them with ``pytest examples/chat``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import grestws
+from examples.chat import server
+from examples.chat.contract import (
+    ChatApi,
+    DeleteMessageRequest,
+    MarkAsReadRequest,
+    SendMessageRequest,
+)
+from grestws.testkit import ClientFactory, call_on, expect
+
+
+def say(text: str, channel: str = "general") -> SendMessageRequest:
+    return SendMessageRequest(text=text, channel_id=channel)
+
+
+async def test_a_message_reaches_everyone_with_its_sender(grestws_client: ClientFactory) -> None:
+    ann = grestws_client(ChatApi, token="secret-ann", name="ann")
+    bob = grestws_client(ChatApi, token="secret-bob", name="bob")
+    async with ann, bob:
+        reply = await expect(ann.call.send_message(say("hello bob"))).to_match({"success": True})
+        pushed = await expect(bob.mock.new_message).to_match({"text": "hello bob", "senderId": "ann"})
+        assert pushed.id == reply.message_id
+        await expect(ann.mock.new_message).to_match({"id": reply.message_id})
+
+        await expect(bob.call.send_message(say("hi ann"))).to_match({"success": True})
+        await expect(ann.mock.new_message).to_match({"text": "hi ann", "sender_id": "bob"})
+        await expect(bob.mock.new_message).to_be_called()
+
+
+async def test_an_empty_message_is_refused_with_the_field_at_fault() -> None:
+    async with call_on(ChatApi, server.app, token="secret-ann") as ann:
+        error = await expect(ann.call.send_message(say(""))).to_fail_validation("text")
+        assert error.data[0].code == "invalid_value"
+        expect(ann.mock.new_message).not_to_be_called()
+
+
+async def test_only_an_admin_deletes_messages(grestws_client: ClientFactory) -> None:
+    async with (
+        grestws_client(ChatApi, token="secret-ann") as ann,
+        grestws_client(ChatApi, token="secret-admin") as admin,
+    ):
+        posted = await ann.call.send_message(say("regrettable"))
+        await expect(ann.mock.new_message).to_match({"text": "regrettable"})
+        await expect(admin.mock.new_message).to_match({"text": "regrettable"})
+
+        refused = await expect(ann.call.delete_message(DeleteMessageRequest(posted.message_id))).to_be_error(
+            grestws.ForbiddenError
+        )
+        assert "chat:admin" in str(refused)
+        assert await expect(admin.call.delete_message(DeleteMessageRequest(posted.message_id))).to_match(True)
+        assert not await admin.call.delete_message(DeleteMessageRequest(posted.message_id))
+
+
+async def test_a_token_is_needed_and_checked(grestws_client: ClientFactory) -> None:
+    with pytest.raises(grestws.NotAuthorizedError):
+        await grestws_client(ChatApi).connect()
+    with pytest.raises(grestws.NotAuthorizedError):
+        await grestws_client(ChatApi, token="forged").connect()
+
+
+async def test_fire_and_forget_calls_and_leaving(grestws_client: ClientFactory) -> None:
+    async with grestws_client(ChatApi, token="secret-ann") as ann:
+        await ann.call.mark_as_read(MarkAsReadRequest(message_id="m1"))
+        await ann.call.ping()
+        assert any(member.identity is not None for member in server.room.members)
+    assert not any(
+        member.identity is not None and member.identity.id == "ann" for member in server.room.members
+    )
+
+
+async def test_the_latest_messages_are_kept_for_the_http_route(grestws_client: ClientFactory) -> None:
+    async with grestws_client(ChatApi, token="secret-ann") as ann:
+        reply = await ann.call.send_message(say("kept"))
+        await expect(ann.mock.new_message).to_be_called()
+    assert server.latest_messages()[-1].id == reply.message_id

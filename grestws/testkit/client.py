@@ -154,6 +154,7 @@ class TestClient(Generic[C2S, S2C]):
         self._mocks = Mocks(schema.contract.server_to_client, self.name, self.log, timeout)
         self._app_dialer: AppDialer | None = None
         if isinstance(target, App):
+            target.check()  # what serve() and the ASGI lifespan refuse, a test refuses too
             _check_served(target, schema)
             self._app_dialer = AppDialer(target)
             self.url = IN_PROCESS_URL
@@ -182,6 +183,17 @@ class TestClient(Generic[C2S, S2C]):
         if self._call is None:
             raise InvalidStateError(f"{self.name}: connect() first")
         return self._call
+
+    def with_timeout(self, timeout: float | None) -> C2S:
+        """A proxy like :attr:`call` whose requests time out after ``timeout`` s.
+
+        Raises:
+            InvalidStateError: not connected.
+        """
+        if self._call is None:
+            raise InvalidStateError(f"{self.name}: connect() first")
+        proxy: C2S = self.schema.contract.client_to_server.proxy(_Caller(self.client, self), timeout)
+        return proxy
 
     @property
     def mock(self) -> S2C:
@@ -227,7 +239,8 @@ class TestClient(Generic[C2S, S2C]):
         upgrade_headers: Mapping[str, str] | None = None,
     ) -> Self:
         """Connect and run the handshake; arguments given here replace those given to
-        :func:`call_on`. A client that disconnected may connect again.
+        :func:`call_on`. A client that disconnected may connect again; what the server
+        called on the earlier connection is forgotten.
 
         Cancel-safe, as :meth:`grestws.Client.connect`.
 
@@ -255,8 +268,17 @@ class TestClient(Generic[C2S, S2C]):
             dialer=self._dialer,
         )
         self._client = client
+        self._call = None
         self._ended = False
-        await client.connect()
+        for mock in method_mocks(self._mocks):
+            mock.forget()
+        try:
+            await client.connect()
+        except BaseException:
+            self._ended = True
+            if self._app_dialer is not None:
+                await self._app_dialer.wait_closed()
+            raise
         client.on_close(self._closed)
         proxy: C2S = self.schema.contract.client_to_server.proxy(_Caller(client, self), self.timeout)
         self._call = proxy
@@ -265,7 +287,7 @@ class TestClient(Generic[C2S, S2C]):
     async def disconnect(self) -> None:
         """Close gracefully (calls in flight first, as :meth:`grestws.Client.disconnect`),
         wait until an in-process App is done with the connection, then check that every
-        call from the server was consumed.
+        call from the server was consumed. :attr:`call` is gone until the next connect.
 
         Idempotent. After it, the server's ``on_close`` callbacks have run (in-process).
 
@@ -275,6 +297,7 @@ class TestClient(Generic[C2S, S2C]):
         """
         client = self._client
         self._ended = True
+        self._call = None
         if client is not None:
             await client.disconnect(self.timeout)
         if self._app_dialer is not None:
@@ -344,7 +367,7 @@ def call_on(
 
     Raises:
         ContractError: ``target`` is an App that does not serve ``schema``'s contract at
-            its path.
+            its path, or that could not be served at all (:meth:`grestws.App.check`).
     """
     return TestClient(
         schema,

@@ -16,6 +16,7 @@ AssertionError with what did not match and the end of the client's wire log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, NoReturn, TypeVar, overload
@@ -31,8 +32,8 @@ A = TypeVar("A")
 R = TypeVar("R")
 E = TypeVar("E", bound=ApiError[Any])
 
-_ANYTHING: Any = {}
-"""Matches any argument (an empty partial match)."""
+_ANYTHING: Any = object()
+"""Stands for any argument at all."""
 
 
 class CallExpectation(Generic[R]):
@@ -47,11 +48,13 @@ class CallExpectation(Generic[R]):
         return self._call.name if isinstance(self._call, Call) else "the call"
 
     def _fail(self, text: str, cause: BaseException | None = None) -> NoReturn:
+        __tracebackhide__ = True
         if isinstance(self._call, Call):
             text = f"{text}\n\n{self._call.client.log.render(last=LOG_TAIL)}"
         raise AssertionError(text) from cause
 
     async def _outcome(self, wanted: str) -> R:
+        __tracebackhide__ = True
         try:
             return await self._call
         except ApiError as exc:
@@ -66,6 +69,7 @@ class CallExpectation(Generic[R]):
         Raises:
             AssertionError: the call failed, or its result does not match.
         """
+        __tracebackhide__ = True
         result = await self._outcome(f"a result matching {shown(expected)}")
         problems = mismatches(result, expected)
         if problems:
@@ -79,6 +83,7 @@ class CallExpectation(Generic[R]):
         Raises:
             AssertionError: the call succeeded, or failed otherwise.
         """
+        __tracebackhide__ = True
         try:
             result = await self._call
         except error as exc:
@@ -95,6 +100,7 @@ class CallExpectation(Generic[R]):
         Raises:
             AssertionError: the call did not fail validation, or not at those paths.
         """
+        __tracebackhide__ = True
         error = await self.to_be_error(ValidationError)
         found = [issue.path for issue in error.data]
         missing = [path for path in paths if path.removeprefix("$").removeprefix(".") not in found]
@@ -121,6 +127,7 @@ class PushExpectation(Generic[A, R]):
         Raises:
             AssertionError: none came within the timeout; says what came instead.
         """
+        __tracebackhide__ = True
         return await self._take(expected, timeout)
 
     async def to_be_called(self, *, timeout: float | None = None) -> A:
@@ -130,6 +137,7 @@ class PushExpectation(Generic[A, R]):
         Raises:
             AssertionError: none came within the timeout.
         """
+        __tracebackhide__ = True
         return await self._take(_ANYTHING, timeout)
 
     def not_to_be_called(self) -> None:
@@ -139,30 +147,30 @@ class PushExpectation(Generic[A, R]):
         Raises:
             AssertionError: one did; says which.
         """
+        __tracebackhide__ = True
         left = list(self._mock.unconsumed())
         if left:
             args = ", ".join(shown(arrival.arg) for arrival in left[:5])
             self._fail(f"{self._mock.name}: expected no call, got {len(left)}: {args}")
 
     async def _take(self, expected: object, timeout: float | None) -> A:
+        __tracebackhide__ = True
         mock = self._mock
         loop = asyncio.get_running_loop()
         wait = mock.timeout if timeout is None else timeout
         deadline = loop.time() + wait
         while True:
             for arrival in mock.unconsumed():
-                if not mismatches(arrival.arg, expected):
+                if expected is _ANYTHING or not mismatches(arrival.arg, expected):
                     arrival.consumed = True
                     value: A = arrival.arg
                     return value
             left = deadline - loop.time()
             if left <= 0:
-                break
-            try:
-                await asyncio.wait_for(mock.changed(), left)
-            except TimeoutError:
-                break
-        return self._fail(self._missed(expected, wait))
+                return self._fail(self._missed(expected, wait))
+            arrived = mock.next_arrival()  # made before waiting, so no call slips past
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(arrived.wait(), left)
 
     def _missed(self, expected: object, wait: float) -> str:
         mock = self._mock
@@ -173,11 +181,14 @@ class PushExpectation(Generic[A, R]):
             lines.append("nothing else arrived either")
         for arrival in left[:3]:
             lines.append(f"this one arrived and {describe(arrival.arg, mismatches(arrival.arg, expected))}")
+        if expected is _ANYTHING and left:  # cannot be: anything matches
+            lines.append("(calls arrived, but none could be taken)")
         if len(left) > 3:
             lines.append(f"... and {len(left) - 3} more")
         return "\n".join(lines)
 
     def _fail(self, text: str) -> NoReturn:
+        __tracebackhide__ = True
         raise AssertionError(f"{text}\n\n{self._mock.log.render(last=LOG_TAIL)}")
 
 
@@ -191,16 +202,24 @@ class Answer(Generic[A, R]):
 
     def reply(self, value: R) -> None:
         """Answer every later request with ``value``. Answered requests need no
-        expectation (one may still check them)."""
+        expectation (one may still check them).
+
+        Raises:
+            TypeError: the method is fire-and-forget: there is nothing to answer.
+        """
         self._mock.answer(Reply.VALUE, value)
 
     def fail(self, error: ApiError[Any]) -> None:
-        """Answer every later request with ``error`` (an error the method declares)."""
+        """Answer every later request with ``error`` (an error the method declares).
+
+        Raises:
+            TypeError: the method is fire-and-forget, or ``error`` is not an ApiError.
+        """
         self._mock.answer(Reply.ERROR, error)
 
     def ignore(self) -> None:
-        """Need no expectation for this method's calls, those so far included; a request
-        is still answered ROUTE_NOT_FOUND unless a reply is set."""
+        """Need no expectation for this method's calls, those so far included. It replaces
+        a reply set before: a request is answered ROUTE_NOT_FOUND."""
         self._mock.answer(Reply.IGNORE)
 
 

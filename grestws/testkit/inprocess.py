@@ -24,9 +24,10 @@ __all__ = ("AppDialer",)
 class AppDialer:
     """Dials ``app`` in-process: ``Client(url, schema, dialer=AppDialer(app))``.
 
-    The URL's host is ignored; its path picks the schema and its query is the connection's
-    query, as on a socket. Each connection's server side runs in a task until the client
-    leaves and the App is done with it; :meth:`wait_closed` waits for those tasks.
+    The URL's host is the upgrade's ``Host`` header (unless ``headers`` has one); its path
+    picks the schema and its query is the connection's query, as on a socket. Each
+    connection's server side runs in a task until the client leaves and the App is done
+    with it; :meth:`wait_closed` waits for those tasks.
 
     Concurrency: any number of clients may dial one AppDialer at once.
     """
@@ -44,10 +45,12 @@ class AppDialer:
             ConnectError: the App refuses the upgrade (``HTTP 404`` and the like).
         """
         parts = urlsplit(url)
+        given = Headers(headers.items())
+        host = [] if "host" in given else [("host", parts.netloc)]  # as a browser or websockets sends
         request = ConnectRequest(
             path=parts.path or "/",
             query=dict(parse_qsl(parts.query, keep_blank_values=True)),
-            headers=Headers(headers.items()),
+            headers=Headers([*host, *headers.items()]),
         )
         refusal = self.app.refusal(request.path, request.headers)
         if refusal is not None:

@@ -89,7 +89,7 @@ def _compare(actual: object, expected: object, path: str, found: list[str]) -> N
     elif isinstance(expected, type) and not isinstance(actual, type):
         if not isinstance(actual, expected):
             found.append(f"{path}: expected an instance of {expected.__name__}, got {shown(actual)}")
-    elif not _equal(expected, actual):
+    elif (isinstance(expected, bool) and not isinstance(actual, bool)) or not _equal(expected, actual):
         found.append(f"{path}: expected {shown(expected)}, got {shown(actual)}")
 
 
@@ -131,7 +131,15 @@ def _is_dataclass(value: object) -> bool:
 
 
 def _has_fields(value: object) -> bool:
-    return isinstance(value, msgspec.Struct) or _is_dataclass(value) or hasattr(value, "__dict__")
+    """Whether ``value`` has named fields: a Struct, a dataclass, a named tuple, or an
+    object with attributes of its own (a ``__dict__`` or ``__slots__``)."""
+    return (
+        isinstance(value, msgspec.Struct)
+        or _is_dataclass(value)
+        or hasattr(value, "_fields")
+        or hasattr(value, "__dict__")
+        or bool(getattr(type(value), "__slots__", None))
+    )
 
 
 def _fields_of(value: object) -> dict[object, object]:

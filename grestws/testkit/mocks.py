@@ -106,6 +106,8 @@ class MethodMock:
 
     def answer(self, kind: Reply, value: Any = None) -> None:
         """Answer every later call this way."""
+        if kind in (Reply.VALUE, Reply.ERROR) and self.spec.kind is MethodKind.NOTIFY:
+            raise TypeError(f"{self.name} is fire-and-forget: there is no reply to set")
         if kind is Reply.ERROR and not isinstance(value, ApiError):
             raise TypeError(f"a mock fails with an ApiError, not {value!r}")
         self._reply = (kind, value)
@@ -117,11 +119,15 @@ class MethodMock:
         """The arrivals no expectation took yet, oldest first."""
         return (arrival for arrival in self.arrivals if not arrival.consumed)
 
-    async def changed(self) -> None:
-        """Wait until the next call arrives."""
+    def next_arrival(self) -> asyncio.Event:
+        """An event set when the next call arrives (made now, so none is missed)."""
         if self._changed is None:
             self._changed = asyncio.Event()
-        await self._changed.wait()
+        return self._changed
+
+    def forget(self) -> None:
+        """Drop every arrival (a new connection starts with none)."""
+        self.arrivals.clear()
 
 
 class Mocks:

@@ -68,7 +68,7 @@ class WireLog:
         skipped = self.dropped
         if last is not None and len(entries) > last:
             skipped += len(entries) - last
-            entries = entries[-last:]
+            entries = entries[len(entries) - last :]
         lines = [f"wire log of {self.name} (-> sent, <- received):"]
         if skipped:
             lines.append(f"   ... {skipped} earlier frames")
@@ -110,8 +110,8 @@ class RecordingTransport:
         return self._inner.buffered
 
     async def send(self, frame: bytes) -> None:
+        self.log.note(Direction.SENT, frame)  # before the wait, so a quick answer comes after it
         await self._inner.send(frame)
-        self.log.note(Direction.SENT, frame)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self._inner.close(code, reason)

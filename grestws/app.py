@@ -8,11 +8,13 @@ of :mod:`grestws.server` and later adapters run the same code.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Generic, TypeVar
 
+from grestws.broker import Broker
 from grestws.connections import Connections, ServerConnection
 from grestws.context import Connection, ConnectRequest
 from grestws.contract.contract import SocketSchema
@@ -22,6 +24,7 @@ from grestws.incidents import PEER_LOG, Incident, IncidentHook, IncidentKind, In
 from grestws.limits import Gate, IdentityLimits, Limits
 from grestws.origins import OriginPolicy
 from grestws.protocol.frames import CLOSE_INVALID_QUERY, CLOSE_POLICY, CLOSE_TRY_AGAIN_LATER
+from grestws.rooms import Rooms
 from grestws.session import Session
 from grestws.transports import Refusal, Transport
 from grestws.transports.asgi import AsgiEntry, Receive, Scope, Send
@@ -38,6 +41,10 @@ _STRICT = "once one method declares a permission all must; declare PUBLIC to kee
 
 
 HandlerFactory = Callable[[ServerConnection[S2C]], C2S]
+ConnectHook = Callable[[ServerConnection[Any]], Awaitable[object] | object]
+"""``hook(conn)``, run once the connection is accepted (a coroutine function or a plain one)."""
+DisconnectHook = Callable[[ServerConnection[Any], int | None, str], Awaitable[object] | object]
+"""``hook(conn, code, reason)``, run once an accepted connection closed."""
 
 
 class Route(Generic[C2S, S2C]):
@@ -66,10 +73,15 @@ class App:
         handshake_timeout: Seconds to wait for the client's ``h`` frame.
         request_timeout: Default seconds to wait for the client's answer to a server request.
         shutdown_timeout: Seconds that calls in flight get to finish on graceful shutdown.
+        broker: How pushes to rooms and users reach the other processes of a cluster
+            (:class:`~grestws.broker.redis.RedisBroker`); by default there are none. See
+            ``docs/scaling.md``.
 
     Attributes:
         connections: The registry of live connections (:class:`~grestws.connections.Connections`):
             by identity, drain, close by identity.
+        rooms: Rooms, and pushes to rooms, users and connections on every process
+            (:class:`~grestws.rooms.Rooms`; ``docs/rooms.md``).
 
     These settings hold whatever serves the App; what only one transport knows (pings,
     compression, the listening socket) is set where it is served: :func:`grestws.serve`,
@@ -91,6 +103,7 @@ class App:
         handshake_timeout: float = 5.0,
         request_timeout: float | None = 30.0,
         shutdown_timeout: float = 10.0,
+        broker: Broker | None = None,
     ) -> None:
         self.routes: dict[str, Route[Any, Any]] = {}
         self.limits = Limits() if limits is None else limits
@@ -101,7 +114,54 @@ class App:
         self.request_timeout = request_timeout
         self.shutdown_timeout = shutdown_timeout
         self.connections = Connections()
+        self.rooms = Rooms(self.connections, self._client_halves, broker)
+        self._on_connect: list[ConnectHook] = []
+        self._on_disconnect: list[DisconnectHook] = []
         self._asgi = AsgiEntry(self)
+
+    def _client_halves(self) -> list[Any]:
+        return [route.schema.contract.server_to_client for route in self.routes.values()]
+
+    def on_connect(self, hook: ConnectHook) -> ConnectHook:
+        """Run ``hook(conn)`` for every connection once it is accepted (``k`` sent, its
+        handler made): the place to join rooms and mark presence. Usable as a decorator.
+
+        Hooks run in the order added, each awaited if it returns an awaitable, while the
+        client's first calls may already run; an exception is logged and the connection
+        goes on.
+        """
+        self._on_connect.append(hook)
+        return hook
+
+    def on_disconnect(self, hook: DisconnectHook) -> DisconnectHook:
+        """Run ``hook(conn, code, reason)`` for every accepted connection once it closed
+        (it has left its rooms by then): the place for cleanup. Usable as a decorator;
+        run as :meth:`on_connect` hooks are."""
+        self._on_disconnect.append(hook)
+        return hook
+
+    async def _run_hooks(self, hooks: Sequence[Callable[..., object]], *args: Any) -> None:
+        for hook in hooks:
+            try:
+                result = hook(*args)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("%s hook %r failed", "connect" if len(args) == 1 else "disconnect", hook)
+
+    async def start(self) -> None:
+        """Get ready to serve: :meth:`check`, then start the broker. Servers call it; the
+        first connection does too. Idempotent.
+
+        Raises:
+            ContractError: the App cannot be served.
+        """
+        self.check()
+        await self.rooms.start()
+
+    async def stop(self) -> None:
+        """Stop the broker (after :meth:`shutdown`); a later connection starts it again."""
+        await self.rooms.stop()
 
     def add(self, schema: SocketSchema[C2S, S2C, Any], handler: HandlerFactory[S2C, C2S]) -> None:
         """Serve ``schema`` at its path; ``handler(conn)`` makes each connection's handler.
@@ -239,6 +299,7 @@ class App:
                 logger.info("%s: refused, %s: %s", request.path, exc.message, exc.data)
                 await transport.close(CLOSE_INVALID_QUERY, "Invalid query parameters")
                 return
+        await self.rooms.start()
         self.connections.add(conn, owner)
         try:
             accepted = await accept(
@@ -254,12 +315,18 @@ class App:
             )
             if accepted:
                 self.connections.identified(conn)
+                self.rooms.connected(conn)
+                if self._on_connect:
+                    await self._run_hooks(self._on_connect, conn)
                 await session.run()
         except ConnectionClosedError as exc:
             session.connection_lost(exc.code, exc.reason)
         finally:
+            self.rooms.forget(conn)
             if conn.accepted:
                 conn.closed_now()
+                if self._on_disconnect:
+                    await self._run_hooks(self._on_disconnect, conn, session.close_code, session.close_reason)
             if conn.identity is not None and session.gate is not None and session.gate.shares_identity:
                 self.identities.release(conn.identity.id)
             try:
@@ -304,16 +371,18 @@ class App:
 
             api = Starlette(routes=[Mount("/", app=grestws_app)], lifespan=grestws_app.lifespan)
 
-        On entry it runs :meth:`check`; on exit :meth:`shutdown`, a graceful drain.
+        On entry it runs :meth:`start` (the checks, the broker); on exit :meth:`shutdown`,
+        a graceful drain, then :meth:`stop`.
 
         Raises:
             ContractError: the App cannot be served (on entry: the parent fails to start).
         """
-        self.check()
+        await self.start()
         try:
             yield
         finally:
             await self.shutdown()
+            await self.stop()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI application: websocket connections to the schemas' paths (relative to

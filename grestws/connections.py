@@ -106,6 +106,17 @@ class ServerConnection(Connection, Generic[S2C]):
         else:
             self._on_close.append(callback)
 
+    @property
+    def closed(self) -> bool:
+        """True once the connection has closed (or is closing)."""
+        return self._session.closed
+
+    def drop(self, code: int = CLOSE_POLICY, reason: str = "") -> None:
+        """End the connection now, without waiting: a close frame with ``code`` and
+        ``reason`` if it can go out, nothing more read, the socket gone within the close
+        timeout. For a forced disconnect; :meth:`close` waits for the closing handshake."""
+        self._session.transport.drop(code, reason)
+
     async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Close the connection; requests the client has pending fail on its side.
 

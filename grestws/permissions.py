@@ -20,7 +20,16 @@ import msgspec
 
 from grestws.exceptions import ContractError
 
-__all__ = ("PUBLIC", "AllOf", "AnyOf", "Identity", "Permission", "Scope")
+__all__ = (
+    "PUBLIC",
+    "AllOf",
+    "AnyOf",
+    "Identity",
+    "Permission",
+    "Scope",
+    "permission_from_builtins",
+    "permission_to_builtins",
+)
 
 MAX_DEPTH = 8
 """How deeply ``AllOf`` / ``AnyOf`` may nest."""
@@ -131,3 +140,34 @@ class AnyOf(_Group):
     @property
     def public(self) -> bool:
         return any(part.public for part in self.parts)
+
+
+def permission_to_builtins(permission: Permission) -> object:
+    """``permission`` as plain data, to send to another process: ``"*"`` for PUBLIC, a
+    scope's name, ``{"all": [...]}`` or ``{"any": [...]}``."""
+    if isinstance(permission, Scope):
+        return permission.name
+    if isinstance(permission, AllOf):
+        return {"all": [permission_to_builtins(part) for part in permission.parts]}
+    if isinstance(permission, AnyOf):
+        return {"any": [permission_to_builtins(part) for part in permission.parts]}
+    return "*"
+
+
+def permission_from_builtins(data: object) -> Permission:
+    """The permission :func:`permission_to_builtins` gave ``data`` for.
+
+    Raises:
+        ContractError: ``data`` describes no permission.
+    """
+    if data == "*":
+        return PUBLIC
+    if isinstance(data, str):
+        return Scope(data)
+    if isinstance(data, dict) and len(data) == 1:  # pyright: ignore[reportUnknownArgumentType]
+        (kind, parts), *_ = data.items()  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if kind in ("all", "any") and isinstance(parts, list):
+            group = AllOf if kind == "all" else AnyOf
+            items: list[object] = parts  # pyright: ignore[reportUnknownVariableType]
+            return group(*(permission_from_builtins(part) for part in items))
+    raise ContractError(f"not a permission: {data!r:.100}")

@@ -70,8 +70,8 @@ class Server:
         Stop accepting connections; let calls in flight finish for at most ``timeout``
         seconds (the app's ``shutdown_timeout`` by default) while new requests are answered
         SERVER_ERROR "Server is shutting down"; cancel what is still running; close every
-        connection of this server with 1000. Idempotent; concurrent calls wait for the
-        same shutdown.
+        connection of this server with 1000; stop the App's broker. Idempotent;
+        concurrent calls wait for the same shutdown.
         """
         if self._closing is None:
             self._ws_server.close(close_connections=False)
@@ -86,6 +86,7 @@ class Server:
     async def _shutdown(self, timeout: float | None) -> None:
         await self.app.shutdown(timeout, owner=self)
         await self._ws_server.wait_closed()
+        await self.app.stop()
 
     async def close_identity(self, identity_id: str, reason: str = "Access revoked") -> int:
         """Close every connection of the App that acts for ``identity_id`` at once, with
@@ -148,7 +149,7 @@ def serve(
     """
 
     async def open() -> Server:
-        app.check()
+        await app.start()
         settle_allocator()
         server: Server | None = None
 

@@ -26,9 +26,9 @@ import grestws
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
-SUBPACKAGES = ("contract", "protocol", "testkit", "transports")
+SUBPACKAGES = ("broker", "contract", "protocol", "testkit", "transports")
 RUNTIME_DEPENDENCIES = ("msgspec", "websockets", "typing-extensions", "httpx")
-EXTRAS = ("asgi", "bench", "dev", "testing", "uvloop")
+EXTRAS = ("asgi", "bench", "dev", "redis", "testing", "uvloop")
 
 
 def run(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:

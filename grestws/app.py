@@ -53,6 +53,8 @@ class Route(Generic[C2S, S2C]):
     def __init__(self, schema: SocketSchema[C2S, S2C, Any], factory: HandlerFactory[S2C, C2S]) -> None:
         self.schema = schema
         self.factory = factory
+        self.topics = any(spec.topic is not None for spec in schema.contract.client_to_server)
+        """Whether the contract declares subscriptions (@watch / @unwatch)."""
 
 
 class App:
@@ -316,6 +318,8 @@ class App:
             if accepted:
                 self.connections.identified(conn)
                 self.rooms.connected(conn)
+                if route.topics:
+                    self.rooms.serve_topics(conn)
                 if self._on_connect:
                     await self._run_hooks(self._on_connect, conn)
                 await session.run()

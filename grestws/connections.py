@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from grestws.context import Connection, ConnectRequest
 from grestws.contract.contract import SocketSchema
+from grestws.contract.methods import MethodSpec
 from grestws.permissions import Identity
 from grestws.protocol.frames import CLOSE_NORMAL, CLOSE_POLICY
 from grestws.session import Session
@@ -42,12 +43,14 @@ class ServerConnection(Connection, Generic[S2C]):
         accepted: True once the handshake succeeded (``k`` sent).
         identity: Who the connection acts for, as the schema's middleware identified it
             at the handshake (``None``: no identity).
+        handler: The object the App's handler factory made for it (``None`` until then).
     """
 
     __slots__ = (
         "_on_close",
         "_session",
         "accepted",
+        "handler",
         "handshake_headers",
         "identity",
         "outgoing",
@@ -71,6 +74,7 @@ class ServerConnection(Connection, Generic[S2C]):
         self.typed_query: Any = None
         self.identity: Identity | None = None
         self.accepted = False
+        self.handler: object = None
         self._session = session
         self._on_close: list[Callable[[int | None, str], object]] = []
 
@@ -105,6 +109,11 @@ class ServerConnection(Connection, Generic[S2C]):
             callback(self._session.close_code, self._session.close_reason)
         else:
             self._on_close.append(callback)
+
+    def serve(self, spec: MethodSpec, function: Callable[..., Awaitable[Any]]) -> None:
+        """Serve the client's calls of ``spec`` with ``function(arg)`` (or ``function()``)
+        from now on, in place of the handler's method."""
+        self._session.bind_one(spec, function)
 
     @property
     def closed(self) -> bool:

@@ -249,7 +249,8 @@ async def _admit(
             if conn.identity is None:
                 return NotAuthorizedError("This socket needs an identity")
             return ForbiddenError("This identity may not open this socket")
-        session.bind(context.run(factory, conn))
+        conn.handler = context.run(factory, conn)
+        session.bind(conn.handler)
     except ApiError as exc:
         return exc
     except Exception as exc:

@@ -31,7 +31,7 @@ from grestws.permissions import Permission, permission_from_builtins, permission
 from grestws.protocol import codec
 from grestws.protocol.frames import CLOSE_POLICY
 
-__all__ = ("Exclude", "Rooms", "push_frame")
+__all__ = ("Exclude", "Rooms", "push_frame", "topic_room")
 
 S2C = TypeVar("S2C")
 A = TypeVar("A")
@@ -54,6 +54,12 @@ def push_frame(spec: MethodSpec, arg: Any) -> bytes:
     if spec.kind is not MethodKind.NOTIFY:
         raise ContractError(f"{spec.path} is a request; only @notify methods can be pushed to many")
     return codec.encode_message(spec.prefix, _encoder.encode(arg) if spec.has_input else b"")
+
+
+def topic_room(topic: str, key: object) -> str:
+    """The room of the watchers of ``topic`` for ``key``: ``topic:document:"d1"`` (the key
+    as JSON, so that keys of any type name distinct rooms)."""
+    return f"topic:{topic}:{_encoder.encode(key).decode()}"
 
 
 def _excluded(exclude: Exclude) -> tuple[str, ...]:
@@ -132,6 +138,41 @@ class Rooms:
         """Make ``conn`` reachable by its id (the App calls it once the handshake is done)."""
         self._by_id[conn.id] = conn
 
+    def serve_topics(self, conn: ServerConnection[Any]) -> None:
+        """Serve the @watch and @unwatch methods of ``conn``'s contract: a watch runs the
+        handler's method (the access check) and then joins the topic's room; an unwatch
+        runs the handler's method if it has one, then leaves. The App calls it once the
+        handler is made."""
+        handler = conn.handler
+        for spec in conn.schema.contract.client_to_server:
+            if spec.topic is None:
+                continue
+            own = getattr(type(handler), spec.py_name, None)
+            method = None if own is None or own is spec.function else getattr(handler, spec.py_name)
+            if spec.watching and method is not None:
+                conn.serve(spec, self._watcher(conn, spec.topic, method))
+            elif not spec.watching:
+                conn.serve(spec, self._unwatcher(conn, spec.topic, method))
+
+    def _watcher(
+        self, conn: ServerConnection[Any], topic: str, check: Callable[[Any], Awaitable[None]]
+    ) -> Callable[[Any], Awaitable[None]]:
+        async def watch(key: Any) -> None:
+            await check(key)
+            self.join(conn, topic_room(topic, key))
+
+        return watch
+
+    def _unwatcher(
+        self, conn: ServerConnection[Any], topic: str, method: Callable[[Any], Awaitable[None]] | None
+    ) -> Callable[[Any], Awaitable[None]]:
+        async def unwatch(key: Any) -> None:
+            if method is not None:
+                await method(key)
+            self.leave(conn, topic_room(topic, key))
+
+        return unwatch
+
     def forget(self, conn: ServerConnection[Any]) -> None:
         """``conn`` closed: it leaves every room (the App calls it)."""
         self._by_id.pop(conn.id, None)
@@ -205,6 +246,10 @@ class Rooms:
         node = self.broker.node
         return [*own, *(member for member in found if member.node != node)]
 
+    def watchers(self, topic: str, key: object) -> list[ServerConnection[Any]]:
+        """The connections of this process watching ``topic`` for ``key``."""
+        return self.members(topic_room(topic, key))
+
     async def users(self, room: str) -> list[str]:
         """The users (identity ids) present in ``room`` on every process, each once, sorted."""
         return sorted({member.user for member in await self.presence(room) if member.user is not None})
@@ -252,6 +297,45 @@ class Rooms:
             ContractError: ``method`` is a request, or of no contract the App serves.
         """
         return await self._send(Target.ROOM, room, method, arg, exclude, only)
+
+    @overload
+    async def send_to_topic(
+        self,
+        topic: str,
+        key: object,
+        method: Callable[[S2C], Awaitable[None]],
+        /,
+        *,
+        exclude: Exclude = None,
+    ) -> int: ...
+    @overload
+    async def send_to_topic(
+        self,
+        topic: str,
+        key: object,
+        method: Callable[[S2C, A], Awaitable[None]],
+        arg: A,
+        /,
+        *,
+        exclude: Exclude = None,
+    ) -> int: ...
+    async def send_to_topic(
+        self,
+        topic: str,
+        key: object,
+        method: Callable[..., Awaitable[None]],
+        arg: Any = _NO_ARG,
+        /,
+        *,
+        exclude: Exclude = None,
+    ) -> int:
+        """Push ``method(arg)`` to every connection watching ``topic`` for ``key`` (see
+        :func:`grestws.watch`), on every process. Returns how many of this process got it.
+
+        Raises:
+            ContractError: as :meth:`send`.
+        """
+        return await self._send(Target.ROOM, topic_room(topic, key), method, arg, exclude, None)
 
     @overload
     async def send_to_user(

@@ -16,6 +16,8 @@ EXPECTED = frozenset(
         "SocketSchema",
         "notify",
         "request",
+        "watch",
+        "unwatch",
         # serving and connecting
         "App",
         "ConnectRequest",
@@ -101,7 +103,7 @@ HOMES = {
         "ContractError",
         "InvalidStateError",
     ],
-    "grestws.contract": ["SocketContract", "SocketSchema", "notify", "request"],
+    "grestws.contract": ["SocketContract", "SocketSchema", "notify", "request", "unwatch", "watch"],
     "grestws.context": [
         "ConnectRequest",
         "Connection",

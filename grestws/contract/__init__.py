@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from grestws.contract.contract import Caller, ContractHalf, SocketContract, SocketSchema
-from grestws.contract.methods import MethodKind, MethodSpec, notify, request
+from grestws.contract.methods import MethodKind, MethodSpec, notify, request, unwatch, watch
 
 __all__ = (
     "Caller",
@@ -14,4 +14,6 @@ __all__ = (
     "SocketSchema",
     "notify",
     "request",
+    "unwatch",
+    "watch",
 )

@@ -41,7 +41,7 @@ from grestws.permissions import PUBLIC, Permission
 from grestws.protocol.frames import FrameType
 from grestws.rates import Rate
 
-__all__ = ("MethodKind", "MethodOptions", "MethodSpec", "notify", "request")
+__all__ = ("MethodKind", "MethodOptions", "MethodSpec", "notify", "request", "unwatch", "watch")
 
 F = TypeVar("F", bound=Callable[..., Coroutine[Any, Any, Any]])
 NF = TypeVar("NF", bound=Callable[..., Coroutine[Any, Any, None]])
@@ -75,6 +75,8 @@ class MethodOptions(msgspec.Struct, frozen=True):
     permission: Permission | None = None
     rate: Rate | None = None
     deadline: float | None = None
+    topic: str | None = None
+    watching: bool = True
 
 
 T = TypeVar("T", bound=Callable[..., Any])
@@ -100,6 +102,8 @@ def _decorator(
     permission: Permission | None,
     rate: Rate | None,
     deadline: float | None,
+    topic: str | None = None,
+    watching: bool = True,
 ) -> _Attach:
     if permission is not None and not isinstance(permission, Permission):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise ContractError(f"permission must be a grestws Permission, not {permission!r}")
@@ -107,7 +111,9 @@ def _decorator(
         raise ContractError(f"rate must be a grestws Rate, not {rate!r}")
     if deadline is not None and not deadline > 0:
         raise ContractError(f"deadline must be a positive number of seconds, not {deadline!r}")
-    return _Attach(MethodOptions(kind, name, tuple(errors), permission, rate, deadline))
+    if topic is not None and (not topic or ":" in topic):
+        raise ContractError(f"a topic is a non-empty name without ':', not {topic!r}")
+    return _Attach(MethodOptions(kind, name, tuple(errors), permission, rate, deadline, topic, watching))
 
 
 @overload
@@ -188,6 +194,53 @@ def notify(
     """
     attach = _decorator(MethodKind.NOTIFY, name, (), permission, rate, deadline)
     return attach if fn is None else attach(fn)
+
+
+def watch(
+    topic: str,
+    *,
+    name: str | None = None,
+    errors: Iterable[type[ApiError[Any]]] = (),
+    permission: Permission | None = None,
+    rate: Rate | None = None,
+) -> Callable[[F], F]:
+    """Declare a subscription: the client asks to watch ``topic`` for the key it passes
+    (a document id, a device id), and gets the pushes sent to that topic until it
+    unwatches or disconnects::
+
+        @grestws.watch("document", errors=[NotFoundError])
+        async def watch_document(self, doc_id: str) -> None: ...
+
+    The stub takes the key as its one argument and returns None. It is a request: the
+    server's method is the access check, run with the typed key; raising an ApiError
+    (``ForbiddenError`` when refused, or a declared one) answers the client with it and
+    subscribes nothing; returning subscribes the connection. The server pushes with
+    ``await app.rooms.send_to_topic("document", doc_id, DocClient.changed, change)``.
+
+    Args:
+        topic: The topic's name (the same on the matching :func:`unwatch`).
+        name, errors, permission, rate: As for :func:`request`.
+    """
+    return _decorator(MethodKind.REQUEST, name, errors, permission, rate, None, topic, True)
+
+
+def unwatch(
+    topic: str,
+    *,
+    name: str | None = None,
+    permission: Permission | None = None,
+    rate: Rate | None = None,
+) -> Callable[[F], F]:
+    """Declare the end of a subscription declared with :func:`watch`: the client stops
+    getting ``topic``'s pushes for the key it passes. A request answered once the
+    connection has left; the server need not implement it (if it does, its method runs
+    first). Disconnecting ends every subscription as well.
+
+    Args:
+        topic: The topic's name, as on :func:`watch`.
+        name, permission, rate: As for :func:`request`.
+    """
+    return _decorator(MethodKind.REQUEST, name, (), permission, rate, None, topic, False)
 
 
 def camel(name: str) -> str:
@@ -288,6 +341,8 @@ class MethodSpec:
         "py_name",
         "rate",
         "result_type",
+        "topic",
+        "watching",
         "wire_name",
     )
 
@@ -306,6 +361,10 @@ class MethodSpec:
         self.rate = options.rate
         self.deadline = options.deadline
         self.kind = options.kind
+        self.topic = options.topic
+        """The topic a @watch or @unwatch method subscribes to, else None."""
+        self.watching = options.watching
+        """True for @watch, False for @unwatch (meaningful only with a topic)."""
         if options.name is not None:
             self.wire_name = options.name
         else:
@@ -334,6 +393,10 @@ class MethodSpec:
         self.has_result = self.result_type is not None
         if self.kind is MethodKind.NOTIFY and self.has_result:
             raise ContractError(f"{where}: a @notify method returns None")
+        if self.topic is not None and (not self.has_input or self.has_result):
+            raise ContractError(
+                f"{where}: a @watch or @unwatch method takes the topic's key and returns None"
+            )
 
         declared: dict[str, type[ApiError[Any]]] = {cls.type: cls for cls in IMPLICIT_ERRORS}
         for cls in typing.cast("tuple[object, ...]", options.errors):

@@ -44,6 +44,10 @@ class TypingEvent(msgspec.Struct, rename="camel"):
     channel_id: str
 
 
+class TypingRequest(msgspec.Struct, rename="camel"):
+    channel_id: str
+
+
 class ChatServer(Protocol):
     """What a client may call on the server."""
 
@@ -62,6 +66,11 @@ class ChatServer(Protocol):
         """Tell the server the client is still there."""
         ...
 
+    @grestws.notify(permission=grestws.PUBLIC)
+    async def is_typing(self, req: TypingRequest) -> None:
+        """Tell the others in a channel that this user is typing."""
+        ...
+
     @grestws.request(permission=grestws.Scope("chat:admin"))
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         """Delete a message (moderators only); True if it existed."""
@@ -78,7 +87,7 @@ class ChatClient(Protocol):
 
     @grestws.notify
     async def typing(self, event: TypingEvent) -> None:
-        """Someone is typing."""
+        """Someone else in one of the client's channels is typing."""
         ...
 
     @grestws.request

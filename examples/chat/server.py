@@ -2,6 +2,12 @@
 
 Clients authenticate with a bearer token. The demo check: ``secret-<name>`` is user
 ``<name>``, and the user ``admin`` may also delete messages; anything else is refused.
+
+A message goes to every connected client; ``typing`` goes to the others in the channel
+(each client is in ``general`` and in every channel it posted or typed in). Both reach
+every process of a cluster when the App has a broker:
+``grestws serve examples.chat.server:app --workers 2 --broker redis://127.0.0.1:6379/0``
+(see ``docs/scaling.md``).
 """
 
 from __future__ import annotations
@@ -20,23 +26,11 @@ from examples.chat.contract import (
     Message,
     SendMessageRequest,
     SendMessageResponse,
+    TypingEvent,
+    TypingRequest,
 )
 
 logger = logging.getLogger("examples.chat")
-
-
-class Room:
-    """Everyone connected. A real app would keep this per channel, and in Redis across processes."""
-
-    def __init__(self) -> None:
-        self.members: set[grestws.ServerConnection[ChatClient]] = set()
-
-    def publish(self, message: Message) -> None:
-        """Push ``message`` to every member, encoded once."""
-        grestws.broadcast(self.members, ChatClient.new_message, message)
-
-
-room = Room()
 
 
 async def verify(token: str) -> grestws.Identity | None:
@@ -54,6 +48,12 @@ auth = grestws.BearerAuth(verify=verify)
 ServerChatApi = ChatApi.use(auth)
 """The chat schema with the server's side of the bearer check."""
 
+
+def channel_room(channel: str) -> str:
+    """The room of a channel's members."""
+    return f"channel:{channel}"
+
+
 sent: dict[str, Message] = {}
 """The latest messages by id, so that an admin can delete them (at most ``KEEP``)."""
 KEEP = 1000
@@ -70,8 +70,11 @@ class ChatHandler(ChatServer):
     def __init__(self, conn: grestws.ServerConnection[ChatClient]) -> None:
         self.conn = conn
         self.user = conn.identity.id if conn.identity is not None else "anonymous"
-        room.members.add(conn)
-        conn.on_close(lambda code, reason: room.members.discard(conn))
+        self.enter("general")
+
+    def enter(self, channel: str) -> None:
+        """Join the channel's room (once); the connection leaves it when it closes."""
+        app.rooms.join(self.conn, channel_room(channel))
 
     async def send_message(self, req: SendMessageRequest) -> SendMessageResponse:
         message = Message(
@@ -83,8 +86,14 @@ class ChatHandler(ChatServer):
         sent[message.id] = message
         if len(sent) > KEEP:
             del sent[next(iter(sent))]
-        room.publish(message)
+        self.enter(req.channel_id)
+        await app.rooms.send_to_everyone(ChatClient.new_message, message)
         return SendMessageResponse(success=True, message_id=message.id)
+
+    async def is_typing(self, req: TypingRequest) -> None:
+        self.enter(req.channel_id)
+        event = TypingEvent(user_id=self.user, channel_id=req.channel_id)
+        await app.rooms.send(channel_room(req.channel_id), ChatClient.typing, event, exclude=self.conn)
 
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         logger.info("%s deleted %s", self.user, req.message_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import grestws
 from examples.chat.contract import (
+    TypingRequest,
     ChatApi,
     ChatClient,
     ChatServer,
@@ -38,6 +39,9 @@ class WrongParameter:
     async def ping(self) -> None:
         pass
 
+    async def is_typing(self, req: TypingRequest) -> None:
+        pass
+
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         return False
 
@@ -55,6 +59,9 @@ class WrongReturn:
         pass
 
     async def ping(self) -> None:
+        pass
+
+    async def is_typing(self, req: TypingRequest) -> None:
         pass
 
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
@@ -105,6 +112,9 @@ class WrongConnection:
     async def ping(self) -> None:
         pass
 
+    async def is_typing(self, req: TypingRequest) -> None:
+        pass
+
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         return False
 
@@ -128,6 +138,9 @@ class RenamedParameter:
     async def ping(self) -> None:
         pass
 
+    async def is_typing(self, req: TypingRequest) -> None:
+        pass
+
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         return False
 
@@ -145,6 +158,9 @@ class SubclassWrongParameter(ChatServer):
     async def ping(self) -> None:
         pass
 
+    async def is_typing(self, req: TypingRequest) -> None:
+        pass
+
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         return False
 
@@ -160,6 +176,9 @@ class SubclassWrongReturn(ChatServer):
         pass
 
     async def ping(self) -> None:
+        pass
+
+    async def is_typing(self, req: TypingRequest) -> None:
         pass
 
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
@@ -190,6 +209,9 @@ class SubclassMistakes(ChatServer):
     async def ping(self) -> None:
         pass
 
+    async def is_typing(self, req: TypingRequest) -> None:
+        pass
+
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         return False
 
@@ -205,6 +227,9 @@ class Fine(ChatServer):
         pass
 
     async def ping(self) -> None:
+        pass
+
+    async def is_typing(self, req: TypingRequest) -> None:
         pass
 
     async def delete_message(self, req: DeleteMessageRequest) -> bool:

@@ -20,6 +20,7 @@ from examples.chat.contract import (
     SendMessageRequest,
     SendMessageResponse,
     TypingEvent,
+    TypingRequest,
 )
 
 REQ = SendMessageRequest(text="hi", channel_id="general")
@@ -137,6 +138,9 @@ class Handler(ChatServer):
     async def ping(self) -> None:
         pass
 
+    async def is_typing(self, req: TypingRequest) -> None:
+        pass
+
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         return False
 
@@ -154,6 +158,9 @@ class StructuralHandler:
         pass
 
     async def ping(self) -> None:
+        pass
+
+    async def is_typing(self, req: TypingRequest) -> None:
         pass
 
     async def delete_message(self, req: DeleteMessageRequest) -> bool:

@@ -15,6 +15,7 @@ from examples.chat.contract import (
     DeleteMessageRequest,
     MarkAsReadRequest,
     SendMessageRequest,
+    TypingRequest,
 )
 from grestws.testkit import ClientFactory, call_on, expect
 
@@ -72,10 +73,25 @@ async def test_fire_and_forget_calls_and_leaving(grestws_client: ClientFactory) 
     async with grestws_client(ChatApi, token="secret-ann") as ann:
         await ann.call.mark_as_read(MarkAsReadRequest(message_id="m1"))
         await ann.call.ping()
-        assert any(member.identity is not None for member in server.room.members)
-    assert not any(
-        member.identity is not None and member.identity.id == "ann" for member in server.room.members
-    )
+        assert await server.app.rooms.users("channel:general") == ["ann"]
+    assert await server.app.rooms.users("channel:general") == []
+
+
+async def test_typing_reaches_the_others_in_the_channel_not_the_sender(grestws_client: ClientFactory) -> None:
+    ann = grestws_client(ChatApi, token="secret-ann", name="ann")
+    bob = grestws_client(ChatApi, token="secret-bob", name="bob")
+    cid = grestws_client(ChatApi, token="secret-cid", name="cid")
+    async with ann, bob, cid:
+        await cid.call.is_typing(TypingRequest(channel_id="random"))  # cid is in "random" too
+        await ann.call.is_typing(TypingRequest(channel_id="general"))
+        await expect(bob.mock.typing).to_match({"userId": "ann", "channelId": "general"})
+        await expect(cid.mock.typing).to_match({"userId": "ann", "channelId": "general"})
+
+        await bob.call.is_typing(TypingRequest(channel_id="random"))  # only cid was there before
+        await expect(cid.mock.typing).to_match({"userId": "bob", "channelId": "random"})
+        # a round trip: whatever the server sent ann before its answer has arrived
+        await expect(ann.call.delete_message(DeleteMessageRequest("x"))).to_be_error(grestws.ForbiddenError)
+        expect(ann.mock.typing).not_to_be_called()
 
 
 async def test_the_latest_messages_are_kept_for_the_http_route(grestws_client: ClientFactory) -> None:

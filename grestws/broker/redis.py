@@ -24,6 +24,7 @@ import random
 import time
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 import redis.asyncio as aioredis
@@ -93,6 +94,15 @@ class RedisBroker:
         self._left: dict[tuple[str, str], Member] = {}
         self._local: LocalMembers = list
 
+    @property
+    def shown_url(self) -> str:
+        """The URL without its password, for logs."""
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+
     def __repr__(self) -> str:
         state = "connected" if self.stats.connected else "disconnected"
         return f"<RedisBroker {self.channel} node {self.node} {state}>"
@@ -104,9 +114,12 @@ class RedisBroker:
         it goes on trying in the background). Idempotent."""
         if self._tasks:
             return
+        self.node = new_node_id()  # here, not at import: a forked worker gets its own
         self._local = local_members
         timeout = self.operation_timeout
-        options: dict[str, Any] = {"socket_connect_timeout": timeout, "retry": Retry(NoBackoff(), 0)}
+        # One retry: a connection the pool kept from before an outage fails once, then a
+        # fresh one is made; with Redis down, both attempts fail fast.
+        options: dict[str, Any] = {"socket_connect_timeout": timeout, "retry": Retry(NoBackoff(), 1)}
         self._redis = aioredis.Redis.from_url(self.url, socket_timeout=timeout, **options)
         # The subscriber waits for messages as long as there are none: no read timeout.
         self._listener = aioredis.Redis.from_url(self.url, socket_timeout=None, **options)
@@ -172,7 +185,9 @@ class RedisBroker:
                 self._subscribed.set()
                 if lost:
                     self.stats.reconnects += 1
-                    logger.warning("broker: linked to %s again", self.url)
+                    logger.warning("broker: linked to %s again", self.shown_url)
+                    if self._redis is not None:  # drop the connections made before the outage
+                        await self._redis.connection_pool.disconnect()
                     self._dirty.set()  # write this node's presence again
                 failures = 0
                 while True:
@@ -184,9 +199,9 @@ class RedisBroker:
             except _FAILURES as exc:
                 why = str(exc) or type(exc).__name__
                 if self.stats.connected or not lost:  # the first failure of a loss: say it once
-                    logger.warning("broker: no link to %s (%s); retrying with backoff", self.url, why)
+                    logger.warning("broker: no link to %s (%s); retrying with backoff", self.shown_url, why)
                 else:
-                    logger.debug("broker: still no link to %s (%s)", self.url, why)
+                    logger.debug("broker: still no link to %s (%s)", self.shown_url, why)
                 self.stats.connected = False
                 self._subscribed.clear()
                 lost = True

@@ -15,6 +15,7 @@ __all__ = ("broadcast",)
 S2C = TypeVar("S2C")
 P = ParamSpec("P")
 
+
 def broadcast(
     connections: Iterable[ServerConnection[S2C]],
     method: Callable[Concatenate[S2C, P], Awaitable[None]],

@@ -47,6 +47,7 @@ class ServerConnection(Connection, Generic[S2C]):
     """
 
     __slots__ = (
+        "_closing",
         "_on_close",
         "_session",
         "accepted",
@@ -75,6 +76,7 @@ class ServerConnection(Connection, Generic[S2C]):
         self.identity: Identity | None = None
         self.accepted = False
         self.handler: object = None
+        self._closing = False
         self._session = session
         self._on_close: list[Callable[[int | None, str], object]] = []
 
@@ -85,8 +87,8 @@ class ServerConnection(Connection, Generic[S2C]):
 
     @property
     def is_open(self) -> bool:
-        """True from the handshake's ``k`` until the connection closes."""
-        return self.accepted and not self._session.closed
+        """True from the handshake's ``k`` until the connection closes or is told to."""
+        return self.accepted and not self.closed
 
     def with_timeout(self, timeout: float | None) -> S2C:
         """A proxy like ``outgoing`` whose requests time out after ``timeout`` s (None: never)."""
@@ -117,13 +119,14 @@ class ServerConnection(Connection, Generic[S2C]):
 
     @property
     def closed(self) -> bool:
-        """True once the connection has closed (or is closing)."""
-        return self._session.closed
+        """True once the connection has closed, or :meth:`close` or :meth:`drop` was called."""
+        return self._closing or self._session.closed
 
     def drop(self, code: int = CLOSE_POLICY, reason: str = "") -> None:
         """End the connection now, without waiting: a close frame with ``code`` and
         ``reason`` if it can go out, nothing more read, the socket gone within the close
         timeout. For a forced disconnect; :meth:`close` waits for the closing handshake."""
+        self._closing = True
         self._session.transport.drop(code, reason)
 
     async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
@@ -131,6 +134,7 @@ class ServerConnection(Connection, Generic[S2C]):
 
         Safe to call more than once and from any task.
         """
+        self._closing = True
         await self._session.transport.close(code, reason)
 
     def drain(self) -> None:

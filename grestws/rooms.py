@@ -524,9 +524,12 @@ class Rooms:
         else:
             conn = self._by_id.get(name)
             targets = [] if conn is None else [conn]
+        closed = 0
         for conn in targets:
-            conn.drop(code, reason)
-        return len(targets)
+            if not conn.closed:  # one that closed may stay registered while its calls end
+                conn.drop(code, reason)
+                closed += 1
+        return closed
 
     def _deliver(self, envelope: Envelope) -> None:
         """An envelope from another process: deliver it to this process's connections."""

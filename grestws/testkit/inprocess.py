@@ -74,5 +74,9 @@ class AppDialer:
         Cancel-safe: cancelling stops the wait, not the connections.
         """
         while self._tasks:
-            for task in list(self._tasks):
-                await asyncio.shield(task)
+            tasks = list(self._tasks)
+            await asyncio.shield(asyncio.wait(tasks))
+            for task in tasks:
+                self._tasks.discard(task)
+                if not task.cancelled() and (error := task.exception()) is not None:
+                    raise error

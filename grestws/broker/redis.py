@@ -44,7 +44,10 @@ from grestws.broker import (
 )
 from grestws.incidents import PEER_LOG
 
-__all__ = ("RedisBroker",)
+__all__ = ("MAX_OUTBOX", "RedisBroker")
+
+MAX_OUTBOX = 10_000
+"""How many envelopes may wait to be published; past it a publish is dropped at once."""
 
 logger = logging.getLogger("grestws")
 
@@ -91,8 +94,12 @@ class RedisBroker:
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
         self._dirty = asyncio.Event()
+        self._joined: dict[tuple[str, str], Member] = {}
         self._left: dict[tuple[str, str], Member] = {}
+        self._full = True
         self._local: LocalMembers = list
+        self._outbox: list[tuple[bytes, asyncio.Future[bool]]] = []
+        self._wake = asyncio.Event()
 
     @property
     def shown_url(self) -> str:
@@ -127,6 +134,7 @@ class RedisBroker:
         self._tasks = [
             loop.create_task(self._listen(deliver), name="grestws-broker-listen"),
             loop.create_task(self._keep_presence(), name="grestws-broker-presence"),
+            loop.create_task(self._send(), name="grestws-broker-send"),
         ]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._subscribed.wait(), timeout)
@@ -142,7 +150,7 @@ class RedisBroker:
                 await task
         if self._redis is not None and self.stats.connected:
             with contextlib.suppress(*_FAILURES):
-                await asyncio.wait_for(self._write_presence([], self._own_members()), self.operation_timeout)
+                await asyncio.wait_for(self._write_presence([], list(self._local())), self.operation_timeout)
         for client in (self._redis, self._listener):
             if client is not None:
                 with contextlib.suppress(*_FAILURES):
@@ -155,22 +163,57 @@ class RedisBroker:
 
     async def publish(self, envelope: Envelope) -> bool:
         """Publish ``envelope`` to the other nodes; False, counted as dropped, while the
-        link is down or when Redis fails to take it within ``operation_timeout``."""
-        redis = self._redis
-        if redis is None or not self.stats.connected:
+        link is down, when :data:`MAX_OUTBOX` envelopes wait already, or when Redis fails
+        to take it within ``operation_timeout``.
+
+        Envelopes go out in the order of the calls, through one connection, batched in
+        pipelines, so every other node gets one node's envelopes in that order.
+        Cancelling the call does not take back an envelope queued already.
+        """
+        if self._redis is None or not self.stats.connected or len(self._outbox) >= MAX_OUTBOX:
             self.stats.dropped += 1
             return False
+        sent: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._outbox.append((encode_envelope(envelope), sent))
+        self._wake.set()
+        return await sent
+
+    async def _send(self) -> None:
+        """Hand the queued envelopes to Redis in order, in pipelines of up to 256; what is
+        still queued when it stops counts as dropped."""
         try:
-            await asyncio.wait_for(
-                redis.publish(self.channel, encode_envelope(envelope)), self.operation_timeout
-            )
-        except _FAILURES as exc:
-            self.stats.dropped += 1
-            if PEER_LOG.allow("broker_publish"):
-                logger.warning("broker: a publish to %s failed, dropped: %s", self.channel, exc)
-            return False
-        self.stats.published += 1
-        return True
+            await self._send_queued()
+        finally:
+            queued, self._outbox = self._outbox, []
+            self.stats.dropped += len(queued)
+            for _, sent in queued:
+                if not sent.done():
+                    sent.set_result(False)
+
+    async def _send_queued(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._outbox and self._redis is not None:
+                batch = self._outbox[:256]  # stays queued until sent, so a stop settles it
+                pipe = self._redis.pipeline(transaction=False)
+                for data, _ in batch:
+                    pipe.publish(self.channel, data)
+                try:
+                    await asyncio.wait_for(pipe.execute(), self.operation_timeout)
+                    ok = True
+                    self.stats.published += len(batch)
+                except _FAILURES as exc:
+                    ok = False
+                    self.stats.dropped += len(batch)
+                    if PEER_LOG.allow("broker_publish"):
+                        logger.warning(
+                            "broker: %d publishes to %s failed, dropped: %s", len(batch), self.channel, exc
+                        )
+                del self._outbox[: len(batch)]
+                for _, sent in batch:
+                    if not sent.done():
+                        sent.set_result(ok)
 
     async def _listen(self, deliver: Deliver) -> None:
         """Subscribe and deliver, reconnecting with backoff while not stopped."""
@@ -186,6 +229,7 @@ class RedisBroker:
                 if lost:
                     self.stats.reconnects += 1
                     logger.warning("broker: linked to %s again", self.shown_url)
+                    self._full = True
                     if self._redis is not None:  # drop the connections made before the outage
                         await self._redis.connection_pool.disconnect()
                     self._dirty.set()  # write this node's presence again
@@ -231,10 +275,15 @@ class RedisBroker:
     # -- presence -----------------------------------------------------------------------
 
     def presence_changed(self, joined: Iterable[Member], left: Iterable[Member]) -> None:
-        """Note joins and leaves; the presence task writes them soon, in one round trip
-        (the node's members as they are then, and the removals)."""
+        """Note joins and leaves; the presence task writes them soon, batched."""
+        for member in joined:
+            key = (member.room, member.connection)
+            self._left.pop(key, None)
+            self._joined[key] = member
         for member in left:
-            self._left[(member.room, member.connection)] = member
+            key = (member.room, member.connection)
+            self._joined.pop(key, None)
+            self._left[key] = member
         self._dirty.set()
 
     async def present(self, room: str) -> list[Member] | None:
@@ -258,45 +307,62 @@ class RedisBroker:
         return members
 
     async def _keep_presence(self) -> None:
-        """Write joins and leaves as they come, and refresh every member of this node
-        every third of the TTL."""
+        """Write joins and leaves as they come; every third of the TTL, and after the link
+        comes back, refresh every member of this node."""
         interval = self.presence_ttl / 3
+        loop = asyncio.get_running_loop()
+        refreshed = loop.time()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), interval)
+                await asyncio.wait_for(self._dirty.wait(), max(0.0, refreshed + interval - loop.time()))
             self._dirty.clear()
-            left, self._left = self._left, {}
             if not self.stats.connected:
-                continue  # written in full once the link is back
+                self._full = True  # written in full once the link is back
+                continue
+            full = self._full or loop.time() >= refreshed + interval
+            joined, self._joined = self._joined, {}
+            left, self._left = self._left, {}
+            present = list(self._local()) if full else list(joined.values())
             try:
                 await asyncio.wait_for(
-                    self._write_presence(self._own_members(), list(left.values())), self.operation_timeout
+                    self._write_presence(present, list(left.values())), self.operation_timeout
                 )
             except _FAILURES as exc:
                 if PEER_LOG.allow("broker_presence"):
                     logger.warning("broker: writing presence failed: %s", exc)
+                self._full = True
+                self._left.update(left)
                 self._dirty.set()
-
-    def _own_members(self) -> list[Member]:
-        return list(self._local())
+                continue
+            if full:
+                self._full = False
+                refreshed = loop.time()
 
     async def _write_presence(self, present: list[Member], gone: list[Member]) -> None:
+        """One round trip: remove ``gone``, add or refresh ``present`` (one ZADD per room),
+        and drop what expired in the rooms touched."""
         redis = self._redis
         if redis is None:
             return
-        expires = time.time() + self.presence_ttl
+        now = time.time()
+        expires = now + self.presence_ttl
         keep = max(1, int(self.presence_ttl * 2))
-        pipe = redis.pipeline(transaction=False)
-        rooms: set[str] = set()
-        for member in gone:
-            pipe.zrem(self._key(member.room), self._member(member))
+        by_room: dict[str, dict[bytes, float]] = {}
         for member in present:
-            pipe.zadd(self._key(member.room), {self._member(member): expires})
-            rooms.add(member.room)
-        for room in rooms:
-            pipe.zremrangebyscore(self._key(room), "-inf", time.time())
-            pipe.expire(self._key(room), keep)
-        await pipe.execute()
+            by_room.setdefault(member.room, {})[self._member(member)] = expires
+        gone_by_room: dict[str, list[bytes]] = {}
+        for member in gone:
+            gone_by_room.setdefault(member.room, []).append(self._member(member))
+        pipe = redis.pipeline(transaction=False)
+        for room, entries in gone_by_room.items():
+            pipe.zrem(self._key(room), *entries)
+        for room, mapping in by_room.items():
+            key = self._key(room)
+            pipe.zadd(key, mapping)
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.expire(key, keep)
+        if gone_by_room or by_room:
+            await pipe.execute()
 
     def _key(self, room: str) -> str:
         return f"{self.namespace}:presence:{room}"

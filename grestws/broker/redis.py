@@ -42,6 +42,7 @@ from grestws.broker import (
     encode_envelope,
     new_node_id,
 )
+from grestws.exceptions import ContractError
 from grestws.incidents import PEER_LOG
 
 __all__ = ("MAX_OUTBOX", "RedisBroker")
@@ -137,7 +138,8 @@ class RedisBroker:
             loop.create_task(self._send(), name="grestws-broker-send"),
         ]
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._subscribed.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._subscribed.wait()
 
     async def stop(self) -> None:
         """Stop listening, remove this node's presence (best effort, bounded) and close
@@ -145,12 +147,12 @@ class RedisBroker:
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            await asyncio.wait(tasks)  # a cancellation of the caller still reaches it
         if self._redis is not None and self.stats.connected:
             with contextlib.suppress(*_FAILURES):
-                await asyncio.wait_for(self._write_presence([], list(self._local())), self.operation_timeout)
+                async with asyncio.timeout(self.operation_timeout):
+                    await self._write_presence([], list(self._local()))
         for client in (self._redis, self._listener):
             if client is not None:
                 with contextlib.suppress(*_FAILURES):
@@ -200,7 +202,8 @@ class RedisBroker:
                 for data, _ in batch:
                     pipe.publish(self.channel, data)
                 try:
-                    await asyncio.wait_for(pipe.execute(), self.operation_timeout)
+                    async with asyncio.timeout(self.operation_timeout):
+                        await pipe.execute()
                     ok = True
                     self.stats.published += len(batch)
                 except _FAILURES as exc:
@@ -269,6 +272,10 @@ class RedisBroker:
         self.stats.received += 1
         try:
             deliver(envelope)
+        except ContractError:  # an envelope naming no permission or method that exists
+            self.stats.malformed += 1
+            if PEER_LOG.allow("broker_malformed"):
+                logger.warning("broker: ignored an envelope on %s that names nothing known", self.channel)
         except Exception:
             logger.exception("broker: delivering an envelope failed")
 
@@ -294,7 +301,8 @@ class RedisBroker:
             return None
         try:
             query: Any = redis.zrangebyscore(self._key(room), time.time(), "+inf")
-            found: list[bytes] = await asyncio.wait_for(query, self.operation_timeout)
+            async with asyncio.timeout(self.operation_timeout):
+                found: list[bytes] = await query
         except _FAILURES:
             return None
         members: list[Member] = []
@@ -314,25 +322,26 @@ class RedisBroker:
         refreshed = loop.time()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), max(0.0, refreshed + interval - loop.time()))
+                async with asyncio.timeout(max(0.0, refreshed + interval - loop.time())):
+                    await self._dirty.wait()
             self._dirty.clear()
             if not self.stats.connected:
-                self._full = True  # written in full once the link is back
+                self._full = True  # written in full once the link is back (which sets _dirty)
+                refreshed = loop.time()
                 continue
             full = self._full or loop.time() >= refreshed + interval
             joined, self._joined = self._joined, {}
             left, self._left = self._left, {}
             present = list(self._local()) if full else list(joined.values())
             try:
-                await asyncio.wait_for(
-                    self._write_presence(present, list(left.values())), self.operation_timeout
-                )
+                async with asyncio.timeout(self.operation_timeout):
+                    await self._write_presence(present, list(left.values()))
             except _FAILURES as exc:
                 if PEER_LOG.allow("broker_presence"):
                     logger.warning("broker: writing presence failed: %s", exc)
                 self._full = True
                 self._left.update(left)
-                self._dirty.set()
+                refreshed = loop.time() - interval + min(interval, 1.0)  # try again in a second
                 continue
             if full:
                 self._full = False

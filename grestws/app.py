@@ -302,6 +302,7 @@ class App:
                 await transport.close(CLOSE_INVALID_QUERY, "Invalid query parameters")
                 return
         await self.rooms.start()
+        self.rooms.serving(conn)
         self.connections.add(conn, owner)
         try:
             accepted = await accept(

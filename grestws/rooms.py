@@ -17,6 +17,7 @@ connections of this process the push was written to; the other processes count t
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar, overload
 
@@ -26,7 +27,7 @@ from grestws.broker import Broker, Envelope, LocalBroker, Member, Target
 from grestws.connections import Connections, ServerConnection
 from grestws.contract.contract import ContractHalf
 from grestws.contract.methods import MethodKind, MethodSpec
-from grestws.exceptions import ContractError
+from grestws.exceptions import ContractError, InvalidStateError
 from grestws.permissions import Permission, permission_from_builtins, permission_to_builtins
 from grestws.protocol import codec
 from grestws.protocol.frames import CLOSE_POLICY
@@ -43,6 +44,8 @@ Exclude = ServerConnection[Any] | str | Iterable[ServerConnection[Any] | str] | 
 
 _NO_ARG: Any = object()
 _encoder = msgspec.json.Encoder()
+_serving: weakref.WeakKeyDictionary[ServerConnection[Any], Rooms] = weakref.WeakKeyDictionary()
+"""The Rooms of the App that serves each live connection (see :meth:`Rooms.of`)."""
 
 
 def push_frame(spec: MethodSpec, arg: Any) -> bytes:
@@ -104,6 +107,23 @@ class Rooms:
         return f"<Rooms {len(self._members)} rooms, {self.broker!r}>"
 
     # -- lifecycle ----------------------------------------------------------------------
+
+    @staticmethod
+    def of(conn: ServerConnection[Any]) -> Rooms:
+        """The rooms of the App serving ``conn``: what a handler uses, so that one handler
+        class serves any App (``self.rooms = Rooms.of(conn)`` in its ``__init__``).
+
+        Raises:
+            InvalidStateError: no App serves ``conn``.
+        """
+        rooms = _serving.get(conn)
+        if rooms is None:
+            raise InvalidStateError(f"{conn!r} is not served by an App")
+        return rooms
+
+    def serving(self, conn: ServerConnection[Any]) -> None:
+        """Note that this App serves ``conn`` (the App calls it before the handshake)."""
+        _serving[conn] = self
 
     @property
     def node(self) -> str:
@@ -176,6 +196,7 @@ class Rooms:
     def forget(self, conn: ServerConnection[Any]) -> None:
         """``conn`` closed: it leaves every room (the App calls it)."""
         self._by_id.pop(conn.id, None)
+        _serving.pop(conn, None)
         for room in self._joined.pop(conn, ()):
             self._drop(conn, room)
 

@@ -25,6 +25,7 @@ EXPECTED = frozenset(
         "ServerConnection",
         "serve",
         "broadcast",
+        "Rooms",
         "Client",
         "ClientState",
         "connect",
@@ -103,6 +104,7 @@ HOMES = {
         "ContractError",
         "InvalidStateError",
     ],
+    "grestws.rooms": ["Rooms"],
     "grestws.contract": ["SocketContract", "SocketSchema", "notify", "request", "unwatch", "watch"],
     "grestws.context": [
         "ConnectRequest",

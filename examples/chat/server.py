@@ -69,12 +69,13 @@ class ChatHandler(ChatServer):
 
     def __init__(self, conn: grestws.ServerConnection[ChatClient]) -> None:
         self.conn = conn
+        self.rooms = grestws.Rooms.of(conn)  # the rooms of whichever App serves it
         self.user = conn.identity.id if conn.identity is not None else "anonymous"
         self.enter("general")
 
     def enter(self, channel: str) -> None:
         """Join the channel's room (once); the connection leaves it when it closes."""
-        app.rooms.join(self.conn, channel_room(channel))
+        self.rooms.join(self.conn, channel_room(channel))
 
     async def send_message(self, req: SendMessageRequest) -> SendMessageResponse:
         message = Message(
@@ -87,13 +88,13 @@ class ChatHandler(ChatServer):
         if len(sent) > KEEP:
             del sent[next(iter(sent))]
         self.enter(req.channel_id)
-        await app.rooms.send_to_everyone(ChatClient.new_message, message)
+        await self.rooms.send_to_everyone(ChatClient.new_message, message)
         return SendMessageResponse(success=True, message_id=message.id)
 
     async def is_typing(self, req: TypingRequest) -> None:
         self.enter(req.channel_id)
         event = TypingEvent(user_id=self.user, channel_id=req.channel_id)
-        await app.rooms.send(channel_room(req.channel_id), ChatClient.typing, event, exclude=self.conn)
+        await self.rooms.send(channel_room(req.channel_id), ChatClient.typing, event, exclude=self.conn)
 
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         logger.info("%s deleted %s", self.user, req.message_id)

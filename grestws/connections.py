@@ -29,6 +29,9 @@ S2C = TypeVar("S2C")
 
 logger = logging.getLogger("grestws")
 
+_closing: set[asyncio.Task[None]] = set()
+"""Closes started by :meth:`ServerConnection.close_soon`, kept until they end."""
+
 
 class ServerConnection(Connection, Generic[S2C]):
     """One client as its handler sees it.
@@ -121,6 +124,17 @@ class ServerConnection(Connection, Generic[S2C]):
     def closed(self) -> bool:
         """True once the connection has closed, or :meth:`close` or :meth:`drop` was called."""
         return self._closing or self._session.closed
+
+    def close_soon(self, code: int = CLOSE_POLICY, reason: str = "") -> None:
+        """Start closing now, from synchronous code, without waiting: the same closing
+        handshake as :meth:`close` (bounded by the close timeout), in a task of its own;
+        :attr:`closed` is True at once. For a forced disconnect."""
+        if self._closing:
+            return
+        self._closing = True
+        task = asyncio.get_running_loop().create_task(self._session.transport.close(code, reason))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
 
     def drop(self, code: int = CLOSE_POLICY, reason: str = "") -> None:
         """End the connection now, without waiting: a close frame with ``code`` and

@@ -16,6 +16,7 @@ connections of this process the push was written to; the other processes count t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -453,8 +454,12 @@ class Rooms:
         self, user: str, *, code: int = CLOSE_POLICY, reason: str = "Disconnected by the server"
     ) -> int:
         """Close every connection of the identity ``user`` on every process (1008 by
-        default). Returns how many of this process were closed."""
+        default): each gets a close frame at once and the closing handshake runs on in
+        the background, bounded by the close timeout. Returns how many of this process
+        were closed."""
         closed = self._close_here(Target.CLOSE_USER, user, code, reason)
+        if closed:
+            await asyncio.sleep(0)  # the closes started: their close frames go out first
         await self._publish(Envelope(self.node, Target.CLOSE_USER, user, code=code, reason=reason))
         return closed
 
@@ -464,7 +469,9 @@ class Rooms:
         """Close the connection with id ``connection`` (one device) on whichever process
         it is. Returns 1 if it was here, else 0."""
         closed = self._close_here(Target.CLOSE_CONNECTION, connection, code, reason)
-        if not closed:
+        if closed:
+            await asyncio.sleep(0)  # the close started: its close frame goes out first
+        else:
             await self._publish(
                 Envelope(self.node, Target.CLOSE_CONNECTION, connection, code=code, reason=reason)
             )
@@ -548,7 +555,7 @@ class Rooms:
         closed = 0
         for conn in targets:
             if not conn.closed:  # one that closed may stay registered while its calls end
-                conn.drop(code, reason)
+                conn.close_soon(code, reason)
                 closed += 1
         return closed
 

@@ -1,9 +1,13 @@
-"""``grestws serve`` as a real subprocess: it serves, answers, and stops cleanly on a signal."""
+"""``grestws serve`` as a real subprocess: it serves, answers, and stops cleanly on a signal;
+``--broker`` and the broker URLs it takes (:func:`grestws.broker.url.broker_from_url`).
+
+``--workers`` and several processes linked by Redis are in tests/test_cluster.py."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import signal
 import socket
@@ -15,7 +19,12 @@ import pytest
 
 import grestws
 from examples.chat.contract import ChatApi, SendMessageRequest
+from grestws.broker import LocalBroker
+from grestws.broker.redis import RedisBroker
+from grestws.broker.url import broker_from_url, redact
 from tests.cli_apps import HangApi
+from tests.cluster_app import PROBE, ClusterApi, Me
+from tests.redis_server import RedisServer
 from tests.support import ChatInbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,11 +64,22 @@ class Served:
         return await asyncio.wait_for(self.process.wait(), WAIT)
 
 
+def environment(**extra: str) -> dict[str, str]:
+    """This process's environment without ``GRESTWS_BROKER`` (which ``--broker`` defaults
+    to), with ``extra``."""
+    env = {name: value for name, value in os.environ.items() if name != "GRESTWS_BROKER"}
+    env.update(extra)
+    return env
+
+
 @contextlib.asynccontextmanager
-async def run_cli(command: Sequence[str], cwd: Path = ROOT) -> AsyncIterator[Served]:
+async def run_cli(
+    command: Sequence[str], cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> AsyncIterator[Served]:
     process = await asyncio.create_subprocess_exec(
         *command,
         cwd=cwd,
+        env=environment() if env is None else env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -71,6 +91,14 @@ async def run_cli(command: Sequence[str], cwd: Path = ROOT) -> AsyncIterator[Ser
         if process.returncode is None:
             process.kill()
             await served.finish()
+
+
+async def probe(url: str) -> Me:
+    """Ask the tests.cluster_app process at ``url`` who serves a connection of the user
+    ``probe``, which joins no room (so the process's presence does not change)."""
+    schema = ClusterApi.use(grestws.BearerAuth(f"secret-{PROBE}"))
+    async with grestws.connect(url, schema) as client:
+        return await asyncio.wait_for(client.outgoing.whoami(), WAIT)
 
 
 def serve_command(*args: str) -> list[str]:
@@ -189,6 +217,18 @@ class TestForcedShutdown:
         assert "waiting up to" not in log
         assert "forced" not in log
 
+    async def test_a_forced_shutdown_ends_even_if_the_server_never_closes(self) -> None:
+        async with run_cli(serve_command("tests.cluster_app:stuck_app", "--port", "0")) as served:
+            await served.read_until(re.compile("listening on"))
+            served.process.send_signal(signal.SIGTERM)
+            await served.read_until(re.compile("shutting down"))
+            served.process.send_signal(signal.SIGTERM)
+            await served.read_until(re.compile("not closed 5 s after the forced shutdown: exiting anyway$"))
+            assert await served.finish() == 1
+        log = "\n".join(served.lines)
+        assert served.lines[-1].endswith("grestws: stopped")
+        assert "Traceback" not in log
+
 
 class TestBadOptions:
     @pytest.mark.parametrize("port", ["99999", "65536", "-1", "http"])
@@ -253,7 +293,7 @@ class TestBadTarget:
             ("nope:app", "No module named 'nope'"),
             ("examples.chat.server:missing", "module 'examples.chat.server' has no attribute 'missing'"),
             ("examples.chat.server", "expected MODULE:ATTR"),
-            ("examples.chat.server:room", "examples.chat.server:room is a Room, not a grestws.App"),
+            ("tests.cli_apps:logger", "tests.cli_apps:logger is a Logger, not a grestws.App"),
         ],
     )
     async def test_exits_with_a_clear_message(self, target: str, message: str) -> None:
@@ -313,3 +353,184 @@ class TestBadTarget:
         assert "<frozen importlib" not in log
         assert "cli.py" not in log
         assert "listening on" not in log
+
+
+class TestBrokerUrl:
+    @pytest.mark.parametrize(
+        ("url", "redis_url", "options"),
+        [
+            (
+                "redis://127.0.0.1:6379/0?namespace=x&presence_ttl=5&operation_timeout=1",
+                "redis://127.0.0.1:6379/0",
+                {"namespace": "x", "presence_ttl": 5.0, "operation_timeout": 1.0},
+            ),
+            (
+                "redis://127.0.0.1:6379/2",
+                "redis://127.0.0.1:6379/2",
+                {"namespace": "grestws", "presence_ttl": 30.0, "operation_timeout": 2.0},
+            ),
+            (
+                "redis://user:pw@h:6379/0?client_name=web&namespace=chat&health_check_interval=10",
+                "redis://user:pw@h:6379/0?client_name=web&health_check_interval=10",
+                {"namespace": "chat"},
+            ),
+            ("rediss://h:6380/1?backoff=0.5,3", "rediss://h:6380/1", {"backoff": (0.5, 3.0)}),
+            ("unix:///run/redis.sock?db=2&namespace=q", "unix:///run/redis.sock?db=2", {"namespace": "q"}),
+            ("redis://h/0?namespace=a%3Ab", "redis://h/0", {"namespace": "a:b"}),
+        ],
+    )
+    def test_redis_options_come_out_of_the_url(
+        self, url: str, redis_url: str, options: dict[str, object]
+    ) -> None:
+        broker = broker_from_url(url)
+        assert isinstance(broker, RedisBroker)
+        assert broker.url == redis_url
+        for name, value in options.items():
+            assert getattr(broker, name) == value
+        assert broker.channel == f"{broker.namespace}:fanout"
+
+    def test_memory(self) -> None:
+        assert isinstance(broker_from_url("memory://"), LocalBroker)
+
+    @pytest.mark.parametrize(
+        ("url", "message"),
+        [
+            ("http://h/0", "unknown broker URL scheme 'http'"),
+            ("127.0.0.1:6379", "not a broker URL"),
+            ("memory://x", "memory:// takes nothing"),
+            ("redis://h/0?bogus=1", "unknown query parameter 'bogus'"),
+            ("redis://h/0?presence_ttl=0", "presence_ttl must be a positive number of seconds, got '0'"),
+            ("redis://h/0?operation_timeout=soon", "operation_timeout must be a positive number"),
+            ("redis://h/0?presence_ttl=inf", "presence_ttl must be a positive number"),
+            ("redis://h/0?namespace=", "namespace must not be empty"),
+            ("redis://h/0?namespace=a&namespace=b", "namespace is given twice"),
+            ("redis://h/0?backoff=3,1", "backoff must be FIRST,LONGEST"),
+            ("redis://h/0?backoff=3", "backoff must be FIRST,LONGEST"),
+            ("redis://h/0?socket_timeout=1", "socket_timeout is set by the broker"),
+            ("redis://h/0?socket_connect_timeout=1", "socket_connect_timeout is set by the broker"),
+            ("redis://h/0?db=zero", "bad Redis URL: Invalid value for 'db'"),
+            ("redis://h:99999/0", "bad Redis URL"),
+            ("unix://", "unix:// needs the socket's path"),
+        ],
+    )
+    def test_bad_urls(self, url: str, message: str) -> None:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            broker_from_url(url)
+
+    @pytest.mark.parametrize(
+        ("url", "message"),
+        [
+            ("redis://admin:hunter2@h:99999/0", "bad Redis URL"),
+            ("redis://admin:hunter2@h/0?bogus=1", "unknown query parameter 'bogus'"),
+            ("redis://admin:hunter2@h/0?presence_ttl=x", "presence_ttl must be"),
+        ],
+    )
+    def test_no_password_in_the_message(self, url: str, message: str) -> None:
+        with pytest.raises(ValueError, match=re.escape(message)) as raised:
+            broker_from_url(url)
+        assert "hunter2" not in str(raised.value)
+
+    @pytest.mark.parametrize(
+        ("url", "shown"),
+        [
+            ("redis://admin:hunter2@h:6379/0", "redis://admin:***@h:6379/0"),
+            ("redis://:hunter2@h/0?db=1", "redis://:***@h/0?db=1"),
+            ("redis://admin@h/0", "redis://admin@h/0"),
+            ("redis://h:6379/0", "redis://h:6379/0"),
+            ("memory://", "memory://"),
+        ],
+    )
+    def test_redact(self, url: str, shown: str) -> None:
+        assert redact(url) == shown
+
+    def test_without_the_redis_extra(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setitem(sys.modules, "redis", None)  # as if redis-py were not installed
+        monkeypatch.delitem(sys.modules, "grestws.broker.redis")
+        with pytest.raises(ImportError, match=re.escape('pip install "grestws[redis]"')):
+            broker_from_url("redis://127.0.0.1:6379/0")
+        assert isinstance(broker_from_url("memory://"), LocalBroker)
+
+
+class TestBrokerOption:
+    async def test_serves_with_a_redis_broker(self, redis_server: RedisServer) -> None:
+        url = f"redis://:hunter2@127.0.0.1:{redis_server.port}/0?namespace=cli&presence_ttl=3"
+        async with run_cli(serve_command("tests.cluster_app:app", "--port", "0", "--broker", url)) as served:
+            match = await served.read_until(re.compile(r"listening on (ws://\S+)$"))
+            me = await probe(match[1])
+            assert me.linked  # a RedisBroker, linked
+            served.process.send_signal(signal.SIGTERM)
+            assert await served.finish() == 0
+        log = "\n".join(served.lines)
+        assert f"INFO grestws: broker: redis://:***@127.0.0.1:{redis_server.port}/0?namespace=cli" in log
+        assert "hunter2" not in log
+        assert "Traceback" not in log
+
+    async def test_from_the_environment(self, redis_server: RedisServer) -> None:
+        env = environment(GRESTWS_BROKER=f"{redis_server.url}?namespace=env")
+        async with run_cli(serve_command("tests.cluster_app:app", "--port", "0"), env=env) as served:
+            match = await served.read_until(re.compile(r"listening on (ws://\S+)$"))
+            assert (await probe(match[1])).linked
+            served.process.send_signal(signal.SIGTERM)
+            assert await served.finish() == 0
+        assert f"broker: {redis_server.url}?namespace=env" in "\n".join(served.lines)
+
+    @pytest.mark.parametrize(
+        ("args", "env"),
+        [(["--broker", ""], {"GRESTWS_BROKER": "bogus"}), ([], {"GRESTWS_BROKER": ""})],
+        ids=["empty-option-over-the-environment", "empty-environment"],
+    )
+    async def test_an_empty_url_is_none(self, args: list[str], env: dict[str, str]) -> None:
+        command = serve_command("examples.chat.server:app", "--port", "0", *args)
+        async with run_cli(command, env=environment(**env)) as served:
+            match = await served.read_until(LISTENING)
+            await chat_round_trip(match[1])
+            served.process.send_signal(signal.SIGTERM)
+            assert await served.finish() == 0
+        assert "broker:" not in "\n".join(served.lines)
+
+    @pytest.mark.parametrize(
+        ("args", "env", "message"),
+        [
+            (["--broker", "http://127.0.0.1/"], {}, "--broker: unknown broker URL scheme 'http'"),
+            (
+                ["--broker", "redis://u:hunter2@127.0.0.1:6379/0?presence_tll=5"],
+                {},
+                "--broker: unknown query parameter 'presence_tll'",
+            ),
+            ([], {"GRESTWS_BROKER": "redis://h/0?presence_ttl=-1"}, "$GRESTWS_BROKER: presence_ttl must be"),
+            (
+                ["--workers", "0"],
+                {},
+                "argument --workers: expected a number of processes, 1 or more, got '0'",
+            ),
+            (["--workers", "two"], {}, "argument --workers: expected a number of processes"),
+            (["--workers", "2", "--port", "0"], {}, "--workers: the workers share one port"),
+        ],
+    )
+    async def test_usage_errors(self, args: list[str], env: dict[str, str], message: str) -> None:
+        command = serve_command("examples.chat.server:app", "--port", "8765", *args)
+        async with run_cli(command, env=environment(**env)) as served:
+            code = await served.finish()
+        log = "\n".join(served.lines)
+        assert code == 2
+        errors = [line for line in served.lines if "error:" in line]
+        assert len(errors) == 1, log
+        assert errors[0].partition(": error: ")[2].startswith(message), log
+        assert "hunter2" not in log
+        assert "Traceback" not in log
+        assert "listening on" not in log
+
+    async def test_redis_extra_not_installed(self) -> None:
+        script = (
+            "import sys; sys.modules['redis'] = None; from grestws.cli import main; "
+            "sys.exit(main(['serve', 'examples.chat.server:app', '--port', '0', "
+            "'--broker', 'redis://127.0.0.1:6379/0']))"
+        )
+        async with run_cli([sys.executable, "-W", "error", "-c", script]) as served:
+            code = await served.finish()
+        log = "\n".join(served.lines)
+        assert code == 2
+        assert (
+            'grestws: error: --broker: the Redis broker needs redis-py: pip install "grestws[redis]"' in log
+        )
+        assert "Traceback" not in log

@@ -32,6 +32,7 @@ __all__ = (
     "decode_envelope",
     "encode_envelope",
     "new_node_id",
+    "redact",
 )
 
 
@@ -96,6 +97,17 @@ def decode_envelope(data: bytes) -> Envelope:
         msgspec.DecodeError, msgspec.ValidationError: not an envelope.
     """
     return _envelope_decoder.decode(data)
+
+
+def redact(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``, for logs and messages."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    if not sep or not at or not colon:
+        return url
+    return f"{scheme}{sep}{user}:***@{host}{slash}{path}"
 
 
 def new_node_id() -> str:

@@ -24,7 +24,6 @@ import random
 import time
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 import redis.asyncio as aioredis
@@ -41,6 +40,7 @@ from grestws.broker import (
     decode_envelope,
     encode_envelope,
     new_node_id,
+    redact,
 )
 from grestws.exceptions import ContractError
 from grestws.incidents import PEER_LOG
@@ -105,11 +105,7 @@ class RedisBroker:
     @property
     def shown_url(self) -> str:
         """The URL without its password, for logs."""
-        parts = urlsplit(self.url)
-        if parts.password is None:
-            return self.url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
+        return redact(self.url)
 
     def __repr__(self) -> str:
         state = "connected" if self.stats.connected else "disconnected"

@@ -20,7 +20,7 @@ import math
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
-from grestws.broker import Broker, LocalBroker
+from grestws.broker import Broker, LocalBroker, redact
 
 __all__ = ("broker_from_url", "redact")
 
@@ -28,17 +28,6 @@ _EXPECTED = "expected redis://HOST:PORT/DB, rediss://HOST:PORT/DB, unix:///PATH 
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 _OWN = ("namespace", "presence_ttl", "operation_timeout", "backoff")
 _SET_BY_BROKER = ("socket_timeout", "socket_connect_timeout")
-
-
-def redact(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``, for logs and messages."""
-    scheme, sep, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
-    userinfo, at, host = authority.rpartition("@")
-    user, colon, _password = userinfo.partition(":")
-    if not sep or not at or not colon:
-        return url
-    return f"{scheme}{sep}{user}:***@{host}{slash}{path}"
 
 
 def broker_from_url(url: str) -> Broker:

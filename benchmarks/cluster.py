@@ -675,7 +675,7 @@ def summary(runs: Iterable[Mapping[str, Any]], loops: Sequence[str]) -> dict[str
                 if target.top in found and target.bottom in found:
                     a, b = found[target.top], found[target.bottom]
                     ratios[f"{target.top}/{target.bottom}"] = summarize(
-                        [a[r] / b[r] for r in sorted(a.keys() & b.keys()) if b[r]]
+                        [a[r] / b[r] for r in sorted(a.keys() & b.keys()) if abs(b[r]) > 1e-6]  # not noise
                     )
             per_loop[metric.key] = {
                 "peers": {v: summarize(list(r.values())) for v, r in found.items()},

@@ -63,6 +63,7 @@ LAYERS: dict[str, int] = {
     "grestws.testkit.client": 9,
     "grestws.testkit.expect": 9,
     "grestws.testkit.plugin": 9,
+    "grestws.workers": 9,
     "grestws.cli": 9,
     "grestws.__main__": 10,
 }
@@ -82,6 +83,7 @@ SERVER_SIDE = frozenset(
         "grestws.transports.asgi",
         "grestws.asgi_auth",
         "grestws.cli",
+        "grestws.workers",
     }
 )
 

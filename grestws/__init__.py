@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         BadRequestError,
         ConnectError,
         ConnectionClosedError,
+        ConnectionLostError,
         ContractError,
         ExistsError,
         ForbiddenError,
@@ -50,13 +51,17 @@ if TYPE_CHECKING:
         RouteNotFoundError,
         ServerError,
         TooManyRequestsError,
+        UnavailableError,
         ValidationError,
     )
     from grestws.incidents import Incident, IncidentKind
     from grestws.limits import Limits
     from grestws.middleware import ClientHandshake, Middleware, ServerHandshake
     from grestws.permissions import PUBLIC, AllOf, AnyOf, Identity, Permission, Scope
+    from grestws.pool import ClientPool
     from grestws.rates import Rate
+    from grestws.reconnect import CloseCause, Drop, LinkInfo, Reconnect
+    from grestws.recovery import Recovery
     from grestws.result import Err, Ok, Result, as_result
     from grestws.rooms import Rooms
     from grestws.server import Server, serve
@@ -71,13 +76,17 @@ __all__ = (
     "BearerAuth",
     "Client",
     "ClientHandshake",
+    "ClientPool",
     "ClientState",
+    "CloseCause",
     "ConnectError",
     "ConnectRequest",
     "Connection",
     "ConnectionClosedError",
+    "ConnectionLostError",
     "ContextKey",
     "ContractError",
+    "Drop",
     "Err",
     "ExistsError",
     "ForbiddenError",
@@ -90,6 +99,7 @@ __all__ = (
     "InvalidStateError",
     "Issue",
     "Limits",
+    "LinkInfo",
     "MessageInfo",
     "Middleware",
     "NotAuthorizedError",
@@ -98,6 +108,8 @@ __all__ = (
     "PayloadTooLargeError",
     "Permission",
     "Rate",
+    "Reconnect",
+    "Recovery",
     "RequestTimeoutError",
     "Result",
     "RetryAfter",
@@ -111,6 +123,7 @@ __all__ = (
     "SocketContract",
     "SocketSchema",
     "TooManyRequestsError",
+    "UnavailableError",
     "ValidationError",
     "__version__",
     "as_result",
@@ -141,6 +154,12 @@ _HOMES = {
     "IncidentKind": "grestws.incidents",
     "Limits": "grestws.limits",
     "Rate": "grestws.rates",
+    "ClientPool": "grestws.pool",
+    "CloseCause": "grestws.reconnect",
+    "Drop": "grestws.reconnect",
+    "LinkInfo": "grestws.reconnect",
+    "Reconnect": "grestws.reconnect",
+    "Recovery": "grestws.recovery",
     "ClientHandshake": "grestws.middleware",
     "Middleware": "grestws.middleware",
     "ServerHandshake": "grestws.middleware",

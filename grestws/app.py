@@ -24,6 +24,7 @@ from grestws.incidents import PEER_LOG, Incident, IncidentHook, IncidentKind, In
 from grestws.limits import Gate, IdentityLimits, Limits
 from grestws.origins import OriginPolicy
 from grestws.protocol.frames import CLOSE_INVALID_QUERY, CLOSE_POLICY, CLOSE_TRY_AGAIN_LATER
+from grestws.recovery import Recovery
 from grestws.rooms import Rooms
 from grestws.session import Session
 from grestws.transports import Refusal, Transport
@@ -78,6 +79,10 @@ class App:
         broker: How pushes to rooms and users reach the other processes of a cluster
             (:class:`~grestws.broker.redis.RedisBroker`); by default there are none. See
             ``docs/scaling.md``.
+        recovery: Keep what reconnecting clients missed, and their sessions, for
+            ``Recovery.window`` seconds (in memory, or in Redis with the Redis broker), so
+            that a client that comes back gets every push it missed, in order, once.
+            Off by default. See ``docs/reconnect.md``.
 
     Attributes:
         connections: The registry of live connections (:class:`~grestws.connections.Connections`):
@@ -106,6 +111,7 @@ class App:
         request_timeout: float | None = 30.0,
         shutdown_timeout: float = 10.0,
         broker: Broker | None = None,
+        recovery: Recovery | None = None,
     ) -> None:
         self.routes: dict[str, Route[Any, Any]] = {}
         self.limits = Limits() if limits is None else limits
@@ -117,6 +123,7 @@ class App:
         self.shutdown_timeout = shutdown_timeout
         self.connections = Connections()
         self.rooms = Rooms(self.connections, self._client_halves, broker)
+        self.rooms.recovery = recovery
         self._on_connect: list[ConnectHook] = []
         self._on_disconnect: list[DisconnectHook] = []
         self._asgi = AsgiEntry(self)
@@ -315,8 +322,10 @@ class App:
                 incidents=self.incidents,
                 cookies_trusted=self._cookies_trusted(request),
                 keep=self.limits.max_outgoing_buffer or (1 << 20),
+                welcome=self.rooms.welcome,
             )
             if accepted:
+                await self.rooms.welcomed(conn)
                 self.connections.identified(conn)
                 self.rooms.connected(conn)
                 if route.topics:
@@ -360,9 +369,10 @@ class App:
 
     async def shutdown(self, timeout: float | None = None, owner: object = None) -> None:
         """Shut every live connection down gracefully (those of ``owner`` when given):
-        new requests are answered SERVER_ERROR "Server is shutting down", calls in flight
+        new requests are answered UNAVAILABLE "Server is shutting down", calls in flight
         get ``timeout`` seconds (``shutdown_timeout`` by default) to finish and answer,
-        what still runs is cancelled, and every connection is closed with 1000.
+        what still runs is cancelled, and every connection is closed with 1012 (service
+        restart: reconnecting clients come back at once).
 
         Servers call it when they close; an ASGI server's lifespan shutdown calls it.
         Safe to call more than once; cancelling it stops the wait only.

@@ -38,6 +38,7 @@ from grestws.app import App
 from grestws.broker import Broker, LocalBroker
 from grestws.broker.url import broker_from_url, redact
 from grestws.exceptions import ContractError, InvalidStateError
+from grestws.recovery import Recovery
 from grestws.server import Server, serve
 from grestws.workers import Supervisor, check_bindable, on_control, report_ready
 
@@ -353,6 +354,16 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     serve_cmd.add_argument(
+        "--recovery",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help=(
+            "keep what reconnecting clients missed, and their sessions, for SECONDS "
+            "(in Redis with a Redis broker); default: the App's own setting"
+        ),
+    )
+    serve_cmd.add_argument(
         "--workers",
         type=_workers,
         default=1,
@@ -427,6 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.info("broker: %s", redact(broker_url or ""))
             if not isinstance(replaced, LocalBroker):
                 logger.info("%s replaces the App's own broker %r", source, replaced)
+    if args.recovery:
+        app.rooms.recovery = Recovery(window=args.recovery)
     try:
         options: dict[str, Any] = {
             "ping_interval": args.ping_interval or None,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import inspect
+import itertools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, Protocol, Self, TypedDict, TypeVar, overload
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import msgspec
 from typing_extensions import Unpack
 
 from grestws._util import Opening, settle_allocator
@@ -25,13 +28,25 @@ from grestws.exceptions import (
 )
 from grestws.handshake import FirstFrame, offer
 from grestws.incidents import PEER_LOG, Incident, IncidentKind, Incidents
+from grestws.link import Link
 from grestws.middleware import ClientHandshake
-from grestws.protocol.frames import CLOSE_INVALID_QUERY
+from grestws.protocol.frames import CLOSE_INVALID_QUERY, CLOSE_NORMAL, CLOSE_SERVICE_RESTART
+from grestws.protocol.positions import RECOVERY_HEADER, Positions, RecoveryAccepted, RecoveryOffer
+from grestws.reconnect import Backoff, CloseCause, Drop, LinkInfo, Reconnect
 from grestws.session import Session
 from grestws.transports import Dialer, Transport
 from grestws.transports.websockets import WebsocketsDialer
 
-__all__ = ("Client", "ClientOptions", "ClientState", "Registrar0", "Registrar1", "connect")
+__all__ = (
+    "Client",
+    "ClientOptions",
+    "ClientState",
+    "Headers",
+    "Registrar0",
+    "Registrar1",
+    "Setup",
+    "connect",
+)
 
 C2S = TypeVar("C2S")
 S2C = TypeVar("S2C")
@@ -40,6 +55,16 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 logger = logging.getLogger("grestws")
+
+
+class _Acceptance(msgspec.Struct):
+    """The data of a ``k`` frame, as far as a client cares."""
+
+    recovery: RecoveryAccepted | None = None
+
+
+_acceptance = msgspec.json.Decoder(_Acceptance)
+_encoder = msgspec.json.Encoder()
 
 
 class Registrar0(Protocol[R]):
@@ -55,11 +80,13 @@ class Registrar1(Protocol[A, R]):
 
 
 class ClientState(enum.Enum):
-    """The lifecycle of a :class:`Client`: NEW -> CONNECTING -> OPEN -> CLOSING -> CLOSED."""
+    """The lifecycle of a :class:`Client`: NEW -> CONNECTING -> OPEN -> CLOSING -> CLOSED,
+    and OPEN -> RECONNECTING -> OPEN each time the connection drops and comes back."""
 
     NEW = "new"
     CONNECTING = "connecting"
     OPEN = "open"
+    RECONNECTING = "reconnecting"
     CLOSING = "closing"
     CLOSED = "closed"
 
@@ -67,19 +94,28 @@ class ClientState(enum.Enum):
 _TRANSITIONS: dict[ClientState, set[ClientState]] = {
     ClientState.NEW: {ClientState.CONNECTING},
     ClientState.CONNECTING: {ClientState.OPEN, ClientState.CLOSED},
-    ClientState.OPEN: {ClientState.CLOSING, ClientState.CLOSED},
+    ClientState.OPEN: {ClientState.CLOSING, ClientState.CLOSED, ClientState.RECONNECTING},
+    ClientState.RECONNECTING: {ClientState.OPEN, ClientState.CLOSING, ClientState.CLOSED},
     ClientState.CLOSING: {ClientState.CLOSED, ClientState.OPEN},  # OPEN: a cancelled disconnect
     ClientState.CLOSED: set(),
 }
 
+Headers = Mapping[str, str] | Callable[[], Mapping[str, str] | Awaitable[Mapping[str, str]]]
+"""Handshake headers, or a function giving them (a token provider), called for every
+connection: the first and each reconnect."""
+
+Setup = Callable[[LinkInfo], Awaitable[object]]
+"""A setup callback: run on every connection before calls go out on it."""
+
 
 class Client(Connection, Generic[C2S, S2C]):
-    """A typed connection to one schema on a server.
+    """A typed connection to one schema on a server, which comes back when it drops.
 
     Args:
-        url: The server's base URL (``ws://127.0.0.1:8765``); the schema's path is appended
-            to its path, unless that path already ends with it: the full URL that
-            ``grestws serve`` logs (``ws://127.0.0.1:8765/ws/chat``) works as well.
+        url: The server's base URL (``ws://127.0.0.1:8765``), or several, tried in turn
+            (failover). The schema's path is appended to each URL's path, unless that
+            path already ends with it: the full URL that ``grestws serve`` logs
+            (``ws://127.0.0.1:8765/ws/chat``) works as well.
         schema: The schema to talk to.
         query: The query to connect with, of the schema's query type; checked before the
             socket opens (a ValidationError raised locally) and sent as URL parameters.
@@ -87,45 +123,71 @@ class Client(Connection, Generic[C2S, S2C]):
             serves all of it; use :meth:`on` to serve a subset.
         timeout: Default seconds to wait for a response (None: wait forever).
         handshake_timeout: Seconds to wait for the connection to open and for ``k``/``x``.
-        headers: Handshake headers sent in the ``h`` frame.
+        headers: Handshake headers sent in the ``h`` frame, or a function (sync or async)
+            that gives them, called again for every connection: a token provider.
         upgrade_headers: HTTP headers of the upgrade request itself (a ``Cookie``, say);
             browsers cannot set these, so servers should not require them.
         max_message_size: Largest incoming frame in bytes.
-        ping_interval, ping_timeout: WebSocket protocol pings, as on the server.
+        ping_interval, ping_timeout: grestws's liveness watch, as on the server: a server
+            silent for ``ping_interval`` is pinged, and one that then sends nothing for
+            ``ping_timeout`` is taken for gone (a drop, then a reconnect).
         compression: Offer permessage-deflate.
         dialer: How to open the transport (:class:`~grestws.transports.Dialer`); the
             default opens a socket with websockets, with the three options above, which
             do not apply to another dialer. :func:`grestws.testkit.call_on` passes one
             that connects to an App in the same process.
+        reconnect: How to reconnect after a drop (:class:`~grestws.reconnect.Reconnect`);
+            True (the default) for the default policy, False never to reconnect.
+        wait_for_connection: Whether a call made while the client reconnects waits for the
+            connection (within its timeout; a fire-and-forget call within ``timeout``) or
+            fails at once with ConnectionClosedError.
+        setup: A coroutine function run on every connection, the first and each reconnect,
+            before other calls go out on it: what joins rooms, watches topics and fetches
+            state. It gets a :class:`~grestws.reconnect.LinkInfo`; its own calls go out at
+            once. When it raises, the connection counts as a failed attempt.
+        recover: Ask the server to number its pushes and, after a reconnect, to send the
+            ones missed meanwhile (in order, each once): for servers with
+            ``App(recovery=...)``; others ignore it (it is one handshake header).
+            ``LinkInfo.recovered`` tells the setup callbacks whether it worked. See
+            ``docs/reconnect.md``.
 
     Concurrency: any number of tasks may call through :attr:`outgoing` at once; responses
-    are matched by id. Handlers for the server's calls run concurrently, each in its own task.
+    are matched by id. Handlers for the server's calls run concurrently, each in its own
+    task. Callbacks run in the client's task and must not block.
     """
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         schema: SocketSchema[C2S, S2C, Q],
         *,
         handlers: S2C | None = None,
         query: Q | None = None,
         timeout: float | None = 30.0,
         handshake_timeout: float = 5.0,
-        headers: Mapping[str, str] | None = None,
+        headers: Headers | None = None,
         upgrade_headers: Mapping[str, str] | None = None,
         max_message_size: int = 1 << 20,
         ping_interval: float | None = 30.0,
         ping_timeout: float | None = 10.0,
         compression: bool = False,
         dialer: Dialer | None = None,
+        reconnect: Reconnect | bool = True,
+        wait_for_connection: bool = True,
+        setup: Setup | None = None,
+        recover: bool = False,
     ) -> None:
         super().__init__(uuid.uuid4().hex, schema.path, None, "client")
         self.schema: SocketSchema[C2S, S2C, Any] = schema
-        self.url = _join(url, schema.path)
+        given = (url,) if isinstance(url, str) else tuple(url)
+        if not given:
+            raise ValueError("no URL to connect to")
+        self.urls = tuple(_join(one, schema.path) for one in given)
+        self._url_index = 0
         self.query: Any = query
         self.timeout = timeout
         self.handshake_timeout = handshake_timeout
-        self.headers = dict(headers or {})
+        self.headers: Headers = dict(headers or {}) if not callable(headers) else headers
         self.upgrade_headers = dict(upgrade_headers or {})
         if dialer is None:
             dialer = WebsocketsDialer(
@@ -135,17 +197,38 @@ class Client(Connection, Generic[C2S, S2C]):
                 compression=compression,
             )
         self._dialer = dialer
+        self.reconnect: Reconnect | None = (
+            (Reconnect() if reconnect else None) if isinstance(reconnect, bool) else reconnect
+        )
         self._state = ClientState.NEW
         self._handler_object = handlers
         self._functions: dict[str, tuple[MethodSpec, Callable[..., Awaitable[Any]]]] = {}
+        self._setups: list[Setup] = [] if setup is None else [setup]
         self._on_close: list[Callable[[int | None, str], object]] = []
+        self._on_drop: list[Callable[[Drop], object]] = []
         self._on_error: list[Callable[[GrestwsError], object]] = []
+        self._link = Link(wait=wait_for_connection, wait_timeout=timeout, again=self.reconnect is not None)
         self._session: Session | None = None
         self._outgoing: C2S | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+        self._forced = False
+        self.recover = recover
+        self._positions = Positions()
+        self._resume: str | None = None  # the recovery session the server gave
+        self.close_cause: CloseCause | None = None
+        """Why the client closed for good (None until it has)."""
+        self.close_error: BaseException | None = None
+        """The error that ended the last attempt, when the client gave up on one."""
 
     def __repr__(self) -> str:
         return f"<Client {self.url} {self._state.value}>"
+
+    @property
+    def url(self) -> str:
+        """The URL of the current connection (or of the next attempt)."""
+        return self.urls[self._url_index]
 
     # -- state ------------------------------------------------------------------------
 
@@ -163,6 +246,9 @@ class Client(Connection, Generic[C2S, S2C]):
     def outgoing(self) -> C2S:
         """The typed proxy to the server: ``await client.outgoing.send_message(req)``.
 
+        It outlives reconnects: a call made while the client reconnects waits for the next
+        connection (see ``wait_for_connection``).
+
         Raises:
             InvalidStateError: the client has not connected yet.
         """
@@ -172,9 +258,9 @@ class Client(Connection, Generic[C2S, S2C]):
 
     def with_timeout(self, timeout: float | None) -> C2S:
         """A proxy like :attr:`outgoing` whose requests time out after ``timeout`` s."""
-        if self._session is None:
+        if self._outgoing is None:
             raise InvalidStateError("connect() first")
-        proxy: C2S = self.schema.contract.client_to_server.proxy(self._session, timeout)
+        proxy: C2S = self.schema.contract.client_to_server.proxy(self._link, timeout)
         return proxy
 
     # -- handlers and callbacks -------------------------------------------------------
@@ -193,9 +279,10 @@ class Client(Connection, Generic[C2S, S2C]):
 
         The function takes the method's argument (if it has one) and returns its success
         type; both are checked statically against the stub. May be used before or after
-        connecting; a call that arrives while no function serves it gets ROUTE_NOT_FOUND
-        (a request) or is dropped and reported (a message), and a WARNING "no handler for
-        <path>" is logged (a few per interval at most). The function is handed back.
+        connecting; it serves every later connection too. A call that arrives while no
+        function serves it gets ROUTE_NOT_FOUND (a request) or is dropped and reported (a
+        message), and a WARNING "no handler for <path>" is logged (a few per interval at
+        most). The function is handed back.
 
         Raises:
             ContractError: ``method`` is not a method of the schema's ``server_to_client``.
@@ -210,13 +297,26 @@ class Client(Connection, Generic[C2S, S2C]):
 
         return register
 
+    def on_setup(self, callback: Setup) -> Setup:
+        """Run ``await callback(info)`` on every connection from now on, after those
+        registered before, before other calls go out on it; usable as a decorator. See
+        ``setup`` in :class:`Client`. The callback is handed back."""
+        self._setups.append(callback)
+        return callback
+
     def on_close(self, callback: Callable[[int | None, str], object]) -> None:
-        """Call ``callback(code, reason)`` when the connection closes, whoever closed it
-        (at once if it has closed already)."""
+        """Call ``callback(code, reason)`` when the client closes for good, whoever closed
+        it (at once if it has closed already); :attr:`close_cause` says why. A drop
+        followed by a reconnect is not a close: see :meth:`on_drop`."""
         if self._state is ClientState.CLOSED and self._session is not None:
             callback(self._session.close_code, self._session.close_reason)
         else:
             self._on_close.append(callback)
+
+    def on_drop(self, callback: Callable[[Drop], object]) -> None:
+        """Call ``callback(drop)`` every time the connection drops, with its close code
+        and reason and whether the client reconnects (:class:`~grestws.reconnect.Drop`)."""
+        self._on_drop.append(callback)
 
     def on_error(self, callback: Callable[[GrestwsError], object]) -> None:
         """Call ``callback(error)`` for problems no caller can be told of: a malformed
@@ -229,11 +329,7 @@ class Client(Connection, Generic[C2S, S2C]):
         error = incident.error
         if error is None or incident.answered:
             return
-        for callback in self._on_error:
-            try:
-                callback(error)
-            except Exception:
-                logger.exception("on_error callback failed")
+        _run_callbacks(self._on_error, "on_error", error)
 
     def _warn_unhandled(self, path: str) -> None:
         """Say, rationed, that the server called ``path`` and nothing here serves it."""
@@ -248,7 +344,9 @@ class Client(Connection, Generic[C2S, S2C]):
     # -- connecting -------------------------------------------------------------------
 
     async def connect(self) -> Self:
-        """Open the socket and run the handshake.
+        """Open the socket, run the handshake and the setup callbacks; from then on the
+        client reconnects by itself when the connection drops (unless ``reconnect`` is
+        False). With several URLs, each is tried once, in turn, until one works.
 
         Cancel-safe: cancelling closes whatever was opened.
 
@@ -260,19 +358,60 @@ class Client(Connection, Generic[C2S, S2C]):
             ConnectError: the socket could not be opened (refused, HTTP 404, ...).
             ConnectionClosedError: the server closed the socket during the handshake.
             InvalidStateError: the client was connected before.
+            Exception: what a setup callback raised.
+        """
+        if self.schema.query is not None:
+            self.schema.encode_query(self.query)  # a ValidationError before anything opens
+        self._move(ClientState.CONNECTING)
+        self._outgoing = self.schema.contract.client_to_server.proxy(self._link, self.timeout)
+        try:
+            for tried in range(len(self.urls)):
+                try:
+                    await self._attempt(reconnect=False, attempts=tried + 1)
+                    break
+                except Exception as exc:
+                    last = tried == len(self.urls) - 1
+                    if last or not (self.reconnect or Reconnect()).retry(exc):
+                        raise
+                    self._url_index = (self._url_index + 1) % len(self.urls)
+        except BaseException as exc:
+            self._finish(CloseCause.UNRECOVERABLE, exc if isinstance(exc, Exception) else None)
+            raise
+        self._move(ClientState.OPEN)
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"grestws-client-{self.id[:8]}")
+        return self
+
+    async def _attempt(self, *, reconnect: bool, attempts: int) -> None:
+        """Connect once to the current URL: dial, handshake, run the setup callbacks, and
+        send the waiting calls to the new session.
+
+        Raises:
+            What :meth:`connect` raises (closing what it opened first).
         """
         url = self.url
         if self.schema.query is not None:
             url = _with_query(url, self.schema.encode_query(self.query))
-        self._move(ClientState.CONNECTING)
+        transport = await self._dial(url)
+        acceptance = await self._handshake(transport)
+        recovered = self._accepted(acceptance.frame.data)
+        session = self._wire(transport, acceptance)
         try:
-            transport = await self._dial(url)
-            acceptance = await self._handshake(transport)
+            if self._setups:
+                await self._set_up(session, LinkInfo(self.url, reconnect, attempts, recovered))
         except BaseException:
-            self._move(ClientState.CLOSED)
+            await transport.close(CLOSE_NORMAL, "")
             raise
-        self._wire(transport, acceptance)
-        return self
+        if session.closed:
+            raise ConnectionClosedError(session.close_code, session.close_reason)
+        self._link.up(session)
+
+    async def _set_up(self, session: Session, info: LinkInfo) -> None:
+        token = Link.setting_up(session)
+        try:
+            for setup in list(self._setups):
+                await setup(info)
+        finally:
+            Link.set_up(token)
 
     async def _dial(self, url: str) -> Transport:
         """Open the transport.
@@ -283,7 +422,8 @@ class Client(Connection, Generic[C2S, S2C]):
         """
         settle_allocator()
         try:
-            dialed = await asyncio.wait_for(self._dialer(url, self.upgrade_headers), self.handshake_timeout)
+            async with asyncio.timeout(self.handshake_timeout):
+                dialed = await self._dialer(url, self.upgrade_headers)
         except TimeoutError as exc:
             raise HandshakeTimeoutError(
                 f"{self.url}: no connection within {self.handshake_timeout:g} s"
@@ -301,9 +441,8 @@ class Client(Connection, Generic[C2S, S2C]):
             ConnectionClosedError: the server closed the socket first.
         """
         try:
-            return await offer(
-                transport, self._handshake_headers(), self.schema.contract.errors, self.handshake_timeout
-            )
+            headers = await self._handshake_headers()
+            return await offer(transport, headers, self.schema.contract.errors, self.handshake_timeout)
         except BaseException as exc:
             await transport.close()
             if isinstance(exc, ConnectionClosedError) and exc.code == CLOSE_INVALID_QUERY:
@@ -314,7 +453,7 @@ class Client(Connection, Generic[C2S, S2C]):
                 ) from exc
             raise
 
-    def _wire(self, transport: Transport, acceptance: FirstFrame) -> None:
+    def _wire(self, transport: Transport, acceptance: FirstFrame) -> Session:
         """Make the session, bind the handlers, hand it the frames and start reading."""
         session = Session(
             transport,
@@ -327,28 +466,153 @@ class Client(Connection, Generic[C2S, S2C]):
             session.bind(self._handler_object)
         for spec, handler in self._functions.values():
             session.bind_one(spec, handler)
+        if self._resume is not None:
+            session.positions = self._positions
         acceptance.hand_over(transport, session)
         self._session = session
-        self._outgoing = self.schema.contract.client_to_server.proxy(session, self.timeout)
-        self._move(ClientState.OPEN)
-        self._reader = asyncio.create_task(self._read(session), name=f"grestws-client-{self.id[:8]}")
+        self._reader = asyncio.create_task(session.run(), name=f"grestws-read-{self.id[:8]}")
+        return session
 
-    def _handshake_headers(self) -> dict[str, str]:
-        """The ``h`` headers: the client's own, then what each middleware adds, in order."""
-        handshake = ClientHandshake(self.url, dict(self.headers))
+    async def _handshake_headers(self) -> dict[str, str]:
+        """The ``h`` headers: the client's own (or its provider's), then what each
+        middleware adds, in order."""
+        headers = self.headers
+        if callable(headers):
+            made = headers()
+            given = await made if inspect.isawaitable(made) else made
+        else:
+            given = headers
+        handshake = ClientHandshake(self.url, dict(given))
         for middleware in self.schema.middleware:
             middleware.update_handshake(handshake)
+        if self.recover:
+            resume = self._resume
+            offer = RecoveryOffer() if resume is None else RecoveryOffer(resume, self._positions.snapshot())
+            handshake.headers[RECOVERY_HEADER] = _encoder.encode(offer).decode()
         return handshake.headers
 
-    async def _read(self, session: Session) -> None:
+    def _accepted(self, data: bytes) -> bool | None:
+        """Note what the server's ``k`` says of recovery; what ``LinkInfo.recovered`` says."""
+        if not self.recover:
+            return None
         try:
-            await session.run()
-        finally:
+            recovery = _acceptance.decode(data).recovery
+        except msgspec.MsgspecError:
+            recovery = None
+        if recovery is None:  # a server that keeps nothing
+            self._resume = None
+            return None
+        if recovery.recovered is not True:
+            self._positions = Positions()  # a new session: what came before means nothing
+        self._resume = recovery.session
+        return recovery.recovered
+
+    # -- staying connected ------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        """Wait for each connection to end; reconnect, or close for good."""
+        try:
+            while True:
+                reader = self._reader
+                assert reader is not None
+                assert self._session is not None
+                await asyncio.shield(reader)
+                session = self._session
+                self._link.down()
+                code, reason = session.close_code, session.close_reason
+                forced, self._forced = self._forced, False
+                if self._state is not ClientState.OPEN:
+                    self._finish(CloseCause.MANUAL)
+                    return
+                policy = self.reconnect
+                if policy is None or not (forced or policy.retry_close(code)):
+                    _run_callbacks(self._on_drop, "on_drop", Drop(code, reason, False))
+                    self._finish(CloseCause.DROPPED)
+                    return
+                self._move(ClientState.RECONNECTING)
+                _run_callbacks(self._on_drop, "on_drop", Drop(code, reason, True))
+                if not await self._come_back(policy, at_once=forced or code == CLOSE_SERVICE_RESTART):
+                    return
+        except asyncio.CancelledError:
             if self._state is not ClientState.CLOSED:
-                self._move(ClientState.CLOSED)
+                self._finish(CloseCause.MANUAL)
+
+    async def _come_back(self, policy: Reconnect, *, at_once: bool) -> bool:
+        """Attempt until a connection is set up (True) or the policy gives up (False,
+        closed for good)."""
+        backoff = Backoff(policy)
+        for attempt in itertools.count(1):
+            if len(self.urls) > 1:
+                self._url_index = (self._url_index + 1) % len(self.urls)
+            if not at_once:
+                await self._pause(policy, backoff.next_delay())
+            self._forced = False
+            try:
+                await self._attempt(reconnect=True, attempts=attempt)
+            except Exception as exc:
+                if self._state is not ClientState.RECONNECTING:  # closed meanwhile
+                    self._finish(CloseCause.MANUAL)
+                    return False
+                if not policy.retry(exc):
+                    self._finish(CloseCause.UNRECOVERABLE, exc)
+                    return False
+                if policy.max_attempts is not None and attempt >= policy.max_attempts:
+                    self._finish(CloseCause.RETRIES_EXHAUSTED, exc)
+                    return False
+                if PEER_LOG.allow("reconnect"):
+                    logger.info("reconnect to %s failed (attempt %d): %s", self.url, attempt, exc)
+                at_once = self._forced  # force_reconnect() during the attempt: no pause
+                continue
+            if self._state is not ClientState.RECONNECTING:  # closed while it connected
+                if self._session is not None:
+                    await self._session.transport.close(CLOSE_NORMAL, "")
+                self._finish(CloseCause.MANUAL)
+                return False
+            self._move(ClientState.OPEN)
+            return True
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _pause(self, policy: Reconnect, delay: float) -> None:
+        """Sleep ``delay`` seconds with the policy's clock, or until :meth:`force_reconnect`."""
+        self._wakeup.clear()
+        sleeping = asyncio.ensure_future(policy.sleep(delay))
+        woken = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait((sleeping, woken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            woken.cancel()
+
+    async def force_reconnect(self) -> None:
+        """Drop the connection and connect again at once (a reconnect that waits for its
+        next attempt is made now); the setup callbacks run again.
+
+        Raises:
+            InvalidStateError: the client is not connected or reconnecting.
+        """
+        if self._state is ClientState.RECONNECTING:
+            self._forced = True
+            self._wakeup.set()
+            return
+        if self._state is not ClientState.OPEN or self._session is None:
+            raise InvalidStateError(f"cannot reconnect a client that is {self._state.value}")
+        self._forced = True
+        await self._session.transport.close(CLOSE_NORMAL, "Reconnecting")
+
+    def _finish(self, cause: CloseCause, error: BaseException | None = None) -> None:
+        """Close for good: fail every waiting call and run the ``on_close`` callbacks."""
+        if self._state is not ClientState.CLOSED:
+            self._state = ClientState.CLOSED
+        self.close_cause = cause
+        self.close_error = error
+        session = self._session
+        code = None if session is None else session.close_code
+        reason = "" if session is None else session.close_reason
+        self._link.close(ConnectionClosedError(code, reason or f"client closed: {cause.value}"))
+        if session is not None:
             for callback in self._on_close:
                 try:
-                    callback(session.close_code, session.close_reason)
+                    callback(code, reason)
                 except Exception:
                     logger.exception("on_close callback failed")
 
@@ -356,11 +620,15 @@ class Client(Connection, Generic[C2S, S2C]):
 
     async def disconnect(self, timeout: float = 5.0) -> None:
         """Close gracefully: wait (at most ``timeout`` s) for pending requests, both ways,
-        then close with 1000. Requests still pending then fail with ConnectionClosedError.
+        then close with 1000, for good. Requests still pending then fail with
+        ConnectionLostError; a reconnect under way stops.
 
         Idempotent. Cancelling it leaves the connection open.
         """
         session = self._session
+        if self._state is ClientState.RECONNECTING:
+            await self.close()
+            return
         if session is None or self._state in (ClientState.CLOSING, ClientState.CLOSED):
             await self._wait_closed()
             return
@@ -374,28 +642,36 @@ class Client(Connection, Generic[C2S, S2C]):
             if not session.closed:
                 self._move(ClientState.OPEN)
             raise
-        await session.transport.close(1000, "")
+        await session.transport.close(CLOSE_NORMAL, "")
         await self._wait_closed()
 
     async def close(self) -> None:
-        """Close at once with 1000; every pending request fails with ConnectionClosedError.
+        """Close at once with 1000, for good: every pending request fails with
+        ConnectionLostError, every call waiting for a connection with ConnectionClosedError,
+        and a reconnect under way stops.
 
         Idempotent.
         """
-        session = self._session
-        if session is not None and self._state is ClientState.OPEN:
+        state = self._state
+        if state in (ClientState.OPEN, ClientState.RECONNECTING):
             self._move(ClientState.CLOSING)
+        if state is ClientState.RECONNECTING and self._supervisor is not None:
+            self._supervisor.cancel()
+        session = self._session
         if session is not None and self._state is not ClientState.CLOSED:
-            await session.transport.close(1000, "")
+            await session.transport.close(CLOSE_NORMAL, "")
         await self._wait_closed()
 
     async def _wait_closed(self) -> None:
-        if self._reader is not None:
+        supervisor = self._supervisor
+        if supervisor is not None:
+            await asyncio.wait((supervisor,))
+        elif self._reader is not None:
             await asyncio.shield(self._reader)
 
     @property
     def close_code(self) -> int | None:
-        """The close code once the connection closed, else None."""
+        """The close code of the last connection once it closed, else None."""
         return None if self._session is None else self._session.close_code
 
     async def __aenter__(self) -> Self:
@@ -405,6 +681,14 @@ class Client(Connection, Generic[C2S, S2C]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.disconnect()
+
+
+def _run_callbacks(callbacks: Sequence[Callable[[Any], object]], what: str, value: Any) -> None:
+    for callback in callbacks:
+        try:
+            callback(value)
+        except Exception:
+            logger.exception("%s callback failed", what)
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:
@@ -430,17 +714,21 @@ class ClientOptions(TypedDict, total=False):
 
     timeout: float | None
     handshake_timeout: float
-    headers: Mapping[str, str] | None
+    headers: Headers | None
     upgrade_headers: Mapping[str, str] | None
     max_message_size: int
     ping_interval: float | None
     ping_timeout: float | None
     compression: bool
     dialer: Dialer | None
+    reconnect: Reconnect | bool
+    wait_for_connection: bool
+    setup: Setup | None
+    recover: bool
 
 
 def connect(
-    url: str,
+    url: str | Sequence[str],
     schema: SocketSchema[C2S, S2C, Q],
     *,
     handlers: S2C | None = None,

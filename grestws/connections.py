@@ -19,8 +19,9 @@ from typing import Any, Generic, TypeVar
 from grestws.context import Connection, ConnectRequest
 from grestws.contract.contract import SocketSchema
 from grestws.contract.methods import MethodSpec
+from grestws.exceptions import ConnectionClosedError
 from grestws.permissions import Identity
-from grestws.protocol.frames import CLOSE_NORMAL, CLOSE_POLICY
+from grestws.protocol.frames import CLOSE_NORMAL, CLOSE_POLICY, CLOSE_SERVICE_RESTART
 from grestws.session import Session
 
 __all__ = ("Connections", "ServerConnection")
@@ -58,6 +59,7 @@ class ServerConnection(Connection, Generic[S2C]):
         "handshake_headers",
         "identity",
         "outgoing",
+        "recovery_request",
         "request",
         "schema",
         "typed_query",
@@ -74,6 +76,8 @@ class ServerConnection(Connection, Generic[S2C]):
         self.request = request
         self.schema = schema
         self.handshake_headers: Mapping[str, str] = {}
+        self.recovery_request: str | None = None
+        """What the client asked of recovery in its handshake (see :mod:`grestws.recovery`)."""
         self.outgoing = outgoing
         self.typed_query: Any = None
         self.identity: Identity | None = None
@@ -107,6 +111,21 @@ class ServerConnection(Connection, Generic[S2C]):
             Whether the frame was written.
         """
         return self.accepted and self._session.push(frame)
+
+    async def send_frame(self, frame: bytes) -> bool:
+        """Write an encoded frame to the client, waiting while its write buffer is full
+        (flow control), where :meth:`push` would drop it.
+
+        Returns:
+            Whether it was written (False: the connection is closed or closing).
+        """
+        if not self.accepted or self.closed:
+            return False
+        try:
+            await self._session.transport.send(frame)
+        except ConnectionClosedError:
+            return False
+        return True
 
     def on_close(self, callback: Callable[[int | None, str], object]) -> None:
         """Call ``callback(code, reason)`` once the connection closed (at once if it has)."""
@@ -152,7 +171,7 @@ class ServerConnection(Connection, Generic[S2C]):
         await self._session.transport.close(code, reason)
 
     def drain(self) -> None:
-        """Answer new requests SERVER_ERROR "Server is shutting down" from now on (a
+        """Answer new requests UNAVAILABLE "Server is shutting down" from now on (a
         connection still in its handshake is refused); calls already running go on."""
         self._session.draining = True
 
@@ -266,11 +285,13 @@ class Connections:
         """The live connections of ``owner`` (every one when it is None)."""
         return [conn for conn, by in self._live.items() if owner is None or by is owner]
 
-    async def drain(self, grace: float, owner: object = None, reason: str = "Server shutting down") -> None:
+    async def drain(self, grace: float, owner: object = None, reason: str = "Server restarting") -> None:
         """Shut connections down gracefully: from now on new requests are answered
-        SERVER_ERROR "Server is shutting down"; calls in flight get ``grace`` seconds to
-        finish and send their answers; what still runs is cancelled; every connection is
-        closed with 1000 and ``reason``.
+        UNAVAILABLE "Server is shutting down" (not run: a client may call again at once);
+        calls in flight get ``grace`` seconds to finish and send their answers; what still
+        runs is cancelled; every connection is closed with 1012 (service restart) and
+        ``reason``, which tells a reconnecting client to come back at once, to this
+        server once it is back or to another.
 
         Only the connections of ``owner``, when given; without one, connections that open
         while it runs are refused at their handshake too (see :attr:`draining`). Once it
@@ -288,7 +309,7 @@ class Connections:
             await asyncio.gather(*(conn.wait_idle(grace) for conn in targets))
             for conn in targets:
                 conn.cancel_calls()
-            await asyncio.gather(*(conn.close(CLOSE_NORMAL, reason) for conn in targets))
+            await asyncio.gather(*(conn.close(CLOSE_SERVICE_RESTART, reason) for conn in targets))
         finally:
             if owner is None:
                 self._draining -= 1

@@ -48,6 +48,7 @@ __all__ = (
     "BadRequestError",
     "ConnectError",
     "ConnectionClosedError",
+    "ConnectionLostError",
     "ContractError",
     "ExistsError",
     "ForbiddenError",
@@ -64,6 +65,7 @@ __all__ = (
     "RouteNotFoundError",
     "ServerError",
     "TooManyRequestsError",
+    "UnavailableError",
     "ValidationError",
 )
 
@@ -114,6 +116,14 @@ class ConnectionClosedError(GrestwsError, ConnectionError):
             return "connection closed"
         suffix = f": {self.reason}" if self.reason else ""
         return f"connection closed with code {self.code}{suffix}"
+
+
+class ConnectionLostError(ConnectionClosedError):
+    """The connection closed while a request was in flight: it was sent, and the peer may
+    or may not have run it. Calling again is safe for an idempotent method (a client
+    does that by itself for methods declared ``idempotent=True``); for any other, the
+    caller decides, knowing it may run twice.
+    """
 
 
 class RequestTimeoutError(GrestwsError, TimeoutError):
@@ -361,6 +371,11 @@ class ServerError(ApiError, type="SERVER_ERROR", status_code=500):
     """The peer failed; ``ref`` names the log entry with the details, which never travel."""
 
 
+class UnavailableError(ApiError, type="UNAVAILABLE", status_code=503):
+    """The server is shutting down and did not run the call: it is safe to call again,
+    on the next connection (a reconnecting client does that by itself)."""
+
+
 STANDARD_ERRORS: dict[str, builtins.type[ApiError[Any]]] = {
     cls.type: cls
     for cls in (
@@ -374,6 +389,7 @@ STANDARD_ERRORS: dict[str, builtins.type[ApiError[Any]]] = {
         RouteNotFoundError,
         TooManyRequestsError,
         ServerError,
+        UnavailableError,
     )
 }
 """The standard error types of PROTOCOL.md, by wire type."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -26,6 +26,7 @@ from grestws.exceptions import (
     NotAuthorizedError,
     ServerError,
     TooManyRequestsError,
+    UnavailableError,
     ValidationError,
 )
 from grestws.incidents import Incident, IncidentKind, Incidents
@@ -33,6 +34,7 @@ from grestws.limits import IdentityLimits
 from grestws.middleware import ServerHandshake, overrides
 from grestws.protocol import codec
 from grestws.protocol.frames import CLOSE_HANDSHAKE_FAILED, CLOSE_POLICY, HANDSHAKE_OK, Frame, FrameType
+from grestws.protocol.positions import RECOVERY_HEADER
 from grestws.session import Session
 from grestws.transports import Transport
 
@@ -96,6 +98,11 @@ class FirstFrame:
             raise ConnectionClosedError(code, reason)
         raise TimeoutError
 
+    @property
+    def frame(self) -> Frame:
+        """The first frame (once :meth:`wait` returned it)."""
+        return self._first.result()
+
     def hand_over(self, transport: Transport, session: Session) -> None:
         """Give the session what came after the first frame, then every frame from now on."""
         for raw in self.after:
@@ -150,6 +157,7 @@ async def accept(
     incidents: Incidents,
     cookies_trusted: bool,
     keep: int,
+    welcome: Callable[[ServerConnection[Any]], Awaitable[bytes | None]] | None = None,
 ) -> bool:
     """Run the server's side: wait for ``h``, run the schema's middleware and the handler
     factory in the connection's context, then send ``k`` and hand the transport to the
@@ -166,6 +174,8 @@ async def accept(
         cookies_trusted: Whether middleware may read the upgrade request's cookies.
         keep: Bytes of frames sent right after ``h`` kept for the session; more closes
             the connection with 1008.
+        welcome: Run once the connection is admitted, before ``k``; gives the ``k``
+            frame's data (None: ``null``). The handshake's deadline bounds it.
 
     Returns:
         True once ``k`` is sent; False when the connection was refused (and closed).
@@ -178,13 +188,17 @@ async def accept(
     deadline = asyncio.get_running_loop().time() + timeout
     error: ApiError[Any] | None = None
     try:
-        conn.handshake_headers = _headers(await handshake.wait(transport, timeout))
+        headers = _headers(await handshake.wait(transport, timeout))
+        # The recovery request is the protocol's, not the application's: middleware and
+        # handlers see the headers the application sent.
+        conn.recovery_request = headers.pop(RECOVERY_HEADER, None)
+        conn.handshake_headers = headers
     except TimeoutError:
         error = ServerError("Handshake timeout")
     except ApiError as exc:
         error = exc
     if error is None and session.draining:
-        error = ServerError("Server is shutting down")
+        error = UnavailableError("Server is shutting down")
     if error is None:
         middleware = ServerHandshake(
             conn, conn.handshake_headers, conn.request, cookies_trusted=cookies_trusted
@@ -196,9 +210,19 @@ async def accept(
     if handshake.overflowed:
         await transport.close(CLOSE_POLICY, "Too many frames before the handshake ended")
         return False
-    conn.accepted = True
+    accepted = HANDSHAKE_OK
+    if welcome is not None:
+        try:
+            async with asyncio.timeout(max(0.0, deadline - asyncio.get_running_loop().time())):
+                data = await welcome(conn)
+        except TimeoutError:
+            await _refuse(transport, ServerError("Handshake timeout"))
+            return False
+        if data is not None:
+            accepted = codec.encode_frame(FrameType.HANDSHAKE_OK, data=data)
     # k goes first: what the session answers to frames sent right after h follows it.
-    transport.write(HANDSHAKE_OK)
+    transport.write(accepted)  # raises if the client left: it was never accepted
+    conn.accepted = True
     handshake.hand_over(transport, session)
     return True
 
@@ -271,7 +295,7 @@ async def _step(task: asyncio.Task[Any], deadline: float) -> bool:
     return True
 
 
-def _headers(h: Frame) -> Mapping[str, str]:
+def _headers(h: Frame) -> dict[str, str]:
     """The headers of an ``h`` frame (no data: none).
 
     Raises:

@@ -75,4 +75,8 @@ class Liveness:
             self._timer = self._loop.call_later(self._interval, self._check)
             return
         self._pinged_at = now
-        self._timer = self._loop.call_later(self._timeout, self._check)
+        # Dead interval + timeout after the last frame, also when this ping is late (a
+        # timeout longer than the interval runs past the time the ping was due), yet with
+        # time to answer when the loop itself ran late.
+        due = idle_until + self._timeout - now
+        self._timer = self._loop.call_later(max(due, min(self._timeout, self._interval)), self._check)

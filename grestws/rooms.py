@@ -31,7 +31,10 @@ from grestws.contract.methods import MethodKind, MethodSpec
 from grestws.exceptions import ContractError, InvalidStateError
 from grestws.permissions import Permission, permission_from_builtins, permission_to_builtins
 from grestws.protocol import codec
-from grestws.protocol.frames import CLOSE_POLICY
+from grestws.protocol.frames import CLOSE_NORMAL, CLOSE_POLICY
+from grestws.protocol.positions import format_position
+from grestws.recovery import Recovery
+from grestws.recovery.sessions import Sessions, Tracked, now_ms
 
 __all__ = ("Exclude", "Rooms", "push_frame", "topic_room")
 
@@ -58,6 +61,12 @@ def push_frame(spec: MethodSpec, arg: Any) -> bytes:
     if spec.kind is not MethodKind.NOTIFY:
         raise ContractError(f"{spec.path} is a request; only @notify methods can be pushed to many")
     return codec.encode_message(spec.prefix, _encoder.encode(arg) if spec.has_input else b"")
+
+
+def _positioned(frame: bytes, origin: str, seq: int) -> bytes:
+    """``frame`` (an ``m`` frame) with the position ``origin.seq`` in its id field."""
+    cut = frame.index(b":", 2) + 1
+    return frame[:cut] + format_position(origin, seq) + frame[cut:]
 
 
 def topic_room(topic: str, key: object) -> str:
@@ -103,6 +112,10 @@ class Rooms:
         self._by_id: dict[str, ServerConnection[Any]] = {}
         self._specs: dict[Callable[..., Any], tuple[MethodSpec, ContractHalf]] = {}
         self._started = False
+        self.recovery: Recovery | None = None
+        """What is kept for reconnecting clients (None: nothing; see :mod:`grestws.recovery`)."""
+        self.sessions: Sessions | None = None
+        self._seq = 0
 
     def __repr__(self) -> str:
         return f"<Rooms {len(self._members)} rooms, {self.broker!r}>"
@@ -132,9 +145,12 @@ class Rooms:
         return self.broker.node
 
     async def start(self) -> None:
-        """Start the broker (the App does it before its first connection). Idempotent."""
+        """Start the broker (the App does it before its first connection), with its
+        history when recovery is on. Idempotent."""
         if not self._started:
             self._started = True
+            if self.recovery is not None and self.sessions is None:
+                self.sessions = Sessions(self.broker.keep_history(self.recovery))
             await self.broker.start(self._deliver, self._local_members)
 
     async def stop(self) -> None:
@@ -195,11 +211,87 @@ class Rooms:
         return unwatch
 
     def forget(self, conn: ServerConnection[Any]) -> None:
-        """``conn`` closed: it leaves every room (the App calls it)."""
-        self._by_id.pop(conn.id, None)
+        """``conn`` closed: it leaves every room (the App calls it); its session, if it
+        has one, is kept for the recovery window."""
+        if self._by_id.get(conn.id) is conn:
+            del self._by_id[conn.id]
         _serving.pop(conn, None)
+        if self.sessions is not None:
+            self.sessions.forget(conn)
         for room in self._joined.pop(conn, ()):
             self._drop(conn, room)
+
+    # -- recovery -----------------------------------------------------------------------
+
+    async def welcome(self, conn: ServerConnection[Any]) -> bytes | None:
+        """Start ``conn``'s session, or resume the one its client names, if the client
+        asked for recovery and the App keeps one (the App calls it during the handshake,
+        before ``k``). A resumed connection takes the session's connection id and rooms
+        (an older connection of the session is closed), and its pushes are held until
+        :meth:`welcomed`.
+
+        Returns:
+            The data of the ``k`` frame, or None for a plain ``k``.
+        """
+        sessions = self.sessions
+        offer = None if sessions is None else sessions.offer(conn)
+        if sessions is None or offer is None:
+            return None
+        record = await sessions.load(conn, offer)
+        if record is None:
+            fresh = sessions.start(conn)
+            return sessions.accepted(fresh, None if offer.session is None else False)
+        conn.id = record.connection
+        previous = sessions.track(conn, record, hold=True) or self._by_id.get(conn.id)
+        if previous is not None and previous is not conn:
+            sessions.superseded(previous)
+            previous.close_soon(CLOSE_NORMAL, "Resumed by another connection")
+        else:
+            await self._publish(
+                Envelope(self.node, Target.CLOSE_RESUMED, conn.id, reason="Resumed by another connection")
+            )
+        # Reachable (its pushes held) before the history is read: a push published
+        # during the read is held if the read missed it.
+        for room in list(record.rooms):
+            self.join(conn, room)
+        self._by_id[conn.id] = conn
+        self._connections.identified(conn)
+        found = await sessions.history.read(offer.positions, record.created)
+        tracked = sessions.get(conn)
+        if tracked is None:
+            return None  # closed meanwhile
+        if found is None:
+            return sessions.accepted(sessions.restart(conn), False)
+        tracked.replay = self._missed(conn, tracked, found)
+        return sessions.accepted(tracked.record, True)
+
+    async def welcomed(self, conn: ServerConnection[Any]) -> None:
+        """``k`` is out: write what ``conn``'s client missed, then what was held (with
+        flow control: see :meth:`Sessions.release <grestws.recovery.sessions.Sessions.release>`)."""
+        if self.sessions is not None:
+            await self.sessions.release(conn)
+
+    def _missed(
+        self, conn: ServerConnection[Any], tracked: Tracked, found: list[Envelope]
+    ) -> list[tuple[bytes, str, int]]:
+        """The positioned frames of ``found`` that were for ``conn``'s session."""
+        sessions = self.sessions
+        assert sessions is not None
+        half = conn.schema.contract.server_to_client
+        missed: list[tuple[bytes, str, int]] = []
+        for envelope in found:
+            if not sessions.matches(tracked.record, envelope):
+                continue
+            if envelope.only is not None and not permission_from_builtins(envelope.only).allows(
+                conn.identity
+            ):
+                continue
+            if self._half_of(envelope.frame) is not half:
+                continue
+            missed.append(
+                (_positioned(envelope.frame, envelope.origin, envelope.seq), envelope.origin, envelope.seq)
+            )
+        return missed
 
     # -- membership ---------------------------------------------------------------------
 
@@ -213,6 +305,8 @@ class Rooms:
         joined.add(room)
         self._members.setdefault(room, {})[conn] = None
         self.broker.presence_changed([self._member(conn, room)], ())
+        if self.sessions is not None:
+            self.sessions.joined(conn, room)
 
     def leave(self, conn: ServerConnection[Any], room: str) -> None:
         """Take ``conn`` out of ``room`` (no-op if it is not in it)."""
@@ -223,6 +317,8 @@ class Rooms:
         if not joined:
             del self._joined[conn]
         self._drop(conn, room)
+        if self.sessions is not None:
+            self.sessions.left(conn, room)
 
     def _drop(self, conn: ServerConnection[Any], room: str) -> None:
         members = self._members.get(room)
@@ -230,6 +326,9 @@ class Rooms:
             members.pop(conn, None)
             if not members:
                 del self._members[room]
+        successor = self._by_id.get(conn.id)
+        if successor is not None and successor is not conn and room in self._joined.get(successor, ()):
+            return  # a connection that resumed this one's session is there in its place
         self.broker.presence_changed((), [self._member(conn, room)])
 
     def _member(self, conn: ServerConnection[Any], room: str) -> Member:
@@ -491,10 +590,16 @@ class Rooms:
             raise ContractError(f"{spec.path} takes an argument")
         frame = push_frame(spec, None if arg is _NO_ARG else arg)
         skip = _excluded(exclude)
-        written = self._write(self._targets(target, name), half, frame, skip, only)
-        if target is not Target.CONNECTION or not written:
+        seq = 0
+        if self.sessions is not None:
+            self._seq = seq = self._seq + 1
+        written = self._write(self._targets(target, name), half, frame, skip, only, self.node, seq)
+        if seq or target is not Target.CONNECTION or not written:  # with a seq: for the history too
             wire_only = None if only is None else permission_to_builtins(only)
-            await self._publish(Envelope(self.node, target, name, frame, skip, wire_only))
+            envelope = Envelope(
+                self.node, target, name, frame, skip, wire_only, seq=seq, time=now_ms() if seq else 0
+            )
+            await self._publish(envelope)
         return written
 
     async def _publish(self, envelope: Envelope) -> None:
@@ -525,15 +630,20 @@ class Rooms:
             return () if conn is None else (conn,)
         return list(self._by_id.values())
 
-    @staticmethod
     def _write(
+        self,
         targets: Iterable[ServerConnection[Any]],
         half: ContractHalf,
         frame: bytes,
         skip: tuple[str, ...],
         only: Permission | None,
+        origin: str = "",
+        seq: int = 0,
     ) -> int:
-        """Write ``frame`` to each target of ``half``'s contract that is not skipped."""
+        """Write ``frame`` to each target of ``half``'s contract that is not skipped; to
+        one with a session, with its position ``origin.seq`` (when it has one)."""
+        sessions = self.sessions if seq else None
+        positioned: bytes | None = None
         written = 0
         for conn in targets:
             if skip and conn.id in skip:
@@ -542,8 +652,14 @@ class Rooms:
                 continue
             if conn.schema.contract.server_to_client is not half:
                 continue  # a member of another contract: the frame means nothing to it
-            if conn.push(frame):
-                written += 1
+            tracked = None if sessions is None else sessions.get(conn)
+            if tracked is None:
+                ok = conn.push(frame)
+            else:
+                if positioned is None:
+                    positioned = _positioned(frame, origin, seq)
+                ok = sessions.push(conn, tracked, positioned, origin, seq)  # type: ignore[union-attr]
+            written += ok
         return written
 
     def _close_here(self, target: Target, name: str, code: int, reason: str) -> int:
@@ -565,11 +681,19 @@ class Rooms:
         if target in (Target.CLOSE_USER, Target.CLOSE_CONNECTION):
             self._close_here(target, envelope.name, envelope.code, envelope.reason)
             return
+        if target is Target.CLOSE_RESUMED:
+            old = self._by_id.get(envelope.name)
+            if old is not None:
+                if self.sessions is not None:
+                    self.sessions.superseded(old)
+                old.close_soon(envelope.code, envelope.reason)
+            return
         half = self._half_of(envelope.frame)
         if half is None:
             return  # a method of no contract served here
         only = None if envelope.only is None else permission_from_builtins(envelope.only)
-        self._write(self._targets(target, envelope.name), half, envelope.frame, envelope.exclude, only)
+        targets = self._targets(target, envelope.name)
+        self._write(targets, half, envelope.frame, envelope.exclude, only, envelope.origin, envelope.seq)
 
     def _half_of(self, frame: bytes) -> ContractHalf | None:
         """The contract half an ``m`` frame's method belongs to, among the App's."""

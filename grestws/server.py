@@ -69,8 +69,9 @@ class Server:
 
         Stop accepting connections; let calls in flight finish for at most ``timeout``
         seconds (the app's ``shutdown_timeout`` by default) while new requests are answered
-        SERVER_ERROR "Server is shutting down"; cancel what is still running; close every
-        connection of this server with 1000; stop the App's broker. Idempotent;
+        UNAVAILABLE "Server is shutting down"; cancel what is still running; close every
+        connection of this server with 1012 (reconnecting clients come back at once);
+        stop the App's broker. Idempotent;
         concurrent calls wait for the same shutdown.
         """
         if self._closing is None:

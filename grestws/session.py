@@ -29,6 +29,7 @@ from grestws.deadlines import Deadlines
 from grestws.exceptions import (
     ApiError,
     ConnectionClosedError,
+    ConnectionLostError,
     ForbiddenError,
     FrameError,
     GrestwsError,
@@ -39,6 +40,7 @@ from grestws.exceptions import (
     RouteNotFoundError,
     ServerError,
     TooManyRequestsError,
+    UnavailableError,
     ValidationError,
 )
 from grestws.incidents import Incident, IncidentKind, Incidents
@@ -53,6 +55,7 @@ from grestws.protocol.frames import (
     Frame,
     FrameType,
 )
+from grestws.protocol.positions import Positions
 from grestws.transports import Transport
 
 __all__ = ("Session",)
@@ -115,6 +118,7 @@ class Session:
         "incidents",
         "incoming",
         "outgoing",
+        "positions",
         "transport",
     )
 
@@ -158,6 +162,9 @@ class Session:
         self._push_buffer = limits.push_buffer if limits is not None else None
         self._max_dropped_pushes = limits.max_dropped_pushes if limits is not None else None
         self._dropped_pushes = 0
+        self.positions: Positions | None = None
+        """A client's stream positions, when it asked for recovery: pushes then carry
+        one, and a push at or before its node's last position is skipped."""
 
     # -- handlers ---------------------------------------------------------------------
 
@@ -192,8 +199,9 @@ class Session:
         """Handle one incoming frame; never raises for anything the peer sent."""
         if self._dropping:
             return  # frames the peer sent before it was dropped are not served
+        positions = self.positions
         try:
-            frame = codec.decode_frame(raw)
+            frame = codec.decode_frame(raw, positions is not None)
         except FrameError as exc:
             if self.gate is None or self._admitted():
                 self.report(
@@ -205,7 +213,11 @@ class Session:
             future = self._pending.pop(frame.id or 0, None)
             if future is not None and not future.done():
                 future.set_result(frame.data)
-        elif kind is _REQ or kind is _MSG:
+        elif kind is _REQ:
+            self._dispatch(frame)
+        elif kind is _MSG:
+            if positions is not None and frame.position and not positions.take(frame.position):
+                return  # a replayed push that arrived already
             self._dispatch(frame)
         elif kind is _PING and (self.gate is None or self._admitted()):
             self._write_now(PONG)
@@ -327,7 +339,7 @@ class Session:
             spec, fn, takes_self = entry
             _message.set(MessageInfo(spec.path, request_id))
             if request_id is not None and self.draining:
-                self._write_error(spec.path, request_id, ServerError("Server is shutting down"))
+                self._write_error(spec.path, request_id, UnavailableError("Server is shutting down"))
                 return
             try:
                 arg = spec.decode_input(data)
@@ -496,7 +508,8 @@ class Session:
             ApiError: the peer answered with an error (the declared class when declared).
             ValidationError: the peer's answer does not fit the method's success type.
             RequestTimeoutError: no answer within ``timeout`` seconds.
-            ConnectionClosedError: the connection is closed or closed while waiting.
+            ConnectionLostError: the connection closed after the request was sent.
+            ConnectionClosedError: the connection is closed (nothing was sent).
         """
         if self.closed:
             raise ConnectionClosedError(self.close_code, self.close_reason)
@@ -547,7 +560,8 @@ class Session:
     # -- closing ----------------------------------------------------------------------
 
     def connection_lost(self, code: int | None, reason: str) -> None:
-        """Mark the session closed and fail every pending request at once."""
+        """Mark the session closed and fail every pending request at once, with
+        :class:`~grestws.exceptions.ConnectionLostError` (sent, fate unknown)."""
         if self.closed:
             return
         self.close_code = code
@@ -557,7 +571,7 @@ class Session:
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
-                future.set_exception(ConnectionClosedError(code, reason))
+                future.set_exception(ConnectionLostError(code, reason))
 
     @property
     def pending_count(self) -> int:

@@ -159,7 +159,9 @@ class TestChatUnderUvicorn:
 
     async def test_sigterm_closes_sockets_with_1012_then_runs_the_lifespan_shutdown(self) -> None:
         async with uvicorn_process("examples.chat.asgi:app") as served:
-            client = await grestws.connect(served.ws_url, as_user("secret-ann"), handlers=ChatInbox())
+            client = await grestws.connect(
+                served.ws_url, as_user("secret-ann"), handlers=ChatInbox(), reconnect=False
+            )
             closed = asyncio.get_running_loop().create_future()
             client.on_close(lambda code, reason: closed.set_result(code))
             log = await served.stop()

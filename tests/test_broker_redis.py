@@ -41,6 +41,7 @@ from grestws.broker.url import broker_from_url
 from grestws.permissions import AnyOf, Scope
 from grestws.rooms import push_frame
 from grestws.testkit import TestClient, call_on, expect, when
+from tests.proxy import TcpProxy
 from tests.redis_server import RedisServer
 
 PRESENCE_TTL = 1.0
@@ -725,61 +726,13 @@ class TestOutage:
         assert delivered == []
 
 
-class Partition:
-    """A TCP proxy in front of Redis that can cut every link through it, and refuse new
-    ones, while Redis goes on and keeps its data: a network partition."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.open = True
-        self.links: set[asyncio.StreamWriter] = set()
-        self.server: asyncio.Server | None = None
-        self.port = 0
+class Partition(TcpProxy):
+    """The proxy in front of Redis: :meth:`cut` is a network partition that Redis outlives,
+    keeping its data."""
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._link, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.open:
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self.links |= {writer, up_writer}
-        await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
-
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except OSError:
-            pass
-        finally:
-            self.links.discard(writer)
-            writer.transport.abort()
-
-    def cut(self) -> None:
-        self.open = False
-        for writer in list(self.links):
-            writer.transport.abort()
-
-    def heal(self) -> None:
-        self.open = True
-
-    async def close(self) -> None:
-        self.cut()
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
 
 
 @pytest.fixture

@@ -161,11 +161,12 @@ class TestServe:
         async with run_cli(command) as served:
             match = await served.read_until(LISTENING)
             schema = ChatApi.use(grestws.BearerAuth("secret-tester"))
-            client = await asyncio.wait_for(grestws.connect(match[1].removesuffix("/ws/chat"), schema), WAIT)
+            url = match[1].removesuffix("/ws/chat")
+            client = await asyncio.wait_for(grestws.connect(url, schema, reconnect=False), WAIT)
             closed: asyncio.Queue[tuple[int | None, str]] = asyncio.Queue()
             client.on_close(lambda code, reason: closed.put_nowait((code, reason)))
             served.process.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(closed.get(), WAIT) == (1000, "Server shutting down")
+            assert await asyncio.wait_for(closed.get(), WAIT) == (1012, "Server restarting")
             assert await served.finish() == 0
             await client.close()
 

@@ -319,7 +319,7 @@ class TestClosing:
     ) -> None:
         hub = Hub()
         server = await start_server(room_app(hub))
-        async with grestws.connect(server.url, RoomApi, timeout=30) as client:
+        async with grestws.connect(server.url, RoomApi, timeout=30, reconnect=False) as client:
             closes = close_log(client)
             call = asyncio.ensure_future(client.outgoing.block())
             await asyncio.wait_for(hub.started.wait(), WAIT)
@@ -339,7 +339,7 @@ class TestClosing:
         hub = Hub()
         server = await start_server(room_app(hub))
         server_closes: CloseLog = asyncio.Queue()
-        async with grestws.connect(server.url, RoomApi) as client:
+        async with grestws.connect(server.url, RoomApi, reconnect=False) as client:
             closes = close_log(client)
             (conn,) = hub.connections
             conn.on_close(lambda code, reason: server_closes.put_nowait((code, reason)))
@@ -427,47 +427,49 @@ class TestClosing:
 
 
 class TestShutdown:
-    async def test_in_flight_request_finishes_then_close_1000(self, start_server: StartServer) -> None:
+    async def test_in_flight_request_finishes_then_close_1012(self, start_server: StartServer) -> None:
         hub = Hub()
         server = await start_server(room_app(hub))
-        client = await asyncio.wait_for(grestws.connect(server.url, RoomApi), WAIT)
+        client = await asyncio.wait_for(grestws.connect(server.url, RoomApi, reconnect=False), WAIT)
         closes = close_log(client)
         call = asyncio.ensure_future(client.outgoing.block())
         await asyncio.wait_for(hub.started.wait(), WAIT)
         closing = asyncio.ensure_future(server.close(timeout=WAIT))
         await asyncio.sleep(0)  # let close() begin: it stops accepting and drains at once
         assert server.closing
-        with pytest.raises(grestws.ServerError) as caught:
+        with pytest.raises(grestws.UnavailableError) as caught:
             await asyncio.wait_for(client.outgoing.count(), WAIT)
         assert caught.value.message == "Server is shutting down"
         hub.release.set()
         await asyncio.wait_for(call, WAIT)
         await asyncio.wait_for(closing, WAIT)
-        assert await next_item(closes) == (1000, "Server shutting down")
+        assert await next_item(closes) == (1012, "Server restarting")
         assert await next_item(hub.finished) == "done"
         assert client.state is grestws.ClientState.CLOSED
 
     async def test_calls_past_the_grace_period_are_cancelled(self, start_server: StartServer) -> None:
         hub = Hub()
         server = await start_server(room_app(hub))
-        client = await asyncio.wait_for(grestws.connect(server.url, RoomApi, timeout=30), WAIT)
+        client = await asyncio.wait_for(
+            grestws.connect(server.url, RoomApi, timeout=30, reconnect=False), WAIT
+        )
         closes = close_log(client)
         call = asyncio.ensure_future(client.outgoing.block())
         await asyncio.wait_for(hub.started.wait(), WAIT)
         await asyncio.wait_for(server.close(timeout=0.2), WAIT)
         assert await next_item(hub.finished) == "cancelled"
-        with pytest.raises(grestws.ConnectionClosedError) as caught:
+        with pytest.raises(grestws.ConnectionLostError) as caught:
             await asyncio.wait_for(call, WAIT)
-        assert caught.value.code == 1000
-        assert await next_item(closes) == (1000, "Server shutting down")
+        assert caught.value.code == 1012
+        assert await next_item(closes) == (1012, "Server restarting")
 
     async def test_close_is_idempotent_and_stops_listening(self, start_server: StartServer) -> None:
         server = await start_server(room_app(Hub()))
-        async with grestws.connect(server.url, RoomApi) as client:
+        async with grestws.connect(server.url, RoomApi, reconnect=False) as client:
             closes = close_log(client)
             url = server.url
             await asyncio.wait_for(asyncio.gather(server.close(), server.close()), WAIT)
-            assert await next_item(closes) == (1000, "Server shutting down")
+            assert await next_item(closes) == (1012, "Server restarting")
         await asyncio.wait_for(server.close(), WAIT)
         with pytest.raises(grestws.ConnectError):
             await asyncio.wait_for(grestws.connect(url, RoomApi), WAIT)

@@ -351,7 +351,9 @@ class TestDeadPeers:
         async with ws_serve(stall, "127.0.0.1", 0, ping_interval=None, close_timeout=0.1) as ws_server:
             port = ws_server.sockets[0].getsockname()[1]
             url = f"ws://127.0.0.1:{port}"
-            client = await grestws.connect(url, FloodApi, ping_interval=0.1, ping_timeout=0.1)
+            client = await grestws.connect(
+                url, FloodApi, ping_interval=0.1, ping_timeout=0.1, reconnect=False
+            )
             closed: asyncio.Future[tuple[int | None, str]] = asyncio.get_running_loop().create_future()
             client.on_close(lambda code, reason: closed.set_result((code, reason)))
             assert await asyncio.wait_for(closed, WAIT) == (1006, "keepalive ping timeout")

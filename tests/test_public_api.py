@@ -29,6 +29,13 @@ EXPECTED = frozenset(
         "Client",
         "ClientState",
         "connect",
+        # surviving the network
+        "Reconnect",
+        "LinkInfo",
+        "Drop",
+        "CloseCause",
+        "ClientPool",
+        "Recovery",
         # inside handlers
         "Connection",
         "MessageInfo",
@@ -70,8 +77,10 @@ EXPECTED = frozenset(
         "TooManyRequestsError",
         "RetryAfter",
         "ServerError",
+        "UnavailableError",
         "ConnectError",
         "ConnectionClosedError",
+        "ConnectionLostError",
         "RequestTimeoutError",
         "HandshakeTimeoutError",
         "FrameError",
@@ -96,8 +105,10 @@ HOMES = {
         "TooManyRequestsError",
         "RetryAfter",
         "ServerError",
+        "UnavailableError",
         "ConnectError",
         "ConnectionClosedError",
+        "ConnectionLostError",
         "RequestTimeoutError",
         "HandshakeTimeoutError",
         "FrameError",
@@ -126,6 +137,9 @@ HOMES = {
     "grestws.limits": ["Limits"],
     "grestws.rates": ["Rate"],
     "grestws.incidents": ["Incident", "IncidentKind"],
+    "grestws.reconnect": ["CloseCause", "Drop", "LinkInfo", "Reconnect"],
+    "grestws.pool": ["ClientPool"],
+    "grestws.recovery": ["Recovery"],
 }
 
 PUBLIC_MODULES = (
@@ -161,6 +175,14 @@ PUBLIC_MODULES = (
     "grestws.origins",
     "grestws.deadlines",
     "grestws.liveness",
+    "grestws.reconnect",
+    "grestws.link",
+    "grestws.pool",
+    "grestws.recovery",
+    "grestws.recovery.memory",
+    "grestws.recovery.sessions",
+    "grestws.protocol.positions",
+    "grestws.broker.envelopes",
 )
 
 

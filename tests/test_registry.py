@@ -23,7 +23,7 @@ async def test_connections_opened_during_a_drain_are_refused_then_served(start_s
         try:
             await asyncio.sleep(0)  # let the drain start: it marks the registry at once
             assert app.connections.draining
-            with pytest.raises(grestws.ServerError, match="Server is shutting down"):
+            with pytest.raises(grestws.UnavailableError, match="Server is shutting down"):
                 await grestws.connect(server.url, RoomApi)
         finally:
             hub.release.set()

@@ -32,6 +32,7 @@ from grestws import (
     RouteNotFoundError,
     ServerError,
     SocketContract,
+    UnavailableError,
     ValidationError,
     current_connection,
     current_message,
@@ -947,10 +948,10 @@ class TestWaiting:
 
 
 class TestDraining:
-    async def test_requests_while_draining_get_server_error(self, pair: tuple[End, End]) -> None:
+    async def test_requests_while_draining_get_unavailable(self, pair: tuple[End, End]) -> None:
         local, remote = pair
         remote.session.draining = True
-        with pytest.raises(ServerError) as caught:
+        with pytest.raises(UnavailableError) as caught:
             await within(local.proxy.echo(Item("x")))
         assert caught.value.message == "Server is shutting down"
         assert remote.handler.calls == []

@@ -15,12 +15,17 @@ node's own connections still get everything.
 
 from __future__ import annotations
 
-import enum
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
+
+from grestws.broker.envelopes import Envelope, Target, decode_envelope, encode_envelope
+
+if TYPE_CHECKING:  # the recovery package imports this module
+    from grestws.recovery import History, Recovery
+    from grestws.recovery.memory import MemoryHistory
 
 __all__ = (
     "Broker",
@@ -36,41 +41,6 @@ __all__ = (
 )
 
 
-class Target(enum.IntEnum):
-    """Whom an envelope is for."""
-
-    ROOM = 1
-    USER = 2
-    CONNECTION = 3
-    EVERYONE = 4
-    CLOSE_USER = 5
-    CLOSE_CONNECTION = 6
-
-
-class Envelope(msgspec.Struct, array_like=True, frozen=True, gc=False):
-    """One fan-out, as it travels between nodes.
-
-    Attributes:
-        origin: The node that published it (which has delivered it to its own already).
-        target: :class:`Target`.
-        name: The room, user id or connection id.
-        frame: The encoded ``m`` frame, written as it is to every member.
-        exclude: Connection ids that must not get it (the sender, say).
-        only: The permission a member's identity must meet to get it, as
-            :func:`~grestws.permissions.permission_to_builtins` gives it (``None``: all).
-        code, reason: The close code and reason of a CLOSE_* envelope.
-    """
-
-    origin: str
-    target: Target
-    name: str
-    frame: bytes = b""
-    exclude: tuple[str, ...] = ()
-    only: Any = None
-    code: int = 1000
-    reason: str = ""
-
-
 class Member(msgspec.Struct, frozen=True, gc=False):
     """One connection present in a room: its id, its user (``None``: no identity), and
     the node it is connected to."""
@@ -79,24 +49,6 @@ class Member(msgspec.Struct, frozen=True, gc=False):
     connection: str
     user: str | None
     node: str
-
-
-_envelope_encoder = msgspec.msgpack.Encoder()
-_envelope_decoder = msgspec.msgpack.Decoder(Envelope)
-
-
-def encode_envelope(envelope: Envelope) -> bytes:
-    """The envelope as bytes for the wire between nodes (msgpack)."""
-    return _envelope_encoder.encode(envelope)
-
-
-def decode_envelope(data: bytes) -> Envelope:
-    """An envelope from :func:`encode_envelope`'s bytes.
-
-    Raises:
-        msgspec.DecodeError, msgspec.ValidationError: not an envelope.
-    """
-    return _envelope_decoder.decode(data)
 
 
 def redact(url: str) -> str:
@@ -177,6 +129,12 @@ class Broker(Protocol):
         (the local broker, or the link is down)."""
         ...
 
+    def keep_history(self, recovery: Recovery) -> History:
+        """Keep every published envelope that has a seq, and the recovery sessions, as
+        ``recovery`` says, where every node can read them; called once, before
+        :meth:`start`."""
+        ...
+
 
 class LocalBroker:
     """The broker of a single process: no other node, nothing to send or keep."""
@@ -184,6 +142,7 @@ class LocalBroker:
     def __init__(self) -> None:
         self.node = new_node_id()
         self.stats = BrokerStats(connected=True)
+        self._history: MemoryHistory | None = None
 
     def __repr__(self) -> str:
         return "<LocalBroker>"
@@ -195,7 +154,16 @@ class LocalBroker:
         pass
 
     async def publish(self, envelope: Envelope) -> bool:
+        if envelope.seq and self._history is not None:
+            self._history.append(envelope)
         return True
+
+    def keep_history(self, recovery: Recovery) -> History:
+        """Keep the history in this process's memory."""
+        from grestws.recovery.memory import MemoryHistory
+
+        self._history = MemoryHistory(recovery)
+        return self._history
 
     def presence_changed(self, joined: Iterable[Member], left: Iterable[Member]) -> None:
         pass

@@ -42,8 +42,10 @@ from grestws.broker import (
     new_node_id,
     redact,
 )
+from grestws.broker.redis_history import RedisHistory
 from grestws.exceptions import ContractError
 from grestws.incidents import PEER_LOG
+from grestws.recovery import History, Recovery
 
 __all__ = ("MAX_OUTBOX", "RedisBroker")
 
@@ -99,7 +101,8 @@ class RedisBroker:
         self._left: dict[tuple[str, str], Member] = {}
         self._full = True
         self._local: LocalMembers = list
-        self._outbox: list[tuple[bytes, asyncio.Future[bool]]] = []
+        self._outbox: list[tuple[bytes, asyncio.Future[bool], int]] = []
+        self._history: RedisHistory | None = None
         self._wake = asyncio.Event()
 
     @property
@@ -133,13 +136,21 @@ class RedisBroker:
             loop.create_task(self._keep_presence(), name="grestws-broker-presence"),
             loop.create_task(self._send(), name="grestws-broker-send"),
         ]
+        if self._history is not None:
+            self._tasks.append(
+                loop.create_task(self._history.keep(self._redis), name="grestws-broker-history")
+            )
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._subscribed.wait()
 
     async def stop(self) -> None:
-        """Stop listening, remove this node's presence (best effort, bounded) and close
-        the connections. Idempotent."""
+        """Hand over what is queued (within ``operation_timeout``), stop listening,
+        remove this node's presence (best effort, bounded) and close the connections.
+        Idempotent."""
+        if self._outbox and self.stats.connected:
+            waiting = [sent for _, sent, _ in self._outbox]
+            await asyncio.wait(waiting, timeout=self.operation_timeout)
         tasks, self._tasks = self._tasks, []
         for _ in range(5):  # a cancellation can be lost inside redis-py on 3.11: ask again
             pending = [task for task in tasks if not task.done()]
@@ -177,7 +188,7 @@ class RedisBroker:
             self.stats.dropped += 1
             return False
         sent: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._outbox.append((encode_envelope(envelope), sent))
+        self._outbox.append((encode_envelope(envelope), sent, envelope.seq))
         self._wake.set()
         return await sent
 
@@ -189,7 +200,7 @@ class RedisBroker:
         finally:
             queued, self._outbox = self._outbox, []
             self.stats.dropped += len(queued)
-            for _, sent in queued:
+            for _, sent, _ in queued:
                 if not sent.done():
                     sent.set_result(False)
 
@@ -200,7 +211,9 @@ class RedisBroker:
             while self._outbox and self._redis is not None:
                 batch = self._outbox[:256]  # stays queued until sent, so a stop settles it
                 pipe = self._redis.pipeline(transaction=False)
-                for data, _ in batch:
+                if self._history is not None:  # kept before it is published: see redis_history
+                    self._history.add(pipe, self.node, [(seq, data) for data, _, seq in batch if seq])
+                for data, _, _ in batch:
                     pipe.publish(self.channel, data)
                 try:
                     async with asyncio.timeout(self.operation_timeout):
@@ -215,7 +228,7 @@ class RedisBroker:
                             "broker: %d publishes to %s failed, dropped: %s", len(batch), self.channel, exc
                         )
                 del self._outbox[: len(batch)]
-                for _, sent in batch:
+                for _, sent, _ in batch:
                     if not sent.done():
                         sent.set_result(ok)
 
@@ -281,6 +294,13 @@ class RedisBroker:
                 logger.warning("broker: ignored an envelope on %s that names nothing known", self.channel)
         except Exception:
             logger.exception("broker: delivering an envelope failed")
+
+    # -- recovery -----------------------------------------------------------------------
+
+    def keep_history(self, recovery: Recovery) -> History:
+        """Keep the history and the sessions in Redis (see :mod:`grestws.broker.redis_history`)."""
+        self._history = RedisHistory(self.namespace, recovery, self.operation_timeout)
+        return self._history
 
     # -- presence -----------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from grestws.exceptions import (
     RouteNotFoundError,
     ServerError,
     TooManyRequestsError,
+    UnavailableError,
     ValidationError,
 )
 from grestws.permissions import PUBLIC, Permission
@@ -55,6 +56,7 @@ IMPLICIT_ERRORS: tuple[type[ApiError[Any]], ...] = (
     NotAuthorizedError,
     ForbiddenError,
     TooManyRequestsError,
+    UnavailableError,
 )
 """Errors every method may answer with, because the framework itself produces them."""
 
@@ -77,6 +79,7 @@ class MethodOptions(msgspec.Struct, frozen=True):
     deadline: float | None = None
     topic: str | None = None
     watching: bool = True
+    idempotent: bool = False
 
 
 T = TypeVar("T", bound=Callable[..., Any])
@@ -104,6 +107,7 @@ def _decorator(
     deadline: float | None,
     topic: str | None = None,
     watching: bool = True,
+    idempotent: bool = False,
 ) -> _Attach:
     if permission is not None and not isinstance(permission, Permission):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise ContractError(f"permission must be a grestws Permission, not {permission!r}")
@@ -113,7 +117,9 @@ def _decorator(
         raise ContractError(f"deadline must be a positive number of seconds, not {deadline!r}")
     if topic is not None and (not topic or ":" in topic):
         raise ContractError(f"a topic is a non-empty name without ':', not {topic!r}")
-    return _Attach(MethodOptions(kind, name, tuple(errors), permission, rate, deadline, topic, watching))
+    return _Attach(
+        MethodOptions(kind, name, tuple(errors), permission, rate, deadline, topic, watching, idempotent)
+    )
 
 
 @overload
@@ -126,6 +132,7 @@ def request(
     permission: Permission | None = None,
     rate: Rate | None = None,
     deadline: float | None = None,
+    idempotent: bool = False,
 ) -> Callable[[F], F]: ...
 def request(
     fn: F | None = None,
@@ -136,6 +143,7 @@ def request(
     permission: Permission | None = None,
     rate: Rate | None = None,
     deadline: float | None = None,
+    idempotent: bool = False,
 ) -> F | Callable[[F], F]:
     """Declare a request/response method: the caller awaits exactly one typed answer.
 
@@ -155,8 +163,12 @@ def request(
         deadline: Seconds the server's handler may run before it is cancelled and the
             caller answered SERVER_ERROR "Deadline exceeded"; overrides the App's
             ``Limits.deadline`` (``math.inf``: no deadline).
+        idempotent: Running it twice has the effect of running it once (a read, a
+            "set to", a join). A client sends it again, within its timeout, when the
+            connection drops before the answer comes: see :doc:`/reconnect`. Leave it
+            False for anything that must not happen twice (a payment, a chat message).
     """
-    attach = _decorator(MethodKind.REQUEST, name, errors, permission, rate, deadline)
+    attach = _decorator(MethodKind.REQUEST, name, errors, permission, rate, deadline, idempotent=idempotent)
     return attach if fn is None else attach(fn)
 
 
@@ -221,7 +233,7 @@ def watch(
         topic: The topic's name (the same on the matching :func:`unwatch`).
         name, errors, permission, rate: As for :func:`request`.
     """
-    return _decorator(MethodKind.REQUEST, name, errors, permission, rate, None, topic, True)
+    return _decorator(MethodKind.REQUEST, name, errors, permission, rate, None, topic, True, True)
 
 
 def unwatch(
@@ -240,7 +252,7 @@ def unwatch(
         topic: The topic's name, as on :func:`watch`.
         name, permission, rate: As for :func:`request`.
     """
-    return _decorator(MethodKind.REQUEST, name, (), permission, rate, None, topic, False)
+    return _decorator(MethodKind.REQUEST, name, (), permission, rate, None, topic, False, True)
 
 
 def camel(name: str) -> str:
@@ -330,6 +342,7 @@ class MethodSpec:
         "gated",
         "has_input",
         "has_result",
+        "idempotent",
         "input_type",
         "kind",
         "param_name",
@@ -365,6 +378,8 @@ class MethodSpec:
         """The topic a @watch or @unwatch method subscribes to, else None."""
         self.watching = options.watching
         """True for @watch, False for @unwatch (meaningful only with a topic)."""
+        self.idempotent = options.idempotent
+        """Whether a client may send it again after a dropped connection (watches are)."""
         if options.name is not None:
             self.wire_name = options.name
         else:

@@ -23,6 +23,7 @@ __all__ = (
     "encode_handshake_error",
     "encode_message",
     "encode_ok",
+    "encode_positioned",
     "encode_request",
     "encode_response",
     "validation_issues",
@@ -41,13 +42,19 @@ _OK_EMPTY = b'{"success":true,"type":"OK"}'
 _OK_PREFIX = b'{"success":true,"type":"OK","data":'
 
 
-def decode_frame(raw: bytes | str) -> Frame:
+def decode_frame(raw: bytes | str, positioned: bool = False) -> Frame:
     """Split one text frame into its four fields.
+
+    Args:
+        raw: The frame.
+        positioned: Whether an ``m`` frame may carry a stream position in its id field
+            (a client that asked for recovery); it is kept in :attr:`Frame.position`.
 
     Raises:
         FrameError: The frame is not ``<type>:<path>:<id>:<data>`` with a known type, a
             path in ``r``/``s``/``m``, a decimal id from 1 to 2**53-1 in ``r``/``s`` and no
-            id in ``m``. The path and id of ``h k x p o`` are ignored, since they carry none.
+            id in ``m`` (unless ``positioned``). The path and id of ``h k x p o`` are
+            ignored, since they carry none.
     """
     if isinstance(raw, str):
         raw = raw.encode()
@@ -77,6 +84,8 @@ def decode_frame(raw: bytes | str) -> Frame:
             raise FrameError(f"id over {_MAX_ID}")
         return Frame(kind, path, frame_id, data)
     if id_bytes and kind is FrameType.MSG:
+        if positioned:
+            return Frame(kind, path, None, data, id_bytes)
         raise FrameError("'m' frame must not carry an id")
     return Frame(kind, path, None, data)
 
@@ -97,6 +106,12 @@ def encode_request(prefix: bytes, id: int, data: bytes) -> bytes:
     """An ``r`` frame: ``prefix`` is ``b"r:<path>:"`` (a method's, made once), ``data``
     the JSON argument or ``b""``."""
     return b"%b%d:%b" % (prefix, id, data)
+
+
+def encode_positioned(prefix: bytes, position: bytes, data: bytes) -> bytes:
+    """An ``m`` frame with a stream position in its id field, for a client that asked
+    for recovery (``prefix`` is the method's ``m:<path>:``)."""
+    return b"%b%b:%b" % (prefix, position, data)
 
 
 def encode_message(prefix: bytes, data: bytes) -> bytes:

@@ -7,10 +7,14 @@ import enum
 import msgspec
 
 __all__ = (
+    "CLOSE_ABNORMAL",
+    "CLOSE_GOING_AWAY",
     "CLOSE_HANDSHAKE_FAILED",
+    "CLOSE_INTERNAL_ERROR",
     "CLOSE_INVALID_QUERY",
     "CLOSE_NORMAL",
     "CLOSE_POLICY",
+    "CLOSE_SERVICE_RESTART",
     "CLOSE_TRY_AGAIN_LATER",
     "HANDSHAKE_OK",
     "PONG",
@@ -45,6 +49,8 @@ class Frame(msgspec.Struct, frozen=True, gc=False):
     path: str = ""
     id: int | None = None
     data: bytes = b""
+    position: bytes = b""
+    """The stream position of a positioned ``m`` frame (see :mod:`grestws.protocol.positions`)."""
 
 
 class ErrorContext(msgspec.Struct, omit_defaults=True, rename="camel"):
@@ -78,9 +84,17 @@ PONG = b"o:::"
 
 
 CLOSE_NORMAL = 1000
-"""Normal close: a graceful disconnect or shutdown."""
+"""Normal close: a graceful disconnect."""
+CLOSE_GOING_AWAY = 1001
+"""Going away: a browser leaving the page, a server going down without a restart."""
+CLOSE_ABNORMAL = 1006
+"""No close frame: the connection was lost (never sent on the wire)."""
 CLOSE_POLICY = 1008
 """Policy: access revoked, or a peer that keeps breaking the limits."""
+CLOSE_INTERNAL_ERROR = 1011
+"""The server failed unexpectedly."""
+CLOSE_SERVICE_RESTART = 1012
+"""Service restart: the server shut down gracefully; reconnect at once."""
 CLOSE_TRY_AGAIN_LATER = 1013
 """Try again later: overloaded, or a peer too slow to read what it is sent."""
 CLOSE_INVALID_QUERY = 4000

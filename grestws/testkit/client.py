@@ -266,6 +266,7 @@ class TestClient(Generic[C2S, S2C]):
             headers=handshake_headers,
             upgrade_headers=options["upgrade_headers"] if upgrade_headers is None else upgrade_headers,
             dialer=self._dialer,
+            reconnect=False,
         )
         self._client = client
         self._call = None

@@ -31,6 +31,7 @@ from grestws import (
     SocketContract,
     SocketSchema,
     TooManyRequestsError,
+    UnavailableError,
     ValidationError,
     notify,
     request,
@@ -436,6 +437,7 @@ class TestMethodSpec:
             "NOT_AUTHORIZED": NotAuthorizedError,
             "FORBIDDEN": ForbiddenError,
             "TOO_MANY_REQUESTS": TooManyRequestsError,
+            "UNAVAILABLE": UnavailableError,
             "ROOM_FULL": RoomFull,
             "BANNED": Banned,
         }
@@ -449,6 +451,7 @@ class TestMethodSpec:
             NotAuthorizedError,
             ForbiddenError,
             TooManyRequestsError,
+            UnavailableError,
         }
         for half in (Chat.client_to_server, Chat.server_to_client):
             for spec in half:
@@ -715,6 +718,7 @@ class TestStandardErrors:
             "ROUTE_NOT_FOUND": (RouteNotFoundError, 404),
             "TOO_MANY_REQUESTS": (TooManyRequestsError, 429),
             "SERVER_ERROR": (ServerError, 500),
+            "UNAVAILABLE": (UnavailableError, 503),
         }
 
     @pytest.mark.parametrize("name", sorted(STANDARD_ERRORS))

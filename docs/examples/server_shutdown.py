@@ -46,7 +46,9 @@ app.add(WorkApi, WorkHandler)
 
 async def main() -> None:
     server = await grestws.serve(app, "127.0.0.1", 0)
-    client = await grestws.connect(server.url, WorkApi)
+    # reconnect=False: this client shows what the server does; a reconnecting one would
+    # send the refused request again on its next connection (see docs/reconnect.md).
+    client = await grestws.connect(server.url, WorkApi, reconnect=False)
     closed: list[tuple[int | None, str]] = []
     client.on_close(lambda code, reason: closed.append((code, reason)))
 
@@ -57,10 +59,10 @@ async def main() -> None:
     shutdown = asyncio.create_task(server.close(timeout=1.0))
     await asyncio.sleep(0.05)
 
-    # While draining, a new request is answered SERVER_ERROR.
+    # While draining, a new request is answered UNAVAILABLE: it did not run.
     try:
         await client.outgoing.work(0)
-    except grestws.ServerError as exc:
+    except grestws.UnavailableError as exc:
         print("new request while draining:", exc)
 
     await shutdown
@@ -70,7 +72,7 @@ async def main() -> None:
     except grestws.ConnectionClosedError as exc:
         print("long call:", exc)  # cancelled on the server, then the connection closed
     assert cancelled == [30]
-    assert closed == [(1000, "Server shutting down")]
+    assert closed == [(1012, "Server restarting")]
     assert client.state is grestws.ClientState.CLOSED
     assert not server.connections
 

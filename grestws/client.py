@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, Protocol, Self, TypedDict, TypeVar, overload
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import msgspec
 from typing_extensions import Unpack
 
 from grestws._util import Opening, settle_allocator
@@ -31,7 +30,7 @@ from grestws.incidents import PEER_LOG, Incident, IncidentKind, Incidents
 from grestws.link import Link
 from grestws.middleware import ClientHandshake
 from grestws.protocol.frames import CLOSE_INVALID_QUERY, CLOSE_NORMAL, CLOSE_SERVICE_RESTART
-from grestws.protocol.positions import RECOVERY_HEADER, Positions, RecoveryAccepted, RecoveryOffer
+from grestws.protocol.positions import RECOVERY_HEADER, Resumption
 from grestws.reconnect import Backoff, CloseCause, Drop, LinkInfo, Reconnect
 from grestws.session import Session
 from grestws.transports import Dialer, Transport
@@ -55,16 +54,6 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 logger = logging.getLogger("grestws")
-
-
-class _Acceptance(msgspec.Struct):
-    """The data of a ``k`` frame, as far as a client cares."""
-
-    recovery: RecoveryAccepted | None = None
-
-
-_acceptance = msgspec.json.Decoder(_Acceptance)
-_encoder = msgspec.json.Encoder()
 
 
 class Registrar0(Protocol[R]):
@@ -214,9 +203,7 @@ class Client(Connection, Generic[C2S, S2C]):
         self._supervisor: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
         self._forced = False
-        self.recover = recover
-        self._positions = Positions()
-        self._resume: str | None = None  # the recovery session the server gave
+        self._resumption = Resumption() if recover else None
         self.close_cause: CloseCause | None = None
         """Why the client closed for good (None until it has)."""
         self.close_error: BaseException | None = None
@@ -393,7 +380,8 @@ class Client(Connection, Generic[C2S, S2C]):
             url = _with_query(url, self.schema.encode_query(self.query))
         transport = await self._dial(url)
         acceptance = await self._handshake(transport)
-        recovered = self._accepted(acceptance.frame.data)
+        resumption = self._resumption
+        recovered = None if resumption is None else resumption.accepted(acceptance.frame.data)
         session = self._wire(transport, acceptance)
         try:
             if self._setups:
@@ -466,8 +454,9 @@ class Client(Connection, Generic[C2S, S2C]):
             session.bind(self._handler_object)
         for spec, handler in self._functions.values():
             session.bind_one(spec, handler)
-        if self._resume is not None:
-            session.positions = self._positions
+        resumption = self._resumption
+        if resumption is not None and resumption.session is not None:
+            session.positions = resumption.positions
         acceptance.hand_over(transport, session)
         self._session = session
         self._reader = asyncio.create_task(session.run(), name=f"grestws-read-{self.id[:8]}")
@@ -485,27 +474,9 @@ class Client(Connection, Generic[C2S, S2C]):
         handshake = ClientHandshake(self.url, dict(given))
         for middleware in self.schema.middleware:
             middleware.update_handshake(handshake)
-        if self.recover:
-            resume = self._resume
-            offer = RecoveryOffer() if resume is None else RecoveryOffer(resume, self._positions.snapshot())
-            handshake.headers[RECOVERY_HEADER] = _encoder.encode(offer).decode()
+        if self._resumption is not None:
+            handshake.headers[RECOVERY_HEADER] = self._resumption.offer()
         return handshake.headers
-
-    def _accepted(self, data: bytes) -> bool | None:
-        """Note what the server's ``k`` says of recovery; what ``LinkInfo.recovered`` says."""
-        if not self.recover:
-            return None
-        try:
-            recovery = _acceptance.decode(data).recovery
-        except msgspec.MsgspecError:
-            recovery = None
-        if recovery is None:  # a server that keeps nothing
-            self._resume = None
-            return None
-        if recovery.recovered is not True:
-            self._positions = Positions()  # a new session: what came before means nothing
-        self._resume = recovery.session
-        return recovery.recovered
 
     # -- staying connected ------------------------------------------------------------
 

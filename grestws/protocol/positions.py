@@ -21,6 +21,7 @@ __all__ = (
     "Positions",
     "RecoveryAccepted",
     "RecoveryOffer",
+    "Resumption",
     "format_position",
     "parse_position",
 )
@@ -109,3 +110,53 @@ class Positions:
     def snapshot(self) -> dict[str, int]:
         """The positions, to send when reconnecting."""
         return dict(self._last)
+
+
+class _Acceptance(msgspec.Struct):
+    """The data of a ``k`` frame, as far as recovery goes."""
+
+    recovery: RecoveryAccepted | None = None
+
+
+_acceptance = msgspec.json.Decoder(_Acceptance)
+_encoder = msgspec.json.Encoder()
+
+
+class Resumption:
+    """A client's side of recovery across its connections: the session the server gave,
+    and the positions of what arrived.
+
+    Concurrency: used by one client, on its event loop.
+    """
+
+    __slots__ = ("positions", "session")
+
+    def __init__(self) -> None:
+        self.session: str | None = None
+        """The session to resume (None: none yet, or the server keeps none)."""
+        self.positions = Positions()
+
+    def offer(self) -> str:
+        """The :data:`RECOVERY_HEADER` value for the next handshake."""
+        session = self.session
+        offer = RecoveryOffer() if session is None else RecoveryOffer(session, self.positions.snapshot())
+        return _encoder.encode(offer).decode()
+
+    def accepted(self, data: bytes) -> bool | None:
+        """Take what the server's ``k`` (its ``data``) says of recovery.
+
+        Returns:
+            None when the server keeps nothing, or gave a new session to a client that
+            had none; else whether the client got everything it missed.
+        """
+        try:
+            recovery = _acceptance.decode(data).recovery
+        except msgspec.MsgspecError:
+            recovery = None
+        if recovery is None:  # a server that keeps nothing
+            self.session = None
+            return None
+        if recovery.recovered is not True:
+            self.positions = Positions()  # a new session: what came before means nothing
+        self.session = recovery.session
+        return recovery.recovered

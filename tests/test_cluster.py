@@ -183,7 +183,7 @@ class Devices:
     async def connect(self, url: str, user: str) -> Device:
         inbox = Inbox()
         schema = ClusterApi.use(grestws.BearerAuth(f"secret-{user}"))
-        client = await asyncio.wait_for(grestws.connect(url, schema, handlers=inbox), WAIT)
+        client = await asyncio.wait_for(grestws.connect(url, schema, handlers=inbox, reconnect=False), WAIT)
         self._stack.push_async_callback(client.close)
         me = await asyncio.wait_for(client.outgoing.whoami(), WAIT)
         return Device(client, inbox, me)
@@ -480,8 +480,8 @@ class TestWorkers:
             served.signal(signal.SIGINT)
             for device in (one, two, bob):
                 assert await asyncio.wait_for(asyncio.shield(device.closed), WAIT) == (
-                    1000,
-                    "Server shutting down",
+                    1012,
+                    "Server restarting",
                 )
             assert await served.finish() == 0, served.log
         assert "without a broker" not in served.log

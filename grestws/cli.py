@@ -440,6 +440,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 logger.info("%s replaces the App's own broker %r", source, replaced)
     if args.recovery:
         app.rooms.recovery = Recovery(window=args.recovery)
+    alone = isinstance(app.rooms.broker, LocalBroker)
+    if app.rooms.recovery is not None and alone and worker is not None and worker[0] == 1:
+        logger.warning(
+            "recovery without a broker keeps each worker's history to itself: a client that "
+            "reconnects to another worker is told it missed some; give --broker"
+        )
     try:
         options: dict[str, Any] = {
             "ping_interval": args.ping_interval or None,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import connect as ws_connect
 
 import grestws
 from examples.chat.contract import ChatApi, SendMessageRequest
@@ -169,6 +171,21 @@ class TestServe:
             assert await asyncio.wait_for(closed.get(), WAIT) == (1012, "Server restarting")
             assert await served.finish() == 0
             await client.close()
+
+    async def test_recovery_option(self) -> None:
+        command = serve_command("examples.chat.server:app", "--port", "0", "--recovery", "30")
+        async with run_cli(command) as served:
+            match = await served.read_until(LISTENING)
+            async with ws_connect(match[1]) as ws:
+                offer = json.dumps({"authorization": "Bearer secret-tester", "grestws-recovery": "{}"})
+                await ws.send(f"h:::{offer}")
+                kind, _, accepted = str(await asyncio.wait_for(ws.recv(), WAIT)).partition(":::")
+                assert kind == "k"
+                recovery = json.loads(accepted)["recovery"]
+                assert (recovery["recovered"], recovery["window"]) == (None, 30.0)
+                assert recovery["session"]
+            served.process.send_signal(signal.SIGTERM)
+            assert await served.finish() == 0
 
     async def test_transport_options(self) -> None:
         command = serve_command(

@@ -246,16 +246,17 @@ class Rooms:
         if previous is not None and previous is not conn:
             sessions.superseded(previous)
             previous.close_soon(CLOSE_NORMAL, "Resumed by another connection")
-        else:
-            await self._publish(
-                Envelope(self.node, Target.CLOSE_RESUMED, conn.id, reason="Resumed by another connection")
-            )
         # Reachable (its pushes held) before the history is read: a push published
-        # during the read is held if the read missed it.
+        # from now on is held, and one the read missed is not lost.
         for room in list(record.rooms):
             self.join(conn, room)
         self._by_id[conn.id] = conn
         self._connections.identified(conn)
+        # Another process may hold an older connection of the session: close it. The
+        # broker hands over its envelopes in order, so once this one is, every push
+        # this process published before the joins is in the history the read sees.
+        reason = "Resumed by another connection"
+        await self._publish(Envelope(self.node, Target.CLOSE_RESUMED, conn.id, reason=reason))
         found = await sessions.history.read(offer.positions, record.created)
         tracked = sessions.get(conn)
         if tracked is None:

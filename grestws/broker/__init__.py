@@ -116,8 +116,11 @@ class Broker(Protocol):
         ...
 
     async def publish(self, envelope: Envelope) -> bool:
-        """Hand ``envelope`` to every other node; False (and counted as dropped) when it
-        could not be sent. Never waits longer than the broker's operation timeout."""
+        """Hand ``envelope`` to every other node (and, when it has a seq, to the history);
+        False (and counted as dropped) when it could not be sent. Envelopes are handed
+        over in the order of the calls: once a call returns True, every envelope
+        published before it has been handed over too. Never waits longer than the
+        broker's operation timeout."""
         ...
 
     def presence_changed(self, joined: Iterable[Member], left: Iterable[Member]) -> None:

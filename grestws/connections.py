@@ -21,7 +21,7 @@ from grestws.contract.contract import SocketSchema
 from grestws.contract.methods import MethodSpec
 from grestws.exceptions import ConnectionClosedError
 from grestws.permissions import Identity
-from grestws.protocol.frames import CLOSE_NORMAL, CLOSE_POLICY, CLOSE_SERVICE_RESTART
+from grestws.protocol.frames import CLOSE_NORMAL, CLOSE_POLICY, CLOSE_SERVICE_RESTART, RESTART_REASON
 from grestws.session import Session
 
 __all__ = ("Connections", "ServerConnection")
@@ -29,6 +29,9 @@ __all__ = ("Connections", "ServerConnection")
 S2C = TypeVar("S2C")
 
 logger = logging.getLogger("grestws")
+
+_ANSWER_WAIT = 1.0
+"""Seconds the calls cancelled at shutdown get to send their answers before the close."""
 
 _closing: set[asyncio.Task[None]] = set()
 """Closes started by :meth:`ServerConnection.close_soon`, kept until they end."""
@@ -195,9 +198,11 @@ class ServerConnection(Connection, Generic[S2C]):
         seconds; True if none is. Cancel-safe."""
         return await self._session.wait_idle(timeout)
 
-    def cancel_calls(self) -> None:
-        """Cancel the client's calls still being served (their requests get no answer)."""
-        self._session.cancel_tasks()
+    def cancel_calls(self) -> list[asyncio.Task[None]]:
+        """Cancel the client's calls still being served; its requests among them are
+        answered SERVER_ERROR "Cancelled: the server is shutting down". Returns their
+        tasks, which end soon after (await them before closing, so the answers go out)."""
+        return self._session.cancel_tasks()
 
     def closed_now(self) -> None:
         """Run the ``on_close`` callbacks; called once, by the App, when the connection
@@ -285,7 +290,7 @@ class Connections:
         """The live connections of ``owner`` (every one when it is None)."""
         return [conn for conn, by in self._live.items() if owner is None or by is owner]
 
-    async def drain(self, grace: float, owner: object = None, reason: str = "Server restarting") -> None:
+    async def drain(self, grace: float, owner: object = None, reason: str = RESTART_REASON) -> None:
         """Shut connections down gracefully: from now on new requests are answered
         UNAVAILABLE "Server is shutting down" (not run: a client may call again at once);
         calls in flight get ``grace`` seconds to finish and send their answers; what still
@@ -307,8 +312,11 @@ class Connections:
             if not targets:
                 return
             await asyncio.gather(*(conn.wait_idle(grace) for conn in targets))
-            for conn in targets:
-                conn.cancel_calls()
+            cancelled = [task for conn in targets for task in conn.cancel_calls()]
+            if cancelled:  # their answers go out before the close
+                await asyncio.wait(cancelled, timeout=_ANSWER_WAIT)
+            # Every request received is answered now; one still on its way is not run
+            # (new requests are refused), which RESTART_REASON tells the clients.
             await asyncio.gather(*(conn.close(CLOSE_SERVICE_RESTART, reason) for conn in targets))
         finally:
             if owner is None:

@@ -7,7 +7,9 @@ connection drops before its answer fails with
 :class:`~grestws.exceptions.ConnectionLostError`, unless its method is idempotent: then it
 is sent again on the next connection, within the same timeout. A request the server
 refused while shutting down (UNAVAILABLE: it did not run) is sent again whatever its
-method, and so is one the connection closed under before it could be sent.
+method, and so is one the connection closed under before it could be sent, or that a
+server closing after a graceful drain (1012 "Server restarting") never answered: such a
+server answered every request it received before it closed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from grestws.exceptions import (
     RequestTimeoutError,
     UnavailableError,
 )
+from grestws.protocol.frames import CLOSE_SERVICE_RESTART, RESTART_REASON
 from grestws.session import Session
 
 __all__ = ("Link",)
@@ -166,7 +169,9 @@ class Link:
         if self._final is not None or not self.wait or not self.again:
             return False
         if isinstance(error, ConnectionLostError):
-            return spec.idempotent
+            # A graceful drain answered every request it received: this one was not run.
+            drained = error.code == CLOSE_SERVICE_RESTART and error.reason == RESTART_REASON
+            return spec.idempotent or drained
         return True
 
     async def notify(self, spec: MethodSpec, arg: Any) -> None:

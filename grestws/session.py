@@ -92,6 +92,7 @@ class Session:
     """
 
     __slots__ = (
+        "_cancelled",
         "_context",
         "_dropped_pushes",
         "_dropping",
@@ -152,6 +153,7 @@ class Session:
         # Incoming calls in flight, each held to its deadline (math.inf: none).
         self._tasks: Deadlines[asyncio.Task[None], None] = Deadlines(self._loop, self._overrun)
         self._overdue: set[asyncio.Task[None]] | None = None  # made when a deadline first passes
+        self._cancelled: set[asyncio.Task[None]] = set()  # cancelled by cancel_tasks, answered
         self._last_id = 0
         self._context: contextvars.Context | None = None
         self._dropping = False
@@ -357,11 +359,17 @@ class Session:
                     return
                 payload = codec.encode_ok(_encoder.encode(result) if spec.has_result else None)
             except asyncio.CancelledError:
-                if task is None or self._overdue is None or task not in self._overdue:
+                overdue = task is not None and self._overdue is not None and task in self._overdue
+                if task is None or not (overdue or task in self._cancelled):
                     raise
                 task.uncancel()
-                error = ServerError("Deadline exceeded")
-                self.report(IncidentKind.DEADLINE_EXCEEDED, f"{spec.path}: cancelled at its deadline", error)
+                if overdue:
+                    error = ServerError("Deadline exceeded")
+                    self.report(
+                        IncidentKind.DEADLINE_EXCEEDED, f"{spec.path}: cancelled at its deadline", error
+                    )
+                else:
+                    error = ServerError("Cancelled: the server is shutting down")
                 if request_id is None:
                     return
             except ApiError as exc:
@@ -591,12 +599,18 @@ class Session:
         """Wait until no incoming call is being served, at most ``timeout`` s; True if none is."""
         return await _wait_all(lambda: [task for task in self._tasks if not task.done()], timeout)
 
-    def cancel_tasks(self) -> None:
-        """Cancel the incoming calls still being served."""
+    def cancel_tasks(self) -> list[asyncio.Task[None]]:
+        """Cancel the incoming calls still being served; a request among them is answered
+        SERVER_ERROR "Cancelled: the server is shutting down" (it may have run in part).
+        Returns their tasks, which end soon after."""
         tasks = list(self._tasks)
         self._tasks.clear()
         for task in tasks:
-            task.cancel()
+            if not task.done():
+                self._cancelled.add(task)
+                task.add_done_callback(self._cancelled.discard)
+                task.cancel()
+        return tasks
 
 
 async def _wait_all(current: Callable[[], list[asyncio.Future[Any]]], timeout: float) -> bool:

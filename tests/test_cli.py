@@ -218,7 +218,7 @@ class TestForcedShutdown:
                 await served.read_until(re.compile(r"waiting up to 60 s for 1 call in flight"))
                 served.process.send_signal(signal.SIGTERM)
                 await served.read_until(re.compile("shutdown forced: cancelling 1 call in flight"))
-                with pytest.raises(grestws.ConnectionClosedError):
+                with pytest.raises(grestws.ServerError, match="Cancelled: the server is shutting down"):
                     await asyncio.wait_for(call, WAIT)
             assert await served.finish() == 1
         log = "\n".join(served.lines)

@@ -16,7 +16,7 @@ import os
 import random
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -1003,3 +1003,54 @@ class TestClosingWhileReconnecting:
         assert client.state is CLOSED
         assert client.close_cause is CloseCause.MANUAL
         assert dialer.dials == 2  # the connect, and the attempt close() stopped
+
+
+@contextlib.asynccontextmanager
+async def closing_on_first_request(code: int, reason: str) -> AsyncGenerator[tuple[str, list[str]]]:
+    """A hand-written server: its first connection closes with ``code`` and ``reason`` as
+    the first request arrives, unanswered; later ones answer it at once."""
+    from websockets.asyncio.server import ServerConnection as RawConnection
+    from websockets.asyncio.server import serve as ws_serve
+    from websockets.exceptions import ConnectionClosed
+
+    seen: list[str] = []
+
+    async def peer(ws: RawConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await ws.recv()  # h
+            await ws.send("k:::null")
+            frame = str(await ws.recv())
+            seen.append(frame)
+            if len(seen) == 1:
+                await ws.close(code, reason)
+                return
+            _, path, request_id, _ = frame.split(":", 3)
+            await ws.send(f's:{path}:{request_id}:{{"success":true,"type":"OK","data":"again"}}')
+            await ws.wait_closed()
+
+    async with ws_serve(peer, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        yield f"ws://127.0.0.1:{port}", seen
+
+
+class TestUnansweredAtARestart:
+    """A request on its way when a server closes with 1012 "Server restarting" was not run
+    (such a server answered every request it received first): it is sent again, whatever
+    its method. Any other close leaves it lost."""
+
+    async def test_after_a_drain_it_is_sent_again(self, harness: Harness) -> None:
+        async with closing_on_first_request(1012, "Server restarting") as (url, seen):
+            client, _ = await harness.connect(url, EchoApi, reconnect=Reconnect(initial_delay=0.0))
+            assert await asyncio.wait_for(client.outgoing.echo("once"), WAIT) == "again"
+            assert [frame.split(":", 3)[1] for frame in seen] == ["EchoApi.echo", "EchoApi.echo"]
+            await client.close()  # before the server goes
+
+    @pytest.mark.parametrize(("code", "reason"), [(1012, ""), (1011, "Server restarting"), (1001, "bye")])
+    async def test_after_any_other_close_it_is_lost(self, harness: Harness, code: int, reason: str) -> None:
+        async with closing_on_first_request(code, reason) as (url, seen):
+            client, _ = await harness.connect(url, EchoApi, reconnect=Reconnect(initial_delay=0.0))
+            with pytest.raises(ConnectionLostError) as caught:
+                await asyncio.wait_for(client.outgoing.echo("once"), WAIT)
+            assert (caught.value.code, caught.value.reason) == (code, reason)
+            assert len(seen) == 1
+            await client.close()  # before the server goes

@@ -934,17 +934,17 @@ class TestWaiting:
         assert local.session.pending_count == 0
         assert await within(call) == Key("k")
 
-    async def test_cancel_tasks_stops_handlers_without_answering(self, pair: tuple[End, End]) -> None:
+    async def test_cancel_tasks_stops_handlers_and_answers_server_error(self, pair: tuple[End, End]) -> None:
         local, remote = pair
         call = asyncio.create_task(local.proxy.wait(Key("k")))
         await within(remote.handler.entered["k"].wait())
-        remote.session.cancel_tasks()
+        (task,) = remote.session.cancel_tasks()
+        await within(asyncio.wait((task,)))
         assert await within(remote.session.wait_idle(WAIT))
+        with pytest.raises(ServerError) as caught:
+            await within(call)
+        assert caught.value.message == "Cancelled: the server is shutting down"
         assert await within(local.proxy.echo(Item("after"))) == Item("after")
-        assert not call.done()
-        call.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await call
 
 
 class TestDraining:

@@ -69,8 +69,8 @@ async def main() -> None:
     print("short call:", await short)  # finished within the grace period
     try:
         await long
-    except grestws.ConnectionClosedError as exc:
-        print("long call:", exc)  # cancelled on the server, then the connection closed
+    except grestws.ServerError as exc:
+        print("long call:", exc)  # cancelled on the server, answered, then the connection closed
     assert cancelled == [30]
     assert closed == [(1012, "Server restarting")]
     assert client.state is grestws.ClientState.CLOSED

@@ -16,6 +16,7 @@ __all__ = (
     "CLOSE_POLICY",
     "CLOSE_SERVICE_RESTART",
     "CLOSE_TRY_AGAIN_LATER",
+    "RESTART_REASON",
     "HANDSHAKE_OK",
     "PONG",
     "ErrorContext",
@@ -95,6 +96,10 @@ CLOSE_INTERNAL_ERROR = 1011
 """The server failed unexpectedly."""
 CLOSE_SERVICE_RESTART = 1012
 """Service restart: the server shut down gracefully; reconnect at once."""
+RESTART_REASON = "Server restarting"
+"""The reason of the 1012 a grestws server closes with after a graceful drain: every
+request it received was answered first, so a request the client has no answer to was not
+run, and may be sent again whatever it does."""
 CLOSE_TRY_AGAIN_LATER = 1013
 """Try again later: overloaded, or a peer too slow to read what it is sent."""
 CLOSE_INVALID_QUERY = 4000

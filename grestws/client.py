@@ -330,10 +330,15 @@ class Client(Connection, Generic[C2S, S2C]):
 
     # -- connecting -------------------------------------------------------------------
 
-    async def connect(self) -> Self:
+    async def connect(self, *, retry: bool = False) -> Self:
         """Open the socket, run the handshake and the setup callbacks; from then on the
         client reconnects by itself when the connection drops (unless ``reconnect`` is
         False). With several URLs, each is tried once, in turn, until one works.
+
+        Args:
+            retry: Keep trying as a reconnect does, with the ``reconnect`` policy's pauses
+                and rules, until a connection is set up (a service that starts before its
+                server); what the policy gives up on is raised.
 
         Cancel-safe: cancelling closes whatever was opened.
 
@@ -351,18 +356,28 @@ class Client(Connection, Generic[C2S, S2C]):
             self.schema.encode_query(self.query)  # a ValidationError before anything opens
         self._move(ClientState.CONNECTING)
         self._outgoing = self.schema.contract.client_to_server.proxy(self._link, self.timeout)
+        policy = self.reconnect or Reconnect()
+        backoff = Backoff(policy)
         try:
-            for tried in range(len(self.urls)):
+            for attempt in itertools.count(1):
                 try:
-                    await self._attempt(reconnect=False, attempts=tried + 1)
+                    await self._attempt(reconnect=False, attempts=attempt)
                     break
                 except Exception as exc:
-                    last = tried == len(self.urls) - 1
-                    if last or not (self.reconnect or Reconnect()).retry(exc):
+                    if not policy.retry(exc):
+                        raise
+                    tried_all = attempt % len(self.urls) == 0
+                    if tried_all and not retry:
+                        raise
+                    if retry and policy.max_attempts is not None and attempt >= policy.max_attempts:
                         raise
                     self._url_index = (self._url_index + 1) % len(self.urls)
+                    if tried_all:
+                        await policy.sleep(backoff.next_delay())
         except BaseException as exc:
-            self._finish(CloseCause.UNRECOVERABLE, exc if isinstance(exc, Exception) else None)
+            error = exc if isinstance(exc, Exception) else None
+            exhausted = retry and error is not None and policy.retry(error)
+            self._finish(CloseCause.RETRIES_EXHAUSTED if exhausted else CloseCause.UNRECOVERABLE, error)
             raise
         self._move(ClientState.OPEN)
         self._supervisor = asyncio.create_task(self._supervise(), name=f"grestws-client-{self.id[:8]}")
@@ -704,17 +719,22 @@ def connect(
     *,
     handlers: S2C | None = None,
     query: Q | None = None,
+    retry: bool = False,
     **options: Unpack[ClientOptions],
 ) -> Opening[Client[C2S, S2C]]:
     """Connect to ``schema`` on the server at ``url``.
 
     ``client = await connect(...)`` hands over an open client (end it with
     ``await client.disconnect()``); ``async with connect(...) as client:`` also
-    disconnects on the way out. The arguments are those of :class:`Client`.
+    disconnects on the way out. ``retry`` is :meth:`Client.connect`'s; the other
+    arguments are those of :class:`Client`.
     """
     client: Client[C2S, S2C] = Client(url, schema, handlers=handlers, query=query, **options)
 
     async def close(c: Client[C2S, S2C]) -> None:
         await c.disconnect()
 
-    return Opening(client.connect, close)
+    async def open() -> Client[C2S, S2C]:
+        return await client.connect(retry=retry)
+
+    return Opening(open, close)

@@ -1054,3 +1054,33 @@ class TestUnansweredAtARestart:
             assert (caught.value.code, caught.value.reason) == (code, reason)
             assert len(seen) == 1
             await client.close()  # before the server goes
+
+
+class TestFirstConnect:
+    async def test_retry_waits_for_a_server_that_is_not_up_yet(self, harness: Harness) -> None:
+        port = free_port()
+        clock = FakeClock()
+        client, watch = harness.client(f"ws://127.0.0.1:{port}", EchoApi, reconnect=clock.policy())
+        connecting = harness.spawn(client.connect(retry=True))
+        assert await clock.pause() == 0.05  # the first attempt failed: a pause is drawn
+        await harness.serve(echo_app(Hub()), port)
+        clock.release()
+        await asyncio.wait_for(connecting, WAIT)
+        link = await watch.setup()
+        assert (link.reconnect, link.attempts) == (False, 2)
+        assert await asyncio.wait_for(client.outgoing.echo("up"), WAIT) == "up"
+
+    async def test_retry_gives_up_after_max_attempts(self, harness: Harness) -> None:
+        clock = FakeClock(gated=False)
+        policy = clock.policy(max_attempts=3, jitter=lambda: 1.0)
+        client, _ = harness.client(f"ws://127.0.0.1:{free_port()}", EchoApi, reconnect=policy)
+        with pytest.raises(grestws.ConnectError):
+            await asyncio.wait_for(client.connect(retry=True), WAIT)
+        assert clock.delays == [0.1, 0.2]
+        assert client.close_cause is CloseCause.RETRIES_EXHAUSTED
+
+    async def test_without_retry_the_first_failure_is_raised(self, harness: Harness) -> None:
+        client, _ = harness.client(f"ws://127.0.0.1:{free_port()}", EchoApi)
+        with pytest.raises(grestws.ConnectError):
+            await asyncio.wait_for(client.connect(), WAIT)
+        assert client.close_cause is CloseCause.UNRECOVERABLE

@@ -14,14 +14,13 @@ import logging
 import os
 import re
 import signal
-import socket
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from benchmarks.cluster import redis_binary
+from benchmarks.cluster import free_port, redis_binary
 
 __all__ = (
     "RECOVERY_WINDOW",
@@ -137,13 +136,6 @@ class Process:
         return exited
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class Cluster:
     """The redis-server and the two ``grestws serve`` processes of one configuration,
     each process's output in a file of ``logs``: ``redis.log``, ``server-a.1.log`` (the
@@ -152,8 +144,8 @@ class Cluster:
     def __init__(self, logs: Path, recovery: bool) -> None:
         self.logs = logs
         self.recovery = recovery
-        self.ports = (_free_port(), _free_port())
-        self.redis_port = _free_port()
+        self.ports = (free_port(), free_port())
+        self.redis_port = free_port()
         self.redis: Process | None = None
         self.servers: list[Process | None] = [None, None]
         self.generations = [0, 0]

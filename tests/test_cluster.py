@@ -527,7 +527,7 @@ class TestWorkers:
                 await served.expect(re.compile(r"waiting up to 60 s for 1 call in flight"))
                 served.signal(signal.SIGINT)
                 assert await served.finish() == 1, served.log
-                with pytest.raises(grestws.ConnectionClosedError):
+                with pytest.raises(grestws.ServerError, match="Cancelled: the server is shutting down"):
                     await asyncio.wait_for(call, WAIT)
         assert "hang cancelled" in served.log
         assert "shutdown forced" in served.log

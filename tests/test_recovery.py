@@ -769,7 +769,7 @@ class TestPositions:
         assert kept["newcomer"] == 1
 
 
-# -- what the library gets wrong ----------------------------------------------------------
+# -- edges ---------------------------------------------------------------------------------
 
 
 class SwitchedHistory:
@@ -811,6 +811,43 @@ class SwitchedBroker(LocalBroker):
     def keep_history(self, recovery: Recovery) -> History:
         self.history = SwitchedHistory(super().keep_history(recovery))
         return self.history
+
+
+class LaggingBroker(LocalBroker):
+    """The local broker with Redis's lag: what is published is handed over (to the
+    history) by a task of its own, in order, one per loop iteration and only while
+    :attr:`flowing` is set; a publish returns once its envelope is handed over, as
+    RedisBroker's does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self.queued: list[tuple[Envelope, asyncio.Future[bool]]] = []
+        self._grew = asyncio.Condition()
+        self._moving: asyncio.Task[None] | None = None
+
+    async def publish(self, envelope: Envelope) -> bool:
+        handed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        async with self._grew:
+            self.queued.append((envelope, handed))
+            self._grew.notify_all()
+        if self._moving is None or self._moving.done():
+            self._moving = asyncio.create_task(self._move())
+        return await handed
+
+    async def until_queued(self, count: int) -> None:
+        """Wait (at most WAIT s) until ``count`` envelopes wait to be handed over."""
+        async with asyncio.timeout(WAIT), self._grew:
+            await self._grew.wait_for(lambda: len(self.queued) >= count)
+
+    async def _move(self) -> None:
+        while self.queued:
+            async with asyncio.timeout(WAIT):
+                await self.flowing.wait()
+            await asyncio.sleep(0)  # a round trip: others run meanwhile
+            envelope, handed = self.queued.pop(0)
+            handed.set_result(await super().publish(envelope))
 
 
 class TestEdges:
@@ -871,6 +908,27 @@ class TestEdges:
             "to the connection",
             "to everyone",
         ]
+
+    @pytest.mark.websockets_only("the order is Rooms.welcome's, whatever the transport")
+    async def test_a_push_published_while_a_resume_waits_on_the_broker_is_not_lost(
+        self, start_server: StartServer, stack: contextlib.AsyncExitStack
+    ) -> None:
+        broker = LaggingBroker()
+        backend = Backend(broker=broker)
+        server = await start_server(backend.app)
+        sub = await subscribe(stack, server.url)
+        conn_id, _ = await sub.connect()
+
+        await sub.away(lambda: backend.drop(conn_id))
+        broker.flowing.clear()  # Redis lags
+        sub.dialer.release()
+        await broker.until_queued(1)  # the resume waits for its own envelope to be handed over
+        pushing = asyncio.create_task(backend.push("r", "meanwhile"))
+        await broker.until_queued(2)  # the push is queued behind it, not kept yet
+        broker.flowing.set()
+        await asyncio.wait_for(pushing, WAIT)
+        assert (await next_of(sub.links)).recovered is True
+        assert await got_until_marker(sub, backend.app, conn_id) == ["meanwhile"]
 
     @pytest.mark.websockets_only("what is buffered for a socket is the websockets transport's")
     async def test_a_replay_larger_than_the_socket_buffers_comes_whole(

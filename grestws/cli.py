@@ -1,4 +1,6 @@
-"""``grestws serve MODULE:ATTR``: serve an :class:`~grestws.app.App` from the command line.
+"""``grestws serve MODULE:ATTR``: serve an :class:`~grestws.app.App` from the command line;
+``grestws asyncapi MODULE:ATTR``: print its AsyncAPI document (:mod:`grestws.asyncapi`);
+``grestws typescript MODULE:ATTR -o DIR``: write its TypeScript client (:mod:`grestws.typescript`).
 
 SIGINT or SIGTERM starts a graceful shutdown (calls in flight get the App's
 ``shutdown_timeout``); a second one during that shutdown forces it: the calls still in
@@ -15,6 +17,11 @@ bound, or the shutdown was forced by a second signal (calls were cancelled unans
 (``--workers``) a worker stopped with an error or they died too often; 2 a usage error:
 bad arguments, a bad broker URL, a module that is not found or fails to import, an
 attribute that is no App, an App that cannot be served.
+
+``grestws asyncapi`` writes the JSON to stdout, or to ``-o FILE``; it exits with 0, with 1
+when the file cannot be written, and with 2 for a usage error (as ``serve``, and a bad
+``--server``). ``grestws typescript`` prints the paths it wrote; it exits as ``asyncapi``
+does.
 """
 
 from __future__ import annotations
@@ -34,7 +41,9 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from grestws import __version__, typescript
 from grestws.app import App
+from grestws.asyncapi import asyncapi_document, dumps
 from grestws.broker import Broker, LocalBroker
 from grestws.broker.url import broker_from_url, redact
 from grestws.exceptions import ContractError, InvalidStateError
@@ -306,6 +315,13 @@ def _workers(text: str) -> int:
     return value
 
 
+def _server(text: str) -> tuple[str, str]:
+    name, sep, url = text.partition("=")
+    if not sep or not name or not url:
+        raise argparse.ArgumentTypeError(f"expected NAME=URL, got {text!r}")
+    return name, url
+
+
 def _worker(text: str) -> tuple[int, int]:
     index, _, fd = text.partition(":")
     try:
@@ -315,7 +331,9 @@ def _worker(text: str) -> tuple[int, int]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="grestws", description="Serve grestws socket contracts.")
+    parser = argparse.ArgumentParser(
+        prog="grestws", description="Serve grestws socket contracts, and describe them."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="serve the App named by MODULE:ATTR")
     serve_cmd.add_argument("target", metavar="MODULE:ATTR", help="e.g. examples.chat.server:app")
@@ -379,6 +397,39 @@ def _parser() -> argparse.ArgumentParser:
     )
     # A worker of --workers: its index and the descriptor of its line to the supervisor.
     serve_cmd.add_argument("--worker", type=_worker, help=argparse.SUPPRESS)
+
+    asyncapi_cmd = commands.add_parser(
+        "asyncapi", help="print the AsyncAPI 3.0 document of the App named by MODULE:ATTR"
+    )
+    asyncapi_cmd.add_argument("target", metavar="MODULE:ATTR", help="e.g. examples.chat.server:app")
+    asyncapi_cmd.add_argument("-o", "--output", metavar="FILE", help="write the JSON to FILE, not to stdout")
+    asyncapi_cmd.add_argument(
+        "--title", metavar="T", help="the document's title (default: the contracts' names)"
+    )
+    asyncapi_cmd.add_argument(
+        "--version",
+        dest="api_version",
+        default="1.0.0",
+        metavar="V",
+        help="the API's version (default 1.0.0)",
+    )
+    asyncapi_cmd.add_argument(
+        "--server",
+        dest="servers",
+        type=_server,
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="a server of the document, e.g. production=wss://chat.example.com (repeatable)",
+    )
+
+    typescript_cmd = commands.add_parser(
+        "typescript", help="generate a TypeScript client for the App named by MODULE:ATTR"
+    )
+    typescript_cmd.add_argument("target", metavar="MODULE:ATTR", help="e.g. examples.chat.server:app")
+    typescript_cmd.add_argument(
+        "-o", "--output", required=True, metavar="DIR", help="the folder to write the .ts files in"
+    )
     return parser
 
 
@@ -386,6 +437,76 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The ``grestws`` command."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "asyncapi":
+        return _asyncapi(parser, args)
+    if args.command == "typescript":
+        return _typescript(parser, args)
+    return _serve(parser, args)
+
+
+def _load(parser: argparse.ArgumentParser, target: str) -> App | None:
+    """The App ``target`` names, from the current directory too; ``None`` once a module
+    that fails to import is logged. Any other problem is a usage error (exits)."""
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    module_name = target.partition(":")[0]
+    failure = _import(module_name) if module_name else None
+    if failure is not None:
+        logger.error("%s", failure)
+        return None
+    try:
+        return load_app(target)
+    except (ImportError, ValueError) as exc:
+        parser.error(str(exc))
+
+
+def _asyncapi(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``grestws asyncapi``: the exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = _load(parser, args.target)
+    if app is None:
+        return 2
+    try:
+        document = asyncapi_document(
+            app, title=args.title, version=args.api_version, servers=dict(args.servers)
+        )
+    except ValueError as exc:
+        parser.error(f"--server: {exc}")
+    text = dumps(document).encode()
+    if args.output is None:
+        sys.stdout.buffer.write(text)
+        sys.stdout.buffer.flush()
+        return 0
+    try:
+        Path(args.output).write_bytes(text)
+    except OSError as exc:
+        logger.error("cannot write %s: %s", args.output, exc)
+        return 1
+    return 0
+
+
+def _typescript(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``grestws typescript``: write the files, print their paths; the exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = _load(parser, args.target)
+    if app is None:
+        return 2
+    try:
+        files = typescript.generate(app, version=__version__, source=args.target)
+    except (TypeError, ValueError) as exc:
+        parser.error(f"{args.target}: {exc}")
+    try:
+        written = typescript.write(files, args.output)
+    except OSError as exc:
+        logger.error("cannot write to %s: %s", args.output, exc)
+        return 1
+    for path in written:
+        print(path)
+    return 0
+
+
+def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``grestws serve``: the exit code."""
     worker: tuple[int, int] | None = args.worker
     control: socket.socket | None = None
     if worker is not None:
@@ -399,8 +520,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s"
     )
-    if "" not in sys.path:
-        sys.path.insert(0, "")
     if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         parser.error("--loop uvloop needs uvloop: pip install 'grestws[uvloop]'")
     source = "--broker" if args.broker is not None else f"${BROKER_ENV}"
@@ -419,15 +538,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ":" not in args.target:
             parser.error(f"expected MODULE:ATTR, got {args.target!r}")
         return _supervise(args, broker_url or None)
-    module_name = args.target.partition(":")[0]
-    failure = _import(module_name) if module_name else None
-    if failure is not None:
-        logger.error("%s", failure)
+    app = _load(parser, args.target)
+    if app is None:
         return 2
-    try:
-        app = load_app(args.target)
-    except (ImportError, ValueError) as exc:
-        parser.error(str(exc))
     if broker is not None:
         replaced = app.rooms.broker
         try:

@@ -183,6 +183,11 @@ PUBLIC_MODULES = (
     "grestws.recovery.sessions",
     "grestws.protocol.positions",
     "grestws.broker.envelopes",
+    "grestws.asyncapi",
+    "grestws.asyncapi.document",
+    "grestws.asyncapi.schemas",
+    "grestws.asyncapi.asgi",
+    "grestws.typescript",
 )
 
 

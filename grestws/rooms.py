@@ -32,9 +32,9 @@ from grestws.exceptions import ContractError, InvalidStateError
 from grestws.permissions import Permission, permission_from_builtins, permission_to_builtins
 from grestws.protocol import codec
 from grestws.protocol.frames import CLOSE_NORMAL, CLOSE_POLICY
-from grestws.protocol.positions import format_position
+from grestws.protocol.positions import positioned_frame
 from grestws.recovery import Recovery
-from grestws.recovery.sessions import Sessions, Tracked, now_ms
+from grestws.recovery.sessions import Sessions, now_ms
 
 __all__ = ("Exclude", "Rooms", "push_frame", "topic_room")
 
@@ -61,12 +61,6 @@ def push_frame(spec: MethodSpec, arg: Any) -> bytes:
     if spec.kind is not MethodKind.NOTIFY:
         raise ContractError(f"{spec.path} is a request; only @notify methods can be pushed to many")
     return codec.encode_message(spec.prefix, _encoder.encode(arg) if spec.has_input else b"")
-
-
-def _positioned(frame: bytes, origin: str, seq: int) -> bytes:
-    """``frame`` (an ``m`` frame) with the position ``origin.seq`` in its id field."""
-    cut = frame.index(b":", 2) + 1
-    return frame[:cut] + format_position(origin, seq) + frame[cut:]
 
 
 def topic_room(topic: str, key: object) -> str:
@@ -250,7 +244,7 @@ class Rooms:
         # from now on is held, and one the read missed is not lost.
         for room in list(record.rooms):
             self.join(conn, room)
-        self._by_id[conn.id] = conn
+        self.connected(conn)
         self._connections.identified(conn)
         # Another process may hold an older connection of the session: close it. The
         # broker hands over its envelopes in order, so once this one is, every push
@@ -263,7 +257,7 @@ class Rooms:
             return None  # closed meanwhile
         if found is None:
             return sessions.accepted(sessions.restart(conn), False)
-        tracked.replay = self._missed(conn, tracked, found)
+        tracked.replay = sessions.missed(conn, tracked, found, self._half_of)
         return sessions.accepted(tracked.record, True)
 
     async def welcomed(self, conn: ServerConnection[Any]) -> None:
@@ -271,28 +265,6 @@ class Rooms:
         flow control: see :meth:`Sessions.release <grestws.recovery.sessions.Sessions.release>`)."""
         if self.sessions is not None:
             await self.sessions.release(conn)
-
-    def _missed(
-        self, conn: ServerConnection[Any], tracked: Tracked, found: list[Envelope]
-    ) -> list[tuple[bytes, str, int]]:
-        """The positioned frames of ``found`` that were for ``conn``'s session."""
-        sessions = self.sessions
-        assert sessions is not None
-        half = conn.schema.contract.server_to_client
-        missed: list[tuple[bytes, str, int]] = []
-        for envelope in found:
-            if not sessions.matches(tracked.record, envelope):
-                continue
-            if envelope.only is not None and not permission_from_builtins(envelope.only).allows(
-                conn.identity
-            ):
-                continue
-            if self._half_of(envelope.frame) is not half:
-                continue
-            missed.append(
-                (_positioned(envelope.frame, envelope.origin, envelope.seq), envelope.origin, envelope.seq)
-            )
-        return missed
 
     # -- membership ---------------------------------------------------------------------
 
@@ -658,7 +630,7 @@ class Rooms:
                 ok = conn.push(frame)
             else:
                 if positioned is None:
-                    positioned = _positioned(frame, origin, seq)
+                    positioned = positioned_frame(frame, origin, seq)
                 ok = sessions.push(conn, tracked, positioned, origin, seq)  # type: ignore[union-attr]
             written += ok
         return written

@@ -24,6 +24,7 @@ __all__ = (
     "Resumption",
     "format_position",
     "parse_position",
+    "positioned_frame",
 )
 
 RECOVERY_HEADER = "grestws-recovery"
@@ -64,6 +65,12 @@ class RecoveryAccepted(msgspec.Struct, frozen=True):
 def format_position(node: str, seq: int) -> bytes:
     """The id field of a positioned ``m`` frame: ``<node>.<seq>``."""
     return b"%b.%d" % (node.encode(), seq)
+
+
+def positioned_frame(frame: bytes, node: str, seq: int) -> bytes:
+    """The ``m`` frame ``frame`` with the position ``node.seq`` in its (empty) id field."""
+    cut = frame.index(b":", 2) + 1
+    return frame[:cut] + format_position(node, seq) + frame[cut:]
 
 
 def parse_position(raw: bytes) -> tuple[str, int] | None:

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from grestws.broker.envelopes import Envelope, Target
 from grestws.connections import ServerConnection
+from grestws.contract.contract import ContractHalf
+from grestws.permissions import permission_from_builtins
 from grestws.protocol.frames import CLOSE_TRY_AGAIN_LATER
-from grestws.protocol.positions import RecoveryAccepted, RecoveryOffer
+from grestws.protocol.positions import RecoveryAccepted, RecoveryOffer, positioned_frame
 from grestws.recovery import History, SessionRecord
 
 __all__ = ("Sessions", "Tracked", "now_ms")
@@ -219,6 +222,30 @@ class Sessions:
         if self._holders.get(token) is conn:
             del self._holders[token]
             self.history.save(tracked.record, open=False)
+
+    def missed(
+        self,
+        conn: ServerConnection[Any],
+        tracked: Tracked,
+        found: list[Envelope],
+        half_of: Callable[[bytes], ContractHalf | None],
+    ) -> list[tuple[bytes, str, int]]:
+        """The positioned frames of ``found`` that ``conn``'s session would have got: its
+        targets (:meth:`matches`), its permission, and its contract (``half_of`` names
+        the contract half of a frame's method)."""
+        half = conn.schema.contract.server_to_client
+        missed: list[tuple[bytes, str, int]] = []
+        for envelope in found:
+            if not self.matches(tracked.record, envelope):
+                continue
+            only = envelope.only
+            if only is not None and not permission_from_builtins(only).allows(conn.identity):
+                continue
+            if half_of(envelope.frame) is not half:
+                continue
+            origin, seq = envelope.origin, envelope.seq
+            missed.append((positioned_frame(envelope.frame, origin, seq), origin, seq))
+        return missed
 
     def matches(self, record: SessionRecord, envelope: Envelope) -> bool:
         """Whether ``envelope`` went to the session's connection had it been open: its

@@ -63,11 +63,6 @@ class Link:
         self._final: ConnectionClosedError | None = None
         self._changed = asyncio.Event()
 
-    @property
-    def session(self) -> Session | None:
-        """The session calls go to now, if one is up."""
-        return self._session
-
     def up(self, session: Session) -> None:
         """``session`` is set up: calls go to it from now on, the waiting ones first."""
         self._session = session

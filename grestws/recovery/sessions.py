@@ -63,9 +63,6 @@ class Sessions:
         self._tracked: dict[ServerConnection[Any], Tracked] = {}
         self._holders: dict[str, ServerConnection[Any]] = {}
 
-    def __len__(self) -> int:
-        return len(self._tracked)
-
     def get(self, conn: ServerConnection[Any]) -> Tracked | None:
         """The tracking of ``conn``, if it has a session."""
         return self._tracked.get(conn)

@@ -31,7 +31,7 @@ from grestws.link import Link
 from grestws.middleware import ClientHandshake
 from grestws.protocol.frames import CLOSE_INVALID_QUERY, CLOSE_NORMAL, CLOSE_SERVICE_RESTART
 from grestws.protocol.positions import RECOVERY_HEADER, Resumption
-from grestws.reconnect import Backoff, CloseCause, Drop, LinkInfo, Reconnect
+from grestws.reconnect import Backoff, CloseCause, Drop, LinkInfo, Pauses, Reconnect
 from grestws.session import Session
 from grestws.transports import Dialer, Transport
 from grestws.transports.websockets import WebsocketsDialer
@@ -201,8 +201,7 @@ class Client(Connection, Generic[C2S, S2C]):
         self._outgoing: C2S | None = None
         self._reader: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
-        self._wakeup = asyncio.Event()
-        self._forced = False
+        self._pauses = Pauses()
         self._resumption = Resumption() if recover else None
         self.close_cause: CloseCause | None = None
         """Why the client closed for good (None until it has)."""
@@ -506,7 +505,7 @@ class Client(Connection, Generic[C2S, S2C]):
                 session = self._session
                 self._link.down()
                 code, reason = session.close_code, session.close_reason
-                forced, self._forced = self._forced, False
+                forced = self._pauses.take()
                 if self._state is not ClientState.OPEN:
                     self._finish(CloseCause.MANUAL)
                     return
@@ -531,8 +530,8 @@ class Client(Connection, Generic[C2S, S2C]):
             if len(self.urls) > 1:
                 self._url_index = (self._url_index + 1) % len(self.urls)
             if not at_once:
-                await self._pause(policy, backoff.next_delay())
-            self._forced = False
+                await self._pauses.pause(policy, backoff.next_delay())
+            self._pauses.take()
             try:
                 await self._attempt(reconnect=True, attempts=attempt)
             except Exception as exc:
@@ -547,7 +546,7 @@ class Client(Connection, Generic[C2S, S2C]):
                     return False
                 if PEER_LOG.allow("reconnect"):
                     logger.info("reconnect to %s failed (attempt %d): %s", self.url, attempt, exc)
-                at_once = self._forced  # force_reconnect() during the attempt: no pause
+                at_once = self._pauses.forced  # force_reconnect() during the attempt: no pause
                 continue
             if self._state is not ClientState.RECONNECTING:  # closed while it connected
                 if self._session is not None:
@@ -558,17 +557,6 @@ class Client(Connection, Generic[C2S, S2C]):
             return True
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _pause(self, policy: Reconnect, delay: float) -> None:
-        """Sleep ``delay`` seconds with the policy's clock, or until :meth:`force_reconnect`."""
-        self._wakeup.clear()
-        sleeping = asyncio.ensure_future(policy.sleep(delay))
-        woken = asyncio.ensure_future(self._wakeup.wait())
-        try:
-            await asyncio.wait((sleeping, woken), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeping.cancel()
-            woken.cancel()
-
     async def force_reconnect(self) -> None:
         """Drop the connection and connect again at once (a reconnect that waits for its
         next attempt is made now); the setup callbacks run again.
@@ -577,12 +565,11 @@ class Client(Connection, Generic[C2S, S2C]):
             InvalidStateError: the client is not connected or reconnecting.
         """
         if self._state is ClientState.RECONNECTING:
-            self._forced = True
-            self._wakeup.set()
+            self._pauses.force()
             return
         if self._state is not ClientState.OPEN or self._session is None:
             raise InvalidStateError(f"cannot reconnect a client that is {self._state.value}")
-        self._forced = True
+        self._pauses.force()
         await self._session.transport.close(CLOSE_NORMAL, "Reconnecting")
 
     def _finish(self, cause: CloseCause, error: BaseException | None = None) -> None:

@@ -30,7 +30,16 @@ import msgspec
 from grestws.exceptions import ForbiddenError, NotAuthorizedError, ValidationError
 from grestws.protocol.frames import CLOSE_NORMAL, CLOSE_POLICY, CLOSE_SERVICE_RESTART
 
-__all__ = ("Backoff", "CloseCause", "Drop", "LinkInfo", "Reconnect", "retry_after_close", "retry_after_error")
+__all__ = (
+    "Backoff",
+    "CloseCause",
+    "Drop",
+    "LinkInfo",
+    "Pauses",
+    "Reconnect",
+    "retry_after_close",
+    "retry_after_error",
+)
 
 _FINAL_CLOSES = frozenset({CLOSE_NORMAL, 1003, 1007, CLOSE_POLICY, 4000, 4001})
 
@@ -117,6 +126,42 @@ class Backoff:
     def reset(self) -> None:
         """Start over from ``initial_delay`` (after a connection that worked)."""
         self._attempt = 0
+
+
+class Pauses:
+    """The pauses of a reconnect, and :meth:`force`, which ends the pause under way or
+    skips the next one (``force_reconnect()``).
+
+    Concurrency: one reconnect pauses at a time; :meth:`force` from any task.
+    """
+
+    __slots__ = ("_wakeup", "forced")
+
+    def __init__(self) -> None:
+        self._wakeup = asyncio.Event()
+        self.forced = False
+        """Whether a reconnect was forced since :meth:`take` last said."""
+
+    def force(self) -> None:
+        """Reconnect now: end the pause under way, or skip the next one."""
+        self.forced = True
+        self._wakeup.set()
+
+    def take(self) -> bool:
+        """Whether a reconnect was forced, forgetting it."""
+        forced, self.forced = self.forced, False
+        return forced
+
+    async def pause(self, policy: Reconnect, delay: float) -> None:
+        """Sleep ``delay`` seconds with the policy's clock, or until :meth:`force`."""
+        self._wakeup.clear()
+        sleeping = asyncio.ensure_future(policy.sleep(delay))
+        woken = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait((sleeping, woken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            woken.cancel()
 
 
 class CloseCause(enum.Enum):

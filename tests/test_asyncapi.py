@@ -234,6 +234,7 @@ class TestOperations:
             "ChatApi.clientToServer.markAsRead": "receive",
             "ChatApi.clientToServer.ping": "receive",
             "ChatApi.clientToServer.isTyping": "receive",
+            "ChatApi.clientToServer.whoIsHere": "receive",
             "ChatApi.clientToServer.deleteMessage": "receive",
             "ChatApi.serverToClient.newMessage": "send",
             "ChatApi.serverToClient.typing": "send",
@@ -384,10 +385,16 @@ class TestErrors:
         assert issues == {"type": "array", "items": {"$ref": "#/components/schemas/Issue"}}
 
     def test_a_method_that_declares_none(self, chat_doc: dict[str, Any]) -> None:
-        operation = chat_doc["operations"]["ChatApi.clientToServer.sendMessage"]
+        operation = chat_doc["operations"]["ChatApi.clientToServer.whoIsHere"]
         assert operation["x-grestws-errors"] == []
         error = message(chat_doc, operation["reply"]["messages"][1])
         assert len(error["payload"]["oneOf"]) == 7  # the errors every method may answer
+
+    def test_the_chats_declared_error(self, chat_doc: dict[str, Any]) -> None:
+        operation = chat_doc["operations"]["ChatApi.clientToServer.sendMessage"]
+        assert operation["x-grestws-errors"] == ["READ_ONLY_CHANNEL"]
+        error = message(chat_doc, operation["reply"]["messages"][1])
+        assert len(error["payload"]["oneOf"]) == 8
 
     def test_the_handshake_refusal(self, chat_doc: dict[str, Any]) -> None:
         handshake = chat_doc["operations"]["ChatApi.handshake"]

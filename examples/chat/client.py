@@ -27,8 +27,10 @@ from examples.chat.contract import (
     ChatClient,
     DeleteMessageRequest,
     Message,
+    ReadOnlyChannel,
     SendMessageRequest,
     TypingEvent,
+    WhoIsHereRequest,
 )
 
 
@@ -64,6 +66,13 @@ async def chat(url: str, texts: list[str], token: str) -> None:
         except grestws.ValidationError as exc:
             issue = exc.data[0]
             print(f"an empty message is refused: {issue.path}: {issue.message}")
+        try:
+            await client.outgoing.send_message(SendMessageRequest(text="hear ye", channel_id="announcements"))
+            print("posted in announcements")
+        except ReadOnlyChannel as exc:
+            print(f"only {', '.join(exc.data.posters)} may post in {exc.data.channel_id}: {exc}")
+        here = await client.outgoing.who_is_here(WhoIsHereRequest(channel_id="general"))
+        print(f"in general: {', '.join(here)}")
         match await grestws.as_result(client.outgoing.delete_message(DeleteMessageRequest("x"))):
             case grestws.Ok(deleted):
                 print(f"deleting as an admin: {'deleted' if deleted else 'no such message'}")

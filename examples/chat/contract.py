@@ -48,12 +48,33 @@ class TypingRequest(msgspec.Struct, rename="camel"):
     channel_id: str
 
 
+class WhoIsHereRequest(msgspec.Struct, rename="camel"):
+    channel_id: str
+
+
+class ChannelInfo(msgspec.Struct, rename="camel"):
+    channel_id: str
+    posters: list[str]
+    """Who may post there."""
+
+
+class ReadOnlyChannel(grestws.ApiError[ChannelInfo], type="READ_ONLY_CHANNEL", status_code=403):
+    """Only some users may post in this channel."""
+
+
+READ_ONLY_CHANNELS = frozenset({"announcements"})
+"""The channels where only a ``chat:admin`` may post."""
+
+
 class ChatServer(Protocol):
     """What a client may call on the server."""
 
-    @grestws.request(permission=grestws.PUBLIC)
+    @grestws.request(errors=[ReadOnlyChannel], permission=grestws.PUBLIC)
     async def send_message(self, req: SendMessageRequest) -> SendMessageResponse:
-        """Post a message to a channel; every connected client gets it as ``newMessage``."""
+        """Post a message to a channel; every connected client gets it as ``newMessage``.
+
+        Only a ``chat:admin`` may post in ``announcements``: anyone else gets
+        ``READ_ONLY_CHANNEL``."""
         ...
 
     @grestws.notify(permission=grestws.PUBLIC)
@@ -69,6 +90,14 @@ class ChatServer(Protocol):
     @grestws.notify(permission=grestws.PUBLIC)
     async def is_typing(self, req: TypingRequest) -> None:
         """Tell the others in a channel that this user is typing."""
+        ...
+
+    @grestws.request(permission=grestws.PUBLIC)
+    async def who_is_here(self, req: WhoIsHereRequest) -> list[str]:
+        """Ask everyone in a channel ``areYouThere``; the users who answered True, sorted.
+
+        Waits for the answers up to a few seconds; whoever does not answer in time is
+        left out."""
         ...
 
     @grestws.request(permission=grestws.Scope("chat:admin"))

@@ -11,13 +11,16 @@ import pytest
 import grestws
 from examples.chat import server
 from examples.chat.contract import (
+    ChannelInfo,
     ChatApi,
     DeleteMessageRequest,
     MarkAsReadRequest,
+    ReadOnlyChannel,
     SendMessageRequest,
     TypingRequest,
+    WhoIsHereRequest,
 )
-from grestws.testkit import ClientFactory, call_on, expect
+from grestws.testkit import ClientFactory, call_on, expect, when
 
 
 def say(text: str, channel: str = "general") -> SendMessageRequest:
@@ -60,6 +63,37 @@ async def test_only_an_admin_deletes_messages(grestws_client: ClientFactory) -> 
         assert "chat:admin" in str(refused)
         assert await expect(admin.call.delete_message(DeleteMessageRequest(posted.message_id))).to_match(True)
         assert not await admin.call.delete_message(DeleteMessageRequest(posted.message_id))
+
+
+async def test_only_an_admin_posts_in_announcements(grestws_client: ClientFactory) -> None:
+    async with (
+        grestws_client(ChatApi, token="secret-ann") as ann,
+        grestws_client(ChatApi, token="secret-admin") as admin,
+    ):
+        refused = await expect(ann.call.send_message(say("hear ye", "announcements"))).to_be_error(
+            ReadOnlyChannel
+        )
+        assert refused.data == ChannelInfo(channel_id="announcements", posters=["admin"])
+        assert refused.status_code == 403
+
+        await expect(admin.call.send_message(say("hear ye", "announcements"))).to_match({"success": True})
+        await expect(ann.mock.new_message).to_match({"text": "hear ye", "senderId": "admin"})
+        await expect(admin.mock.new_message).to_match({"text": "hear ye"})
+
+
+async def test_who_is_here_asks_everyone_in_the_channel(grestws_client: ClientFactory) -> None:
+    ann = grestws_client(ChatApi, token="secret-ann", name="ann")
+    bob = grestws_client(ChatApi, token="secret-bob", name="bob")
+    cid = grestws_client(ChatApi, token="secret-cid", name="cid")
+    dan = grestws_client(ChatApi, token="secret-dan", name="dan")
+    when(ann.mock.are_you_there).reply(True)
+    when(bob.mock.are_you_there).reply(True)
+    when(cid.mock.are_you_there).reply(False)
+    when(dan.mock.are_you_there).ignore()  # answers ROUTE_NOT_FOUND
+    async with ann, bob, cid, dan:
+        assert await ann.call.who_is_here(WhoIsHereRequest(channel_id="general")) == ["ann", "bob"]
+        assert await bob.call.who_is_here(WhoIsHereRequest(channel_id="random")) == ["bob"]
+        await expect(cid.call.who_is_here(WhoIsHereRequest(channel_id="random"))).to_match(["bob"])
 
 
 async def test_a_token_is_needed_and_checked(grestws_client: ClientFactory) -> None:

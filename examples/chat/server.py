@@ -21,12 +21,12 @@ import uuid
 
 import grestws
 from examples.chat.contract import (
+    READ_ONLY_CHANNELS,
+    ChannelInfo,
     ChatApi,
     ChatClient,
     ChatServer,
     DeleteMessageRequest,
-    READ_ONLY_CHANNELS,
-    ChannelInfo,
     MarkAsReadRequest,
     Message,
     ReadOnlyChannel,

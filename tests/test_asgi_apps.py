@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -37,20 +36,11 @@ from examples.chat.contract import ChatApi, ChatClient, ChatServer, SendMessageR
 from grestws import Identity
 from grestws.asgi_auth import BearerAuthMiddleware
 from grestws.transports.asgi import Receive, Scope, Send
+from tests.processes import STOP_WAIT, listening_socket, uvicorn_process
 from tests.support import WAIT, ChatInbox
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = SendMessageRequest(text="hi", channel_id="general")
-STOP_WAIT = 15.0
-"""Seconds a server gets to stop after it was asked to."""
-
-
-def listening_socket() -> socket.socket:
-    """A TCP socket listening on 127.0.0.1 at a free port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    return sock
 
 
 def chat_app() -> grestws.App:
@@ -63,60 +53,6 @@ def chat_app() -> grestws.App:
 def as_user(token: str) -> grestws.SocketSchema[ChatServer, ChatClient, None]:
     """The chat schema as a client with ``token``."""
     return ChatApi.use(grestws.BearerAuth(token))
-
-
-async def wait_until_healthy(http: httpx.AsyncClient, url: str, process: asyncio.subprocess.Process) -> None:
-    """Poll ``url`` until it answers 200: a bounded number of tries, each bounded in time."""
-    for _ in range(20):
-        if process.returncode is not None:
-            break
-        with contextlib.suppress(httpx.TransportError):
-            if (await http.get(url, timeout=1.0)).status_code == 200:
-                return
-    pytest.fail(f"{url} never answered 200 (server exit code {process.returncode})")
-
-
-class UvicornProcess:
-    """``python -m uvicorn TARGET`` in a subprocess, on an inherited listening socket."""
-
-    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
-        self.process = process
-        self.http_url = f"http://127.0.0.1:{port}"
-        self.ws_url = f"ws://127.0.0.1:{port}"
-        self.log = ""
-
-    async def stop(self) -> str:
-        """SIGTERM, a bounded wait, then SIGKILL; the server's log. Idempotent."""
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            _, err = await asyncio.wait_for(self.process.communicate(), STOP_WAIT)
-        except TimeoutError:
-            self.process.kill()
-            _, err = await self.process.communicate()
-        self.log += err.decode(errors="replace")
-        return self.log
-
-
-@contextlib.asynccontextmanager
-async def uvicorn_process(target: str, *options: str) -> AsyncGenerator[UvicornProcess]:
-    sock = listening_socket()
-    with sock:
-        fd = sock.fileno()
-        process = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "uvicorn", target, "--fd", str(fd), "--no-access-log", *options),
-            cwd=ROOT,
-            pass_fds=(fd,),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        served = UvicornProcess(process, sock.getsockname()[1])
-    try:
-        async with httpx.AsyncClient() as http:
-            await wait_until_healthy(http, served.http_url + "/health", process)
-        yield served
-    finally:
-        await served.stop()
 
 
 # -- uvicorn examples.chat.asgi:app ---------------------------------------------------------

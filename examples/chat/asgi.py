@@ -4,7 +4,9 @@
 - ``GET /api/messages``: the latest messages as JSON (camelCase, as on the socket), for
   the same bearer tokens as the socket (``Authorization: Bearer secret-alice``);
 - ``/ws/chat``: the chat socket, the App of :mod:`examples.chat.server` unchanged, so
-  ``python -m examples.chat.client ws://127.0.0.1:8000`` talks to it.
+  ``python -m examples.chat.client ws://127.0.0.1:8000`` talks to it;
+- ``/chat/``: the chat's web page (``examples/chat/web``), without a token: the page
+  asks for one and sends it in the socket's handshake.
 
 Starlette rather than FastAPI because two routes need nothing more, and Starlette is what
 ``pip install 'grestws[asgi]'`` installs with uvicorn; ``docs/examples/asgi_fastapi.py``
@@ -14,13 +16,15 @@ serves an App from FastAPI, with ``Depends(auth.require())``.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import msgspec
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 
 import grestws
 from examples.chat import server
@@ -28,6 +32,9 @@ from examples.chat.contract import ChatApi
 from grestws.asgi_auth import BearerAuthMiddleware
 
 logger = logging.getLogger("examples.chat")
+
+WEB = Path(__file__).with_name("web")
+"""The web page and its compiled scripts."""
 
 
 async def health(request: Request) -> Response:
@@ -47,9 +54,10 @@ app = Starlette(
         Route("/health", health),
         Route("/api/messages", messages),
         WebSocketRoute(ChatApi.path, server.app),
+        Mount("/chat", StaticFiles(directory=WEB, html=True), name="web"),
     ],
     # One auth object for both: the socket's schema uses server.auth in its handshake.
-    middleware=[Middleware(BearerAuthMiddleware, auth=server.auth, public={"/health"})],
+    middleware=[Middleware(BearerAuthMiddleware, auth=server.auth, public={"/health", "/chat", "/chat/"})],
     # Starlette's lifespan does not reach the apps it routes to: the chat App's own refuses
     # to start an App that cannot be served and drains its connections on shutdown.
     lifespan=server.app.lifespan,

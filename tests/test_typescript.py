@@ -6,7 +6,8 @@ the compiler; a session fixture installs it): the generated files pass ``tsc --s
 the mistakes of tests/typescript/mistakes.ts each fail it, the compiled runtime follows
 the reconnect rules against a scripted WebSocket (tests/typescript/runtime-rules.ts), and
 the compiled client talks to ``grestws serve tests.typescript_app:app``
-(tests/typescript/runtime-check.ts).
+(tests/typescript/runtime-check.ts), and the client of the chat example to the example
+itself (tests/typescript/chat-check.ts).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ TSC_FLAGS = ("--strict", "--noEmit", "--pretty", "false", "--target", "es2022", 
 VERSION = "9.9.9"
 PROGRAMS = ("runtime-check.ts", "runtime-rules.ts")
 """The programs of tests/typescript that use the generated clients, compiled and run."""
+CHAT_PROGRAM = "chat-check.ts"
+"""The program of tests/typescript that uses the chat example's client (chat-api.ts only)."""
 
 
 def files_of(target: object, source: str) -> dict[str, str]:
@@ -321,6 +324,12 @@ class TestCompiles:
         done = run_tsc(tsc, tmp_path, *TSC_FLAGS)
         assert (done.returncode, done.stdout) == (0, "")
 
+    def test_the_chat_and_a_program_that_uses_it(self, tsc: list[str], tmp_path: Path) -> None:
+        write(files_of(chat_app, "examples.chat.server:app"), tmp_path)
+        shutil.copy(TOOLING / CHAT_PROGRAM, tmp_path)
+        done = run_tsc(tsc, tmp_path, *TSC_FLAGS)
+        assert (done.returncode, done.stdout) == (0, "")
+
     def test_the_rich_contract_and_a_program_that_uses_it(self, tsc: list[str], board_files: Path) -> None:
         for program in PROGRAMS:
             shutil.copy(TOOLING / program, board_files)
@@ -410,13 +419,11 @@ def node_websocket(node: str) -> list[str]:
     return [node] if probe.stdout == "function" else [node, "--experimental-websocket"]
 
 
-@pytest.fixture
-def compiled(tsc: list[str], board_files: Path) -> Path:
-    for program in PROGRAMS:
-        shutil.copy(TOOLING / program, board_files)
+def compile_to_js(tsc: list[str], folder: Path) -> Path:
+    """Compile the .ts files of ``folder`` to ES modules in ``folder/js``, for Node."""
     done = run_tsc(
         tsc,
-        board_files,
+        folder,
         "--strict",
         "--target",
         "es2022",
@@ -428,8 +435,15 @@ def compiled(tsc: list[str], board_files: Path) -> Path:
         "js",
     )
     assert done.returncode == 0, done.stdout
-    (board_files / "js" / "package.json").write_text(json.dumps({"type": "module"}))
-    return board_files / "js"
+    (folder / "js" / "package.json").write_text(json.dumps({"type": "module"}))
+    return folder / "js"
+
+
+@pytest.fixture
+def compiled(tsc: list[str], board_files: Path) -> Path:
+    for program in PROGRAMS:
+        shutil.copy(TOOLING / program, board_files)
+    return compile_to_js(tsc, board_files)
 
 
 @pytest.mark.slow
@@ -479,4 +493,32 @@ def test_the_runtime_rules(tsc: list[str], compiled: Path) -> None:
         "ok calls wait for the connection",
         "ok liveness",
         "ok recovery",
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_the_compiled_client_talks_to_the_chat_example(tsc: list[str], tmp_path: Path) -> None:
+    """tests/typescript/chat-check.ts: the client generated from the chat example against
+    ``grestws serve examples.chat.server:app``."""
+    write(files_of(chat_app, "examples.chat.server:app"), tmp_path)
+    shutil.copy(TOOLING / CHAT_PROGRAM, tmp_path)
+    compiled = compile_to_js(tsc, tmp_path)
+    command = node_websocket(tsc[0])
+    async with served("examples.chat.server:app") as url:
+        process = await asyncio.create_subprocess_exec(
+            *command, str(compiled / "chat-check.js"), url, stdout=asyncio.subprocess.PIPE
+        )
+        stdout, _ = await asyncio.wait_for(process.communicate(), 60)
+    lines = stdout.decode().splitlines()
+    assert process.returncode == 0, "\n".join(lines)
+    assert lines == [
+        "ok request, fire-and-forget calls and the typing push",
+        "ok newMessage reaches both clients",
+        "ok whoIsHere asks every connection in the channel",
+        "ok declared error READ_ONLY_CHANNEL",
+        "ok FORBIDDEN and deleteMessage",
+        "ok validation error",
+        "ok bad token refused",
+        "ok pending calls fail on close",
     ]

@@ -15,7 +15,6 @@ import itertools
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ import grestws
 from examples.chat import server as chat
 from grestws.asyncapi import WEB_COMPONENT_JS, AsyncApiApp, asyncapi_app, asyncapi_document, dumps
 from tests import asyncapi_app as board
+from tests import tooling
 from tests.support import Hub, RoomApi, RoomHandler, SkewHandler, SkewServerSide
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,20 +67,8 @@ Validate = Callable[[dict[str, Any]], Report]
 @pytest.fixture(scope="session")
 def asyncapi_parser(tmp_path_factory: pytest.TempPathFactory) -> Validate:
     """``validate(document)``: the AsyncAPI parser's report on ``document``."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are not on PATH: the AsyncAPI parser of tests/node cannot run")
-    installed = NODE_DIR / "node_modules" / ".package-lock.json"  # npm writes it on every install
-    if not installed.exists() or installed.stat().st_mtime < (NODE_DIR / "package-lock.json").stat().st_mtime:
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert done.returncode == 0, f"npm ci failed in {NODE_DIR}:\n{done.stdout}\n{done.stderr}"
+    node = tooling.node()
+    tooling.npm_ci(NODE_DIR)
     folder = tmp_path_factory.mktemp("asyncapi")
     runs = itertools.count()
 

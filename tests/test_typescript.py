@@ -13,15 +13,12 @@ itself (tests/typescript/chat-check.ts).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -33,6 +30,8 @@ from examples.chat.server import app as chat_app
 from grestws.typescript import RUNTIME_FILE, generate, write
 from grestws.typescript.api import file_stem
 from grestws.typescript.types import TypeWriter, identifier
+from tests.processes import grestws_serve
+from tests.tooling import node, npm_ci
 from tests.typescript_app import BoardApi
 from tests.typescript_app import app as board_app
 
@@ -292,15 +291,7 @@ class TestCommand:
 @pytest.fixture(scope="session")
 def tsc() -> list[str]:
     """The TypeScript compiler of tests/typescript, installed there when missing."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are not installed")
-    compiler = TOOLING / "node_modules" / "typescript" / "bin" / "tsc"
-    if not compiler.exists():
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"], cwd=TOOLING, check=True, capture_output=True, timeout=600
-        )
-    return [node, str(compiler)]
+    return [node(), str(npm_ci(TOOLING) / "typescript" / "bin" / "tsc")]
 
 
 def run_tsc(tsc: list[str], folder: Path, *flags: str) -> subprocess.CompletedProcess[str]:
@@ -377,46 +368,16 @@ class TestCompiles:
         assert others == []
 
 
-LISTENING = re.compile(r"listening on (ws://127\.0\.0\.1:\d+)/ws/chat")
-
-
-@contextlib.asynccontextmanager
-async def served(target: str, *options: str) -> AsyncGenerator[str]:
-    """``grestws serve TARGET --port 0 OPTIONS``: yields its base URL."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "grestws", "serve", target, "--port", "0", *options),
-        cwd=ROOT,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    lines: list[str] = []
-    try:
-        async with asyncio.timeout(15):
-            while line := (await process.stderr.readline()).decode():
-                lines.append(line)
-                if match := LISTENING.search(line):
-                    break
-            else:
-                raise AssertionError("the server did not start:\n" + "".join(lines))
-        yield match.group(1)
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.stderr.read(), 15)
-        await asyncio.wait_for(process.wait(), 15)
-
-
-def node_websocket(node: str) -> list[str]:
+def node_websocket(executable: str) -> list[str]:
     """How to run Node with the WebSocket global: a flag before Node 22."""
     probe = subprocess.run(
-        [node, "-e", "process.stdout.write(typeof WebSocket)"],
+        [executable, "-e", "process.stdout.write(typeof WebSocket)"],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
-    return [node] if probe.stdout == "function" else [node, "--experimental-websocket"]
+    return [executable] if probe.stdout == "function" else [executable, "--experimental-websocket"]
 
 
 def compile_to_js(tsc: list[str], folder: Path) -> Path:
@@ -450,7 +411,7 @@ def compiled(tsc: list[str], board_files: Path) -> Path:
 @pytest.mark.timeout(120)
 async def test_the_compiled_client_talks_to_a_server(tsc: list[str], compiled: Path) -> None:
     command = node_websocket(tsc[0])
-    async with served("tests.typescript_app:app", "--recovery", "60") as url:
+    async with grestws_serve("tests.typescript_app:app", "--recovery", "60") as url:
         process = await asyncio.create_subprocess_exec(
             *command, str(compiled / "runtime-check.js"), url, stdout=asyncio.subprocess.PIPE
         )
@@ -505,7 +466,7 @@ async def test_the_compiled_client_talks_to_the_chat_example(tsc: list[str], tmp
     shutil.copy(TOOLING / CHAT_PROGRAM, tmp_path)
     compiled = compile_to_js(tsc, tmp_path)
     command = node_websocket(tsc[0])
-    async with served("examples.chat.server:app") as url:
+    async with grestws_serve("examples.chat.server:app") as url:
         process = await asyncio.create_subprocess_exec(
             *command, str(compiled / "chat-check.js"), url, stdout=asyncio.subprocess.PIPE
         )

@@ -1,5 +1,6 @@
 """Servers for the tests that run beside them: ``python -m uvicorn TARGET`` and
-``grestws serve TARGET`` in subprocesses, and static files from a thread.
+``grestws serve TARGET`` in subprocesses, any ASGI app under uvicorn in the test's event
+loop, and static files from a thread.
 
 uvicorn listens on a socket the test bound to 127.0.0.1 port 0 first, so the port is
 known before the server starts and a first request waits in the backlog until it serves.
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 __all__ = (
     "STOP_WAIT",
@@ -29,6 +31,7 @@ __all__ = (
     "grestws_serve",
     "listening_socket",
     "static_files",
+    "uvicorn_in_process",
     "uvicorn_process",
 )
 
@@ -97,6 +100,26 @@ async def uvicorn_process(target: str, *options: str) -> AsyncGenerator[UvicornP
         yield served
     finally:
         await served.stop()
+
+
+@contextlib.asynccontextmanager
+async def uvicorn_in_process(app: Any) -> AsyncGenerator[int]:
+    """Serve ``app`` with uvicorn in this event loop; yield the port."""
+    sock = listening_socket()
+    config = uvicorn.Config(app, lifespan="on", log_level="warning", ws="wsproto")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        for _ in range(200):
+            if server.started or serving.done():
+                break
+            await asyncio.sleep(0.01)
+        assert server.started, "uvicorn did not start"
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, STOP_WAIT)
+        sock.close()
 
 
 LISTENING = re.compile(r"listening on (ws://127\.0\.0\.1:\d+)/")

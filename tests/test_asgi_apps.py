@@ -20,7 +20,6 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import Depends, FastAPI
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
@@ -36,7 +35,7 @@ from examples.chat.contract import ChatApi, ChatClient, ChatServer, SendMessageR
 from grestws import Identity
 from grestws.asgi_auth import BearerAuthMiddleware
 from grestws.transports.asgi import Receive, Scope, Send
-from tests.processes import STOP_WAIT, listening_socket, uvicorn_process
+from tests.processes import STOP_WAIT, listening_socket, uvicorn_in_process, uvicorn_process
 from tests.support import WAIT, ChatInbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,26 +161,6 @@ def fastapi_app(socket_app: grestws.App) -> FastAPI:
 
     api.mount("/rt", socket_app)
     return api
-
-
-@contextlib.asynccontextmanager
-async def uvicorn_in_process(app: Any) -> AsyncGenerator[int]:
-    """Serve ``app`` with uvicorn in this event loop; yield the port."""
-    sock = listening_socket()
-    config = uvicorn.Config(app, lifespan="on", log_level="warning", ws="wsproto")
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        for _ in range(200):
-            if server.started or serving.done():
-                break
-            await asyncio.sleep(0.01)
-        assert server.started, "uvicorn did not start"
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, STOP_WAIT)
-        sock.close()
 
 
 class TestFastApi:

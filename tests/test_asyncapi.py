@@ -10,6 +10,7 @@ older than tests/node/package-lock.json, and skips the tests that need it only w
 
 from __future__ import annotations
 
+import asyncio
 import html
 import itertools
 import json
@@ -26,12 +27,21 @@ import msgspec
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
 
 import grestws
 from examples.chat import server as chat
-from grestws.asyncapi import WEB_COMPONENT_JS, AsyncApiApp, asyncapi_app, asyncapi_document, dumps
+from grestws.asyncapi import (
+    WEB_COMPONENT_CSS,
+    WEB_COMPONENT_JS,
+    AsyncApiApp,
+    asyncapi_app,
+    asyncapi_document,
+    dumps,
+)
 from tests import asyncapi_app as board
 from tests import tooling
+from tests.processes import uvicorn_in_process
 from tests.support import Hub, RoomApi, RoomHandler, SkewHandler, SkewServerSide
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -629,3 +639,60 @@ class TestAsgiApp:
     def test_a_bad_server_fails_at_once(self) -> None:
         with pytest.raises(ValueError, match="expected a ws://"):
             asyncapi_app(board.app, servers={"local": "http://nope"})
+
+
+# -- the page in a browser ---------------------------------------------------------------------
+
+WEB_COMPONENT = tooling.BROWSER / "node_modules" / "@asyncapi" / "web-component"
+REACT_COMPONENT = tooling.BROWSER / "node_modules" / "@asyncapi" / "react-component"
+
+
+def test_the_browser_tests_pin_the_web_component_the_page_loads() -> None:
+    pinned = json.loads((tooling.BROWSER / "package.json").read_text())["dependencies"][
+        "@asyncapi/web-component"
+    ]
+    assert f"@asyncapi/web-component@{pinned}/" in WEB_COMPONENT_JS
+    assert f"@asyncapi/react-component@{pinned}/" in WEB_COMPONENT_CSS
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_chromium_renders_the_page(tmp_path: Path) -> None:
+    """The page as asyncapi_app serves it, with the web component of unpkg's URL served
+    from the same host (the tests reach no other): it loads, renders the document, folds
+    the raw JSON away, and logs no error."""
+    driver = tooling.browser_driver("asyncapi-page.mjs")
+    expected = ["ChatApi", "sendMessage", "READ_ONLY_CHANNEL", "SendMessageRequest"]
+    docs = asyncapi_app(
+        chat.app,
+        servers={"local": "ws://127.0.0.1:8765"},
+        script_url="/vendor/web-component/asyncapi-web-component.js",
+        css_url="/vendor/react-component/default.min.css",
+    )
+    site = Starlette(
+        routes=[
+            Mount("/docs", app=docs),
+            Mount("/vendor/web-component", app=StaticFiles(directory=WEB_COMPONENT / "lib")),
+            Mount("/vendor/react-component", app=StaticFiles(directory=REACT_COMPONENT / "styles")),
+        ]
+    )
+    shot = tmp_path / "asyncapi.png"
+    async with uvicorn_in_process(site) as port:
+        process = await asyncio.create_subprocess_exec(
+            *driver,
+            f"http://127.0.0.1:{port}/docs/asyncapi",
+            str(shot),
+            *expected,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), 150)
+    lines = output.decode(errors="replace").splitlines()
+    assert process.returncode == 0, "\n".join(lines)
+    assert lines == [
+        "ok the web component loads",
+        "ok it renders the document",
+        "ok the raw document folds away",
+        "ok no errors and no other hosts",
+    ]
+    assert shot.stat().st_size > 0

@@ -22,11 +22,10 @@ import grestws
 from examples.chat.server import app as chat_app
 from grestws.typescript import generate
 from tests.processes import grestws_serve, static_files, uvicorn_process
-from tests.tooling import chromium, node, npm_ci
+from tests.tooling import browser_driver, node, npm_ci
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "examples" / "chat" / "web"
-BROWSER = ROOT / "tests" / "browser"
 TYPESCRIPT = ROOT / "tests" / "typescript"
 PAGE_CHECKS = [
     "ok two pages log in with their tokens",
@@ -90,8 +89,7 @@ async def test_uvicorn_serves_the_page_without_a_token() -> None:
 @pytest.fixture(scope="session")
 def page_driver() -> list[str]:
     """How to run tests/browser/chat-page.mjs: node, the script, Chromium."""
-    assert (npm_ci(BROWSER) / "playwright-core").is_dir()
-    return [node(), str(BROWSER / "chat-page.mjs"), chromium()]
+    return browser_driver("chat-page.mjs")
 
 
 async def run_pages(driver: list[str], page_url: str, shots: Path) -> list[str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ("chromium", "node", "npm_ci")
+__all__ = ("browser_driver", "chromium", "node", "npm_ci")
 
 INSTALL_TIMEOUT = 900
 """Seconds an install may take."""
@@ -97,3 +97,14 @@ def chromium() -> str:
     found = _installed_chromium()
     assert found is not None, "apt-get installed chromium, but it is not on PATH"
     return found
+
+
+BROWSER = Path(__file__).resolve().parent / "browser"
+"""The npm folder of the Chromium drivers (playwright-core)."""
+
+
+def browser_driver(script: str) -> list[str]:
+    """How to run ``tests/browser/SCRIPT``: node, the script, then Chromium's path (its
+    first argument); installs playwright-core and Chromium first when missing."""
+    assert (npm_ci(BROWSER) / "playwright-core").is_dir()
+    return [node(), str(BROWSER / script), chromium()]

@@ -42,6 +42,9 @@ class WrongParameter:
     async def is_typing(self, req: TypingRequest) -> None:
         pass
 
+    async def who_is_here(self, req: WhoIsHereRequest) -> list[str]:
+        return []
+
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         return False
 
@@ -63,6 +66,9 @@ class WrongReturn:
 
     async def is_typing(self, req: TypingRequest) -> None:
         pass
+
+    async def who_is_here(self, req: WhoIsHereRequest) -> list[str]:
+        return []
 
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         return False
@@ -115,6 +121,9 @@ class WrongConnection:
     async def is_typing(self, req: TypingRequest) -> None:
         pass
 
+    async def who_is_here(self, req: WhoIsHereRequest) -> list[str]:
+        return []
+
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         return False
 
@@ -141,6 +150,9 @@ class RenamedParameter:
     async def is_typing(self, req: TypingRequest) -> None:
         pass
 
+    async def who_is_here(self, req: WhoIsHereRequest) -> list[str]:
+        return []
+
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         return False
 
@@ -161,6 +173,9 @@ class SubclassWrongParameter(ChatServer):
     async def is_typing(self, req: TypingRequest) -> None:
         pass
 
+    async def who_is_here(self, req: WhoIsHereRequest) -> list[str]:
+        return []
+
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         return False
 
@@ -180,6 +195,9 @@ class SubclassWrongReturn(ChatServer):
 
     async def is_typing(self, req: TypingRequest) -> None:
         pass
+
+    async def who_is_here(self, req: WhoIsHereRequest) -> list[str]:
+        return []
 
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         return False
@@ -212,6 +230,9 @@ class SubclassMistakes(ChatServer):
     async def is_typing(self, req: TypingRequest) -> None:
         pass
 
+    async def who_is_here(self, req: WhoIsHereRequest) -> list[str]:
+        return []
+
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         return False
 
@@ -231,6 +252,9 @@ class Fine(ChatServer):
 
     async def is_typing(self, req: TypingRequest) -> None:
         pass
+
+    async def who_is_here(self, req: WhoIsHereRequest) -> list[str]:
+        return []
 
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         return False

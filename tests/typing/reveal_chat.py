@@ -21,6 +21,7 @@ from examples.chat.contract import (
     SendMessageResponse,
     TypingEvent,
     TypingRequest,
+    WhoIsHereRequest,
 )
 
 REQ = SendMessageRequest(text="hi", channel_id="general")
@@ -141,6 +142,9 @@ class Handler(ChatServer):
     async def is_typing(self, req: TypingRequest) -> None:
         pass
 
+    async def who_is_here(self, req: WhoIsHereRequest) -> list[str]:
+        return []
+
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         return False
 
@@ -162,6 +166,9 @@ class StructuralHandler:
 
     async def is_typing(self, req: TypingRequest) -> None:
         pass
+
+    async def who_is_here(self, req: WhoIsHereRequest) -> list[str]:
+        return []
 
     async def delete_message(self, req: DeleteMessageRequest) -> bool:
         return False

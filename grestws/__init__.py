@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         ValidationError,
     )
     from grestws.incidents import Incident, IncidentKind
+    from grestws.interceptors import Call, Interceptor, Proceed, outcome
     from grestws.limits import Limits
     from grestws.middleware import ClientHandshake, Middleware, ServerHandshake
     from grestws.permissions import PUBLIC, AllOf, AnyOf, Identity, Permission, Scope
@@ -77,6 +78,7 @@ __all__ = (
     "Client",
     "ClientHandshake",
     "ClientPool",
+    "Call",
     "ClientState",
     "CloseCause",
     "ConnectError",
@@ -96,6 +98,7 @@ __all__ = (
     "Identity",
     "Incident",
     "IncidentKind",
+    "Interceptor",
     "InvalidStateError",
     "Issue",
     "Limits",
@@ -107,6 +110,7 @@ __all__ = (
     "Ok",
     "PayloadTooLargeError",
     "Permission",
+    "Proceed",
     "Rate",
     "Reconnect",
     "Recovery",
@@ -132,6 +136,7 @@ __all__ = (
     "current_connection",
     "current_message",
     "notify",
+    "outcome",
     "request",
     "serve",
     "unwatch",
@@ -152,6 +157,10 @@ _HOMES = {
     "ContextKey": "grestws.context",
     "Incident": "grestws.incidents",
     "IncidentKind": "grestws.incidents",
+    "Call": "grestws.interceptors",
+    "Interceptor": "grestws.interceptors",
+    "Proceed": "grestws.interceptors",
+    "outcome": "grestws.interceptors",
     "Limits": "grestws.limits",
     "Rate": "grestws.rates",
     "ClientPool": "grestws.pool",

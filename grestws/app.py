@@ -21,6 +21,7 @@ from grestws.contract.contract import SocketSchema
 from grestws.exceptions import ConnectionClosedError, ContractError, InvalidStateError, ValidationError
 from grestws.handshake import accept
 from grestws.incidents import PEER_LOG, Incident, IncidentHook, IncidentKind, Incidents
+from grestws.interceptors import Intercepted, Interceptor
 from grestws.limits import Gate, IdentityLimits, Limits
 from grestws.origins import OriginPolicy
 from grestws.protocol.frames import CLOSE_INVALID_QUERY, CLOSE_POLICY, CLOSE_TRY_AGAIN_LATER
@@ -83,12 +84,17 @@ class App:
             ``Recovery.window`` seconds (in memory, or in Redis with the Redis broker), so
             that a client that comes back gets every push it missed, in order, once.
             Off by default. See ``docs/reconnect.md``.
+        interceptors: Run around every call a connection serves and every call it makes
+            through ``conn.outgoing`` (:mod:`grestws.interceptors`), the first outermost;
+            :attr:`interceptors` takes more before the App is served.
 
     Attributes:
         connections: The registry of live connections (:class:`~grestws.connections.Connections`):
             by identity, drain, close by identity.
         rooms: Rooms, and pushes to rooms, users and connections on every process
             (:class:`~grestws.rooms.Rooms`; ``docs/rooms.md``).
+        interceptors: The interceptors, in order (a list: append to add one). A
+            connection runs those there were when it opened.
 
     These settings hold whatever serves the App; what only one transport knows (pings,
     compression, the listening socket) is set where it is served: :func:`grestws.serve`,
@@ -112,6 +118,7 @@ class App:
         shutdown_timeout: float = 10.0,
         broker: Broker | None = None,
         recovery: Recovery | None = None,
+        interceptors: Sequence[Interceptor] = (),
     ) -> None:
         self.routes: dict[str, Route[Any, Any]] = {}
         self.limits = Limits() if limits is None else limits
@@ -124,6 +131,7 @@ class App:
         self.connections = Connections()
         self.rooms = Rooms(self.connections, self._client_halves, broker)
         self.rooms.recovery = recovery
+        self.interceptors: list[Interceptor] = list(interceptors)
         self._on_connect: list[ConnectHook] = []
         self._on_disconnect: list[DisconnectHook] = []
         self._asgi = AsgiEntry(self)
@@ -289,6 +297,7 @@ class App:
             return
         schema = route.schema
         contract = schema.contract
+        interceptors = tuple(self.interceptors)
         session = Session(
             transport,
             Connection("", request.path, request.remote_address, "server"),
@@ -296,9 +305,13 @@ class App:
             outgoing=contract.server_to_client,
             incidents=self.incidents,
             gate=Gate(self.limits),
+            interceptors=interceptors,
         )
+        caller = None
+        if interceptors:
+            caller = Intercepted(session, interceptors, lambda: session.connection, lambda: session.identity)
         conn: ServerConnection[Any] = ServerConnection(
-            request, session, contract.server_to_client.proxy(session, self.request_timeout), schema
+            request, session, schema, timeout=self.request_timeout, caller=caller
         )
         session.connection = conn
         if schema.query is not None:

@@ -16,7 +16,7 @@ from typing_extensions import Unpack
 
 from grestws._util import Opening, settle_allocator
 from grestws.context import Connection
-from grestws.contract.contract import SocketSchema
+from grestws.contract.contract import Caller, SocketSchema
 from grestws.contract.methods import MethodSpec
 from grestws.exceptions import (
     ConnectionClosedError,
@@ -27,6 +27,7 @@ from grestws.exceptions import (
 )
 from grestws.handshake import FirstFrame, offer
 from grestws.incidents import PEER_LOG, Incident, IncidentKind, Incidents
+from grestws.interceptors import Intercepted, Interceptor
 from grestws.link import Link
 from grestws.middleware import ClientHandshake
 from grestws.protocol.frames import CLOSE_INVALID_QUERY, CLOSE_NORMAL, CLOSE_SERVICE_RESTART
@@ -139,6 +140,9 @@ class Client(Connection, Generic[C2S, S2C]):
             ``App(recovery=...)``; others ignore it (it is one handshake header).
             ``LinkInfo.recovered`` tells the setup callbacks whether it worked. See
             ``docs/reconnect.md``.
+        interceptors: Run around every call the client makes and every call of the
+            server's it serves (:mod:`grestws.interceptors`), the first outermost. A
+            call sent again after a reconnect is one call to them.
 
     Concurrency: any number of tasks may call through :attr:`outgoing` at once; responses
     are matched by id. Handlers for the server's calls run concurrently, each in its own
@@ -165,6 +169,7 @@ class Client(Connection, Generic[C2S, S2C]):
         wait_for_connection: bool = True,
         setup: Setup | None = None,
         recover: bool = False,
+        interceptors: Sequence[Interceptor] = (),
     ) -> None:
         super().__init__(uuid.uuid4().hex, schema.path, None, "client")
         self.schema: SocketSchema[C2S, S2C, Any] = schema
@@ -197,6 +202,10 @@ class Client(Connection, Generic[C2S, S2C]):
         self._on_drop: list[Callable[[Drop], object]] = []
         self._on_error: list[Callable[[GrestwsError], object]] = []
         self._link = Link(wait=wait_for_connection, wait_timeout=timeout, again=self.reconnect is not None)
+        self.interceptors = tuple(interceptors)
+        self._caller: Caller = self._link
+        if self.interceptors:
+            self._caller = Intercepted(self._link, self.interceptors, self._self)
         self._session: Session | None = None
         self._outgoing: C2S | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -246,7 +255,7 @@ class Client(Connection, Generic[C2S, S2C]):
         """A proxy like :attr:`outgoing` whose requests time out after ``timeout`` s."""
         if self._outgoing is None:
             raise InvalidStateError("connect() first")
-        proxy: C2S = self.schema.contract.client_to_server.proxy(self._link, timeout)
+        proxy: C2S = self.schema.contract.client_to_server.proxy(self._caller, timeout)
         return proxy
 
     # -- handlers and callbacks -------------------------------------------------------
@@ -354,7 +363,7 @@ class Client(Connection, Generic[C2S, S2C]):
         if self.schema.query is not None:
             self.schema.encode_query(self.query)  # a ValidationError before anything opens
         self._move(ClientState.CONNECTING)
-        self._outgoing = self.schema.contract.client_to_server.proxy(self._link, self.timeout)
+        self._outgoing = self.schema.contract.client_to_server.proxy(self._caller, self.timeout)
         policy = self.reconnect or Reconnect()
         backoff = Backoff(policy)
         try:
@@ -463,6 +472,7 @@ class Client(Connection, Generic[C2S, S2C]):
             incoming=self.schema.contract.server_to_client,
             outgoing=self.schema.contract.client_to_server,
             incidents=Incidents(self._report),
+            interceptors=self.interceptors,
         )
         if self._handler_object is not None:
             session.bind(self._handler_object)
@@ -475,6 +485,9 @@ class Client(Connection, Generic[C2S, S2C]):
         self._session = session
         self._reader = asyncio.create_task(session.run(), name=f"grestws-read-{self.id[:8]}")
         return session
+
+    def _self(self) -> Connection:
+        return self
 
     async def _handshake_headers(self) -> dict[str, str]:
         """The ``h`` headers: the client's own (or its provider's), then what each
@@ -698,6 +711,7 @@ class ClientOptions(TypedDict, total=False):
     wait_for_connection: bool
     setup: Setup | None
     recover: bool
+    interceptors: Sequence[Interceptor]
 
 
 def connect(

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from grestws.context import Connection, ConnectRequest
-from grestws.contract.contract import SocketSchema
+from grestws.contract.contract import Caller, SocketSchema
 from grestws.contract.methods import MethodSpec
 from grestws.exceptions import ConnectionClosedError
 from grestws.permissions import Identity
@@ -54,6 +54,7 @@ class ServerConnection(Connection, Generic[S2C]):
     """
 
     __slots__ = (
+        "_caller",
         "_closing",
         "_on_close",
         "_session",
@@ -72,8 +73,10 @@ class ServerConnection(Connection, Generic[S2C]):
         self,
         request: ConnectRequest,
         session: Session,
-        outgoing: S2C,
         schema: SocketSchema[Any, S2C, Any],
+        *,
+        timeout: float | None,
+        caller: Caller | None = None,
     ) -> None:
         super().__init__(uuid.uuid4().hex, request.path, request.remote_address, "server")
         self.request = request
@@ -81,7 +84,8 @@ class ServerConnection(Connection, Generic[S2C]):
         self.handshake_headers: Mapping[str, str] = {}
         self.recovery_request: str | None = None
         """What the client asked of recovery in its handshake (see :mod:`grestws.recovery`)."""
-        self.outgoing = outgoing
+        self._caller: Caller = session if caller is None else caller
+        self.outgoing: S2C = session.outgoing.proxy(self._caller, timeout)
         self.typed_query: Any = None
         self.identity: Identity | None = None
         self.accepted = False
@@ -102,7 +106,7 @@ class ServerConnection(Connection, Generic[S2C]):
 
     def with_timeout(self, timeout: float | None) -> S2C:
         """A proxy like ``outgoing`` whose requests time out after ``timeout`` s (None: never)."""
-        proxy: S2C = self._session.outgoing.proxy(self._session, timeout)
+        proxy: S2C = self._session.outgoing.proxy(self._caller, timeout)
         return proxy
 
     def push(self, frame: bytes) -> bool:

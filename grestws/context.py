@@ -43,7 +43,7 @@ class Connection:
         self.id = id
         self.path = path
         self.remote_address = remote_address
-        self.side = side
+        self.side: Literal["server", "client"] = side
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id} {self.path} {self.remote_address}>"

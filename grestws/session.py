@@ -15,7 +15,7 @@ import contextvars
 import logging
 import math
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from time import monotonic as _monotonic
 from typing import Any
 
@@ -44,6 +44,7 @@ from grestws.exceptions import (
     ValidationError,
 )
 from grestws.incidents import Incident, IncidentKind, Incidents
+from grestws.interceptors import Call, Interceptor, run_intercepted
 from grestws.limits import Gate
 from grestws.permissions import Identity
 from grestws.protocol import codec
@@ -86,6 +87,8 @@ class Session:
         gate: The server's limits for this peer; ``None`` (a client) applies none but
             the nesting depth.
         max_depth: Deepest nesting accepted in an incoming payload, when there is no gate.
+        interceptors: Run around every incoming call the handlers serve (see
+            :mod:`grestws.interceptors`), the first outermost.
 
     Concurrency: every incoming call runs in a task of its own; outgoing calls may be made
     from any number of tasks at once. Responses are matched by id, in any order.
@@ -118,6 +121,7 @@ class Session:
         "identity",
         "incidents",
         "incoming",
+        "interceptors",
         "outgoing",
         "positions",
         "transport",
@@ -133,8 +137,10 @@ class Session:
         incidents: Incidents | None = None,
         gate: Gate | None = None,
         max_depth: int = 64,
+        interceptors: Sequence[Interceptor] = (),
     ) -> None:
         self.transport = transport
+        self.interceptors = tuple(interceptors)
         self.connection = connection
         self.incoming = incoming
         self.outgoing = outgoing
@@ -351,7 +357,12 @@ class Session:
                 return
             error: ApiError[Any]
             try:
-                if takes_self:
+                if self.interceptors:
+                    call = Call(spec, "incoming", self.connection, self.identity, arg, request_id)
+                    result = await run_intercepted(
+                        self.interceptors, call, lambda: self._invoke(fn, takes_self, spec.has_input, arg)
+                    )
+                elif takes_self:
                     result = await (fn(self._target, arg) if spec.has_input else fn(self._target))
                 else:
                     result = await (fn(arg) if spec.has_input else fn())
@@ -398,6 +409,12 @@ class Session:
                 self._tasks.discard(task)
                 if self._overdue is not None:
                     self._overdue.discard(task)
+
+    def _invoke(self, fn: Handler, takes_self: bool, has_input: bool, arg: Any) -> Awaitable[Any]:
+        """Call the handler function of an incoming call."""
+        if takes_self:
+            return fn(self._target, arg) if has_input else fn(self._target)
+        return fn(arg) if has_input else fn()
 
     def _overrun(self, task: asyncio.Task[None], _: None) -> None:
         """A handler ran past its deadline: cancel it (its call is answered SERVER_ERROR);

@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     "grestws.contract.contract": 4,
     "grestws.contract.envelopes": 4,
     "grestws.limits": 4,
+    "grestws.interceptors": 4,
     "grestws.session": 5,
     "grestws.typescript": 5,
     "grestws.typescript.api": 5,

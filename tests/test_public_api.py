@@ -57,6 +57,11 @@ EXPECTED = frozenset(
         "Rate",
         "Incident",
         "IncidentKind",
+        # interceptors
+        "Call",
+        "Interceptor",
+        "Proceed",
+        "outcome",
         # results
         "Ok",
         "Err",
@@ -137,6 +142,7 @@ HOMES = {
     "grestws.limits": ["Limits"],
     "grestws.rates": ["Rate"],
     "grestws.incidents": ["Incident", "IncidentKind"],
+    "grestws.interceptors": ["Call", "Interceptor", "Proceed", "outcome"],
     "grestws.reconnect": ["CloseCause", "Drop", "LinkInfo", "Reconnect"],
     "grestws.pool": ["ClientPool"],
     "grestws.recovery": ["Recovery"],

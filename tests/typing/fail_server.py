@@ -17,6 +17,7 @@ from examples.chat.contract import (
     Message,
     SendMessageRequest,
     SendMessageResponse,
+    WhoIsHereRequest,
 )
 
 REQ = SendMessageRequest(text="hi", channel_id="general")

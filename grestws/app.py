@@ -24,7 +24,12 @@ from grestws.incidents import PEER_LOG, Incident, IncidentHook, IncidentKind, In
 from grestws.interceptors import Intercepted, Interceptor
 from grestws.limits import Gate, IdentityLimits, Limits
 from grestws.origins import OriginPolicy
-from grestws.protocol.frames import CLOSE_INVALID_QUERY, CLOSE_POLICY, CLOSE_TRY_AGAIN_LATER
+from grestws.protocol.frames import (
+    CLOSE_INVALID_QUERY,
+    CLOSE_POLICY,
+    CLOSE_TRY_AGAIN_LATER,
+    DEAD_PEER_REASON,
+)
 from grestws.recovery import Recovery
 from grestws.rooms import Rooms
 from grestws.session import Session
@@ -219,16 +224,16 @@ class App:
             return Refusal(HTTPStatus.NOT_FOUND, CLOSE_POLICY, "Not Found")
         origin = headers.get("origin")
         if not self.origins.allows(origin, headers.get("host")):
-            self._refused(f"{path}: origin {origin!r:.100} not allowed")
+            self._refused(path, f"{path}: origin {origin!r:.100} not allowed")
             return Refusal(HTTPStatus.FORBIDDEN, CLOSE_POLICY, "Origin not allowed")
         cap = self.limits.max_connections
         if cap is not None and len(self.connections) >= cap:
-            self._refused(f"{path}: over {cap} connections")
+            self._refused(path, f"{path}: over {cap} connections")
             return Refusal(HTTPStatus.SERVICE_UNAVAILABLE, CLOSE_TRY_AGAIN_LATER, "Too many connections")
         return None
 
-    def _refused(self, message: str) -> None:
-        self.incidents.report(Incident(IncidentKind.CONNECTION_REFUSED, message))
+    def _refused(self, path: str, message: str) -> None:
+        self.incidents.report(Incident(IncidentKind.CONNECTION_REFUSED, message, path=path))
 
     def permission_problems(self) -> list[str]:
         """Why this App must not be served, one line per affected method or schema.
@@ -318,7 +323,11 @@ class App:
             try:
                 conn.typed_query = schema.parse_query(request.query)
             except ValidationError as exc:
-                logger.info("%s: refused, %s: %s", request.path, exc.message, exc.data)
+                message = f"{request.path}: refused, {exc.message}: {exc.data}"
+                incident = Incident(
+                    IncidentKind.HANDSHAKE_REFUSED, message[:300], path=request.path, error=exc, answered=True
+                )
+                self.incidents.report(incident, level=logging.INFO)
                 await transport.close(CLOSE_INVALID_QUERY, "Invalid query parameters")
                 return
         await self.rooms.start()
@@ -352,6 +361,10 @@ class App:
             self.rooms.forget(conn)
             if conn.accepted:
                 conn.closed_now()
+                if session.close_reason == DEAD_PEER_REASON:
+                    self.incidents.report(
+                        Incident(IncidentKind.DEAD_PEER, "dropped: it answered no ping", connection=conn)
+                    )
                 if self._on_disconnect:
                     await self._run_hooks(self._on_disconnect, conn, session.close_code, session.close_reason)
             if conn.identity is not None and session.gate is not None and session.gate.shares_identity:

@@ -205,6 +205,7 @@ async def accept(
         )
         error = await _admit(session, conn, middleware, factory, deadline, identities, incidents)
     if error is not None:
+        _report_refusal(incidents, conn, error)
         await _refuse(transport, error)
         return False
     if handshake.overflowed:
@@ -216,7 +217,9 @@ async def accept(
             async with asyncio.timeout(max(0.0, deadline - asyncio.get_running_loop().time())):
                 data = await welcome(conn)
         except TimeoutError:
-            await _refuse(transport, ServerError("Handshake timeout"))
+            error = ServerError("Handshake timeout")
+            _report_refusal(incidents, conn, error)
+            await _refuse(transport, error)
             return False
         if data is not None:
             accepted = codec.encode_frame(FrameType.HANDSHAKE_OK, data=data)
@@ -305,6 +308,21 @@ def _headers(h: Frame) -> dict[str, str]:
         return _headers_decoder.decode(h.data or b"{}")
     except msgspec.MsgspecError as exc:
         raise ValidationError("Invalid handshake headers", data=codec.validation_issues(exc)) from exc
+
+
+def _report_refusal(incidents: Incidents, conn: ServerConnection[Any], error: ApiError[Any]) -> None:
+    message = f"{conn.path}: refused the handshake with {error.type}: {error.message or ''}"
+    incidents.report(
+        Incident(
+            IncidentKind.HANDSHAKE_REFUSED,
+            message[:300],
+            connection=conn,
+            path=conn.path,
+            error=error,
+            answered=True,
+        ),
+        level=logging.INFO,
+    )
 
 
 async def _refuse(transport: Transport, error: ApiError[Any]) -> None:

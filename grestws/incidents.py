@@ -53,6 +53,9 @@ class IncidentKind(enum.Enum):
     """A peer that kept going past its rate closed with 1008."""
     CONNECTION_REFUSED = "connection_refused"
     """A connection refused by a connection cap or an origin check."""
+    HANDSHAKE_REFUSED = "handshake_refused"
+    """A handshake answered ``x`` (the middleware, the connect permission or the handler
+    factory refused it), or a connection closed 4000 for an invalid query."""
     DEAD_PEER = "dead_peer"
     """A peer silent for ping interval + ping timeout, dropped."""
 
@@ -64,7 +67,8 @@ class Incident:
         kind: What happened.
         message: A readable one-line description (no payload beyond a short excerpt).
         connection: The connection it happened on, when there is one.
-        path: The called method's wire path, when there is one.
+        path: The called method's wire path, when there is one; for a refused
+            connection, the URL path it asked for.
         error: The grestws error that stands for it (what the peer was answered, if it
             was answered), when there is one.
         answered: True when the peer was told (a request answered with ``error``); False
@@ -160,10 +164,13 @@ class Incidents:
         throttle: Where log lines are rationed; one per process by default.
     """
 
-    __slots__ = ("_counts", "_throttle", "hook")
+    __slots__ = ("_counts", "_throttle", "hook", "listeners")
 
     def __init__(self, hook: IncidentHook | None = None, throttle: LogThrottle | None = None) -> None:
         self.hook = hook
+        self.listeners: list[IncidentHook] = []
+        """Called with every incident after the hook, in order: where metrics and other
+        observers listen (append to add one)."""
         self._throttle = throttle or PEER_LOG
         self._counts: dict[IncidentKind, int] = dict.fromkeys(IncidentKind, 0)
 
@@ -176,18 +183,23 @@ class Incidents:
         self, incident: Incident, level: int = logging.WARNING, exc_info: BaseException | None = None
     ) -> None:
         """Count ``incident``, log it (throttled) at ``level`` with ``exc_info``'s traceback,
-        and call the hook."""
+        and call the hook and the listeners."""
         self._counts[incident.kind] += 1
         if self._throttle.allow(incident.kind):
             where = f"{incident.connection.id}: " if incident.connection is not None else ""
             logger.log(level, "%s%s", where, incident.message, exc_info=exc_info)
         hook = self.hook
         if hook is not None:
-            try:
-                hook(incident)
-            except Exception:
-                if self._throttle.allow("on_error"):
-                    logger.exception("the on_error hook failed")
+            self._call(hook, incident, "on_error")
+        for listener in self.listeners:
+            self._call(listener, incident, "incident_listener")
+
+    def _call(self, hook: IncidentHook, incident: Incident, what: str) -> None:
+        try:
+            hook(incident)
+        except Exception:
+            if self._throttle.allow(what):
+                logger.exception("the %s hook failed", what)
 
 
 PEER_LOG = LogThrottle()

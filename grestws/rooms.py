@@ -106,6 +106,7 @@ class Rooms:
         self._by_id: dict[str, ServerConnection[Any]] = {}
         self._specs: dict[Callable[..., Any], tuple[MethodSpec, ContractHalf]] = {}
         self._started = False
+        self._broker_observers: list[Callable[[bool, str], object]] = []
         self.recovery: Recovery | None = None
         """What is kept for reconnecting clients (None: nothing; see :mod:`grestws.recovery`)."""
         self.sessions: Sessions | None = None
@@ -575,9 +576,24 @@ class Rooms:
             await self._publish(envelope)
         return written
 
+    def observe_broker(self, observer: Callable[[bool, str], object]) -> None:
+        """Call ``observer(published, kind)`` for every envelope this process publishes to a
+        broker (``published`` True) or receives from one (False); ``kind`` is whom it is
+        for (``room``, ``user``, ``connection``, ``everyone``, ``close_user``, ...). Without
+        a broker (one process) it is never called. It runs in the event loop: keep it short."""
+        self._broker_observers.append(observer)
+
+    def _observed(self, published: bool, envelope: Envelope) -> None:
+        if not isinstance(self.broker, LocalBroker):
+            kind = envelope.target.name.lower()
+            for observer in self._broker_observers:
+                observer(published, kind)
+
     async def _publish(self, envelope: Envelope) -> None:
         if self._started:
             await self.broker.publish(envelope)
+            if self._broker_observers:
+                self._observed(True, envelope)
 
     def _spec(self, method: Callable[..., Any]) -> tuple[MethodSpec, ContractHalf]:
         found = self._specs.get(method)
@@ -650,6 +666,8 @@ class Rooms:
 
     def _deliver(self, envelope: Envelope) -> None:
         """An envelope from another process: deliver it to this process's connections."""
+        if self._broker_observers:
+            self._observed(False, envelope)
         target = envelope.target
         if target in (Target.CLOSE_USER, Target.CLOSE_CONNECTION):
             self._close_here(target, envelope.name, envelope.code, envelope.reason)

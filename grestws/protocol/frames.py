@@ -16,6 +16,7 @@ __all__ = (
     "CLOSE_POLICY",
     "CLOSE_SERVICE_RESTART",
     "CLOSE_TRY_AGAIN_LATER",
+    "DEAD_PEER_REASON",
     "RESTART_REASON",
     "HANDSHAKE_OK",
     "PONG",
@@ -100,6 +101,8 @@ RESTART_REASON = "Server restarting"
 """The reason of the 1012 a grestws server closes with after a graceful drain: every
 request it received was answered first, so a request the client has no answer to was not
 run, and may be sent again whatever it does."""
+DEAD_PEER_REASON = "keepalive ping timeout"
+"""The reason a connection is closed with when its peer did not answer a ping in time."""
 CLOSE_TRY_AGAIN_LATER = 1013
 """Try again later: overloaded, or a peer too slow to read what it is sent."""
 CLOSE_INVALID_QUERY = 4000

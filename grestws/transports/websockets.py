@@ -28,6 +28,7 @@ from websockets.protocol import CLOSED, OPEN, Event
 
 from grestws.exceptions import ConnectError, ConnectionClosedError
 from grestws.liveness import Liveness
+from grestws.protocol.frames import DEAD_PEER_REASON
 from grestws.transports import Dialed, Sink
 
 __all__ = (
@@ -159,7 +160,7 @@ class WebsocketsTransport:
         self._dead = True
         ws = self.ws
         if ws.protocol.state is OPEN:
-            ws.protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            ws.protocol.fail(CloseCode.INTERNAL_ERROR, DEAD_PEER_REASON)
             ws.send_data()
         ws.transport.abort()
 
@@ -210,7 +211,7 @@ class WebsocketsTransport:
     def _closed(self) -> ConnectionClosedError:
         ws = self.ws
         if self._dead:
-            return ConnectionClosedError(1006, "keepalive ping timeout")
+            return ConnectionClosedError(1006, DEAD_PEER_REASON)
         frame = ws.protocol.close_rcvd or ws.protocol.close_sent
         if frame is None:
             return ConnectionClosedError(1006, "connection lost")
@@ -256,7 +257,7 @@ class WebsocketsTransport:
         answered (a dropped peer); 1006 when the connection was lost."""
         await self.ws.wait_closed()  # shields websockets' own future: safe to cancel
         if self._dead:
-            return 1006, "keepalive ping timeout"
+            return 1006, DEAD_PEER_REASON
         if self.ws.protocol.close_rcvd is None and self._sent is not None:
             return self._sent
         return self.ws.close_code, self.ws.close_reason or ""

@@ -211,17 +211,15 @@ class PrometheusMetrics:
         conn = incident.connection
         path = conn.path if conn is not None else incident.path
         self._child(self.incidents, path, kind.value).inc()
+        error_type = incident.error.type if isinstance(incident.error, ApiError) else None
         if kind in _REFUSALS:
-            error = incident.error
-            result = error.type if isinstance(error, ApiError) else kind.value
-            self._child(self.connections, self._contract(path), path, result).inc()
+            self._child(self.connections, self._contract(path), path, error_type or kind.value).inc()
         elif kind is IncidentKind.DEAD_PEER:
             self._child(self.heartbeat_timeouts, self._contract(path), path).inc()
-        elif kind in _REFUSED_CALLS and isinstance(incident.error, ApiError):
+        elif kind in _REFUSED_CALLS and error_type is not None:
             spec = self._method(path, incident.path)
             if spec is not None:  # a method the peer named but nobody serves gets no series
-                result = incident.error.type
-                self._child(self.requests, path, spec.path, spec.kind.value, result).inc()
+                self._child(self.requests, path, spec.path, spec.kind.value, error_type).inc()
 
     def broker(self, published: bool, kind: str) -> None:
         """The broker observer: one envelope published or delivered."""

@@ -211,7 +211,8 @@ class PrometheusMetrics:
         conn = incident.connection
         path = conn.path if conn is not None else incident.path
         self._child(self.incidents, path, kind.value).inc()
-        error_type = incident.error.type if isinstance(incident.error, ApiError) else None
+        error: BaseException | None = incident.error
+        error_type = outcome(error) if isinstance(error, ApiError) else None
         if kind in _REFUSALS:
             self._child(self.connections, self._contract(path), path, error_type or kind.value).inc()
         elif kind is IncidentKind.DEAD_PEER:

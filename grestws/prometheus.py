@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any, cast
 import prometheus_client
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from grestws.exceptions import ApiError
 from grestws.incidents import Incident, IncidentKind
 from grestws.interceptors import Call, Proceed, outcome
 
@@ -211,8 +210,7 @@ class PrometheusMetrics:
         conn = incident.connection
         path = conn.path if conn is not None else incident.path
         self._child(self.incidents, path, kind.value).inc()
-        error: BaseException | None = incident.error
-        error_type = outcome(error) if isinstance(error, ApiError) else None
+        error_type = None if incident.error is None else outcome(incident.error)
         if kind in _REFUSALS:
             self._child(self.connections, self._contract(path), path, error_type or kind.value).inc()
         elif kind is IncidentKind.DEAD_PEER:

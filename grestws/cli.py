@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import importlib
 import importlib.util
 import logging
@@ -36,8 +38,9 @@ import signal
 import socket
 import sys
 import sysconfig
+import tempfile
 import traceback
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -261,6 +264,8 @@ def _worker_command(args: argparse.Namespace) -> list[str]:
     command += [f"--log-level={args.log_level}"]
     if args.compression:
         command.append("--compression")
+    if args.metrics_port is not None:  # the worker counts; the supervisor serves the sums
+        command.append(f"--metrics-port={args.metrics_port}")
     return command
 
 
@@ -275,11 +280,28 @@ def _supervise(args: argparse.Namespace, broker_url: str | None) -> int:
     env.pop(BROKER_ENV, None)
     if broker_url:
         env[BROKER_ENV] = broker_url
-    try:
-        return asyncio.run(Supervisor(_worker_command(args), env, args.workers).run())
-    except OSError as exc:  # the workers that run see their supervisor go, and stop
-        logger.error("cannot start a worker: %s", exc)
-        return 1
+    with contextlib.ExitStack() as stack:
+        on_exit = None
+        if args.metrics_port is not None:
+            from grestws import prometheus  # the metrics extra: checked by _serve
+
+            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="grestws-metrics-"))
+            env[prometheus.MULTIPROCESS_ENV] = directory
+            try:
+                url, stop = prometheus.serve_metrics(
+                    args.metrics_host or args.host, args.metrics_port, prometheus.workers_registry(directory)
+                )
+            except OSError as exc:
+                logger.error("cannot serve the metrics on port %s: %s", args.metrics_port, exc)
+                return 1
+            stack.callback(stop)
+            logger.info("metrics of every worker on %s", url)
+            on_exit = functools.partial(prometheus.forget_worker, directory)
+        try:
+            return asyncio.run(Supervisor(_worker_command(args), env, args.workers, on_exit).run())
+        except OSError as exc:  # the workers that run see their supervisor go, and stop
+            logger.error("cannot start a worker: %s", exc)
+            return 1
 
 
 # -- the command -----------------------------------------------------------------------------
@@ -394,6 +416,18 @@ def _parser() -> argparse.ArgumentParser:
         type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
         help="logging level (default INFO)",
+    )
+    serve_cmd.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help=(
+            "serve Prometheus metrics at http://HOST:PORT/metrics (the 'metrics' extra); "
+            "with --workers, the sums of every worker"
+        ),
+    )
+    serve_cmd.add_argument(
+        "--metrics-host", metavar="HOST", help="address the metrics listen on (default: --host)"
     )
     # A worker of --workers: its index and the descriptor of its line to the supervisor.
     serve_cmd.add_argument("--worker", type=_worker, help=argparse.SUPPRESS)
@@ -522,6 +556,8 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     )
     if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         parser.error("--loop uvloop needs uvloop: pip install 'grestws[uvloop]'")
+    if args.metrics_port is not None and importlib.util.find_spec("prometheus_client") is None:
+        parser.error("--metrics-port needs prometheus-client: pip install 'grestws[metrics]'")
     source = "--broker" if args.broker is not None else f"${BROKER_ENV}"
     broker_url: str | None = args.broker if args.broker is not None else os.environ.get(BROKER_ENV)
     broker: Broker | None = None
@@ -553,6 +589,18 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                 logger.info("%s replaces the App's own broker %r", source, replaced)
     if args.recovery:
         app.rooms.recovery = Recovery(window=args.recovery)
+    stop_metrics: Callable[[], None] | None = None
+    if args.metrics_port is not None:
+        from grestws.prometheus import PrometheusMetrics, serve_metrics
+
+        PrometheusMetrics().instrument(app)
+        if worker is None:  # a worker's values go to the files its supervisor serves the sums of
+            try:
+                url, stop_metrics = serve_metrics(args.metrics_host or args.host, args.metrics_port)
+            except OSError as exc:
+                logger.error("cannot serve the metrics on port %s: %s", args.metrics_port, exc)
+                return 1
+            logger.info("metrics on %s", url)
     alone = isinstance(app.rooms.broker, LocalBroker)
     if app.rooms.recovery is not None and alone and worker is not None and worker[0] == 1:
         logger.warning(
@@ -579,4 +627,6 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     finally:
         if control is not None:
             control.close()
+        if stop_metrics is not None:
+            stop_metrics()
     return 1 if forced else 0

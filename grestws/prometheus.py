@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import prometheus_client
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
 from grestws.incidents import Incident, IncidentKind
 from grestws.interceptors import Call, Proceed, outcome
@@ -47,7 +47,14 @@ if TYPE_CHECKING:
     from grestws.contract.methods import MethodSpec
     from grestws.transports.asgi import Receive, Scope, Send
 
-__all__ = ("DURATION_BUCKETS", "PrometheusMetrics")
+__all__ = (
+    "DURATION_BUCKETS",
+    "MULTIPROCESS_ENV",
+    "PrometheusMetrics",
+    "forget_worker",
+    "serve_metrics",
+    "workers_registry",
+)
 
 DURATION_BUCKETS = (
     0.0005,
@@ -111,6 +118,7 @@ class PrometheusMetrics:
             connection,
             namespace=namespace,
             registry=registry,
+            multiprocess_mode="livesum",  # across the workers of --workers: the live ones' sum
         )
         self.connections = counter(
             "connections",
@@ -247,3 +255,48 @@ class PrometheusMetrics:
         if child is None:
             child = self._children[key] = metric.labels(*labels)
         return child
+
+
+# -- serving the metrics on a port of their own ------------------------------------------------
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""Where prometheus-client's multiprocess mode keeps the workers' values: set, before
+prometheus-client is imported, in every worker of ``grestws serve --workers``."""
+
+
+def serve_metrics(
+    host: str, port: int, registry: CollectorRegistry | None = None
+) -> tuple[str, Callable[[], None]]:
+    """Serve ``registry`` (the default one: this process's metrics) over HTTP on
+    ``host:port`` from a thread, at ``/metrics`` (and any other path).
+
+    Returns:
+        The metrics' URL (with the port chosen when ``port`` is 0) and a function that
+        stops the server.
+
+    Raises:
+        OSError: the port cannot be listened on.
+    """
+    server, thread = prometheus_client.start_http_server(port, addr=host, registry=registry or REGISTRY)
+    bound = server.server_address[1]
+    shown = f"[{host}]" if ":" in host else host
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(5.0)
+
+    return f"http://{shown}:{bound}/metrics", stop
+
+
+def workers_registry(directory: str) -> CollectorRegistry:
+    """A registry that sums what the worker processes writing to ``directory`` count
+    (prometheus-client's multiprocess mode): what the supervisor of ``--workers`` serves."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return registry
+
+
+def forget_worker(directory: str, pid: int) -> None:
+    """Drop the live gauges of a worker that exited (its counters stay in the sums)."""
+    multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]  # pyright: ignore[reportUnknownMemberType]

@@ -18,7 +18,7 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -144,12 +144,20 @@ class Supervisor:
         command: The worker's command line without the control option (``--worker``).
         env: The workers' environment.
         count: How many workers.
+        on_exit: Called with the pid of every worker that exited (to forget its metrics).
     """
 
-    def __init__(self, command: Sequence[str], env: dict[str, str], count: int) -> None:
+    def __init__(
+        self,
+        command: Sequence[str],
+        env: dict[str, str],
+        count: int,
+        on_exit: Callable[[int], object] | None = None,
+    ) -> None:
         self.command = list(command)
         self.env = env
         self.count = count
+        self.on_exit = on_exit
         self.workers: dict[int, _Worker] = {}
         self.events: asyncio.Queue[tuple[str, _Worker | None, Any]] = asyncio.Queue()
         self.signals = 0
@@ -258,6 +266,8 @@ class Supervisor:
 
     async def _on_exit(self, worker: _Worker, code: int) -> None:
         del self.workers[worker.index]
+        if self.on_exit is not None:
+            self.on_exit(worker.process.pid)
         if self.stopping:
             if code != 0:
                 logger.warning("%s %s", worker.name, _exit_reason(code))

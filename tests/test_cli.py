@@ -16,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 
@@ -27,12 +28,14 @@ from grestws.broker.url import broker_from_url, redact
 from tests.cli_apps import HangApi
 from tests.cluster_app import PROBE, ClusterApi, Me
 from tests.redis_server import RedisServer
+from tests.scrape import eventually, value
 from tests.support import ChatInbox
 
 ROOT = Path(__file__).resolve().parents[1]
 START_WAIT = 15.0
 WAIT = 5.0
 LISTENING = re.compile(r"listening on (ws://127\.0\.0\.1:(\d+)/ws/chat)$")
+METRICS = re.compile(r"grestws: metrics on (http://127\.0\.0\.1:\d+/metrics)$")
 SCRIPT = Path(sys.executable).parent / "grestws"
 
 
@@ -138,6 +141,21 @@ class TestServe:
         assert "shutting down" in log
         assert served.lines[-1].endswith("grestws: stopped")
         assert "Traceback" not in log
+
+    async def test_metrics_port(self) -> None:
+        command = serve_command("examples.chat.server:app", "--port", "0", "--metrics-port", "0")
+        async with run_cli(command) as served, httpx.AsyncClient(timeout=WAIT) as http:
+            metrics = (await served.read_until(METRICS))[1]
+            url = (await served.read_until(LISTENING))[1].removesuffix("/ws/chat")
+            await chat_round_trip(url)
+            labels = {"contract": "ChatApi", "path": "/ws/chat"}
+            samples = await eventually(http, metrics, "grestws_connections_active", 0, **labels)
+            served.process.send_signal(signal.SIGTERM)
+            assert await served.finish() == 0
+        send = {"path": "/ws/chat", "method": "ChatApi.sendMessage", "kind": "request"}
+        assert value(samples, "grestws_requests_total", **send, result="OK") == 1
+        assert value(samples, "grestws_request_duration_seconds_count", **send) == 1
+        assert value(samples, "grestws_connections_total", **labels, result="accepted") == 1
 
     async def test_on_uvloop(self) -> None:
         command = serve_command("examples.chat.server:app", "--port", "0", "--loop", "uvloop")
@@ -403,8 +421,8 @@ class TestBrokerUrl:
         broker = broker_from_url(url)
         assert isinstance(broker, RedisBroker)
         assert broker.url == redis_url
-        for name, value in options.items():
-            assert getattr(broker, name) == value
+        for name, expected in options.items():
+            assert getattr(broker, name) == expected
         assert broker.channel == f"{broker.namespace}:fanout"
 
     def test_memory(self) -> None:

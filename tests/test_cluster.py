@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 
 import grestws
@@ -35,6 +36,7 @@ from tests.cluster_app import (
     Whisper,
 )
 from tests.redis_server import RedisServer
+from tests.scrape import eventually, value
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(50)]
 
@@ -449,6 +451,24 @@ class TestWorkers:
         assert sum(line.endswith("] grestws: stopped") for line in served.lines) == 2
         assert served.lines[-1].endswith(" INFO grestws: stopped")
         assert "Traceback" not in served.log
+
+    async def test_metrics_of_every_worker(self, devices: Devices) -> None:
+        port = free_port()
+        args = ("--port", str(port), "--workers", "2", "--metrics-port", "0")
+        async with serving(APP, *args) as served, httpx.AsyncClient(timeout=WAIT) as http:
+            metrics = (await served.expect(re.compile(r"metrics of every worker on (http://\S+)$")))[1]
+            url = (await served.expect(LISTENING))[1]
+            first, second = await spread(devices, url, "alice", 2)
+            labels = {"contract": "ClusterApi", "path": "/ws/cluster"}
+            samples = await eventually(http, metrics, "grestws_connections_active", 2, **labels)
+            accepted = value(samples, "grestws_connections_total", **labels, result="accepted")
+            whoami = {"path": "/ws/cluster", "method": "ClusterApi.whoami", "kind": "request"}
+            assert value(samples, "grestws_requests_total", **whoami, result="OK") == accepted >= 2
+            os.kill(first.me.pid, signal.SIGKILL)  # its live gauge goes with it; its counts stay
+            await eventually(http, metrics, "grestws_connections_active", 1, **labels)
+            del second
+            served.signal(signal.SIGTERM)
+            assert await served.finish() == 0, served.log
 
     async def test_a_ctrl_c_to_the_process_group_counts_once(self) -> None:
         port = free_port()

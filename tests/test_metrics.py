@@ -5,13 +5,12 @@ parser, and exact counts."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -22,61 +21,44 @@ from grestws.prometheus import PrometheusMetrics
 from tests.conftest import StartServer
 from tests.processes import uvicorn_in_process
 from tests.proxy import TcpProxy
+from tests.scrape import Samples, eventually, scrape, value
 from tests.support import WAIT, ChatInbox, Hub, Note, Question, RoomApi, RoomClientHandler, RoomFull, room_app
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+class Scraper:
+    """Scrapes one server's metrics."""
+
+    def __init__(self, http: httpx.AsyncClient, url: str) -> None:
+        self.http = http
+        self.url = url
+
+    def __call__(self) -> Awaitable[Samples]:
+        return scrape(self.http, self.url)
 
 
 @pytest.fixture
-async def scrape() -> AsyncGenerator[tuple[PrometheusMetrics, Scraper]]:
+async def metrics_and_scraper() -> AsyncGenerator[tuple[PrometheusMetrics, Scraper]]:
+    """Metrics in a registry of their own, served by a real uvicorn at ``/metrics``."""
     metrics = PrometheusMetrics(CollectorRegistry())
     site = Starlette(routes=[Mount("/metrics", app=metrics.asgi_app())])
     async with uvicorn_in_process(site) as port, httpx.AsyncClient(timeout=WAIT) as http:
         yield metrics, Scraper(http, f"http://127.0.0.1:{port}/metrics/")
 
 
-class Scraper:
-    def __init__(self, http: httpx.AsyncClient, url: str) -> None:
-        self.http = http
-        self.url = url
-
-    async def __call__(self) -> Samples:
-        response = await self.http.get(self.url)
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/plain")
-        return {
-            (sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(response.text)
-            for sample in family.samples
-        }
-
-
 def as_user(name: str) -> grestws.SocketSchema[Any, Any, None]:
     return ChatApi.use(grestws.BearerAuth(f"secret-{name}"))
 
 
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-async def eventually(scraper: Scraper, name: str, expected: float, **labels: str) -> Samples:
-    """Scrape until ``name{labels}`` is ``expected``: what the server counts after it
-    answered (a disconnect, a notification) lands a moment later. Bounded."""
-    samples: Samples = {}
-    for _ in range(100):
-        samples = await scraper()
-        if value(samples, name, **labels) == expected:
-            return samples
-        await asyncio.sleep(0.02)
-    pytest.fail(f"{name}{labels} stayed {value(samples, name, **labels)}, not {expected}")
+async def counted(scraper: Scraper, name: str, expected: float, **labels: str) -> Samples:
+    return await eventually(scraper.http, scraper.url, name, expected, **labels)
 
 
 class TestCounts:
     @pytest.mark.logs_errors
     async def test_calls_by_method_and_result(
-        self, start_server: StartServer, scrape: tuple[PrometheusMetrics, Scraper]
+        self, start_server: StartServer, metrics_and_scraper: tuple[PrometheusMetrics, Scraper]
     ) -> None:
-        metrics, scraper = scrape
+        metrics, scraper = metrics_and_scraper
         server = await start_server(metrics.instrument(room_app(Hub())))
         path = RoomApi.path
         async with grestws.connect(
@@ -93,7 +75,7 @@ class TestCounts:
             await client.outgoing.ask_client(Question(text="yes?"))
             await client.outgoing.poke()
             await client.outgoing.poke()
-            samples = await eventually(
+            samples = await counted(
                 scraper,
                 "grestws_requests_total",
                 2,
@@ -118,9 +100,9 @@ class TestCounts:
         assert value(samples, "grestws_incidents_total", path=path, kind="handler_failed") == 1
 
     async def test_connections_opened_refused_and_closed(
-        self, start_server: StartServer, scrape: tuple[PrometheusMetrics, Scraper]
+        self, start_server: StartServer, metrics_and_scraper: tuple[PrometheusMetrics, Scraper]
     ) -> None:
-        metrics, scraper = scrape
+        metrics, scraper = metrics_and_scraper
         app = grestws.App(limits=grestws.Limits(max_connections=2))
         app.add(ServerChatApi, ChatHandler)
         server = await start_server(metrics.instrument(app))
@@ -144,16 +126,16 @@ class TestCounts:
         with pytest.raises(grestws.NotAuthorizedError):
             await grestws.connect(server.url, ChatApi.use(grestws.BearerAuth("forged")), reconnect=False)
         await ann.close()
-        samples = await eventually(scraper, "grestws_connections_active", 0, **labels)
+        samples = await counted(scraper, "grestws_connections_active", 0, **labels)
         assert value(samples, "grestws_connections_total", **labels, result="accepted") == 2
         assert value(samples, "grestws_connections_total", **labels, result="NOT_AUTHORIZED") == 1
         assert value(samples, "grestws_connections_total", **labels, result="connection_refused") == 1
         assert value(samples, "grestws_incidents_total", path=ChatApi.path, kind="handshake_refused") == 1
 
     async def test_a_call_to_an_unknown_method_makes_no_series(
-        self, start_server: StartServer, scrape: tuple[PrometheusMetrics, Scraper]
+        self, start_server: StartServer, metrics_and_scraper: tuple[PrometheusMetrics, Scraper]
     ) -> None:
-        metrics, scraper = scrape
+        metrics, scraper = metrics_and_scraper
         server = await start_server(metrics.instrument(room_app(Hub())))
         async with grestws.connect(server.url, RoomApi, reconnect=False) as client:
             (conn,) = server.app.connections
@@ -170,9 +152,9 @@ class TestCounts:
 
 @pytest.mark.websockets_only("the server's own liveness watch: an ASGI server runs its own")
 async def test_a_dead_peer_is_a_heartbeat_timeout(
-    start_server: StartServer, scrape: tuple[PrometheusMetrics, Scraper]
+    start_server: StartServer, metrics_and_scraper: tuple[PrometheusMetrics, Scraper]
 ) -> None:
-    metrics, scraper = scrape
+    metrics, scraper = metrics_and_scraper
     server = await start_server(metrics.instrument(room_app(Hub())), ping_interval=0.1, ping_timeout=0.2)
     async with TcpProxy(server.port) as proxy:
         client = grestws.Client(f"ws://127.0.0.1:{proxy.port}", RoomApi, ping_interval=None, reconnect=False)
@@ -180,7 +162,7 @@ async def test_a_dead_peer_is_a_heartbeat_timeout(
         try:
             await asyncio.wait_for(client.outgoing.double(1), WAIT)
             proxy.black_hole()
-            samples = await eventually(
+            samples = await counted(
                 scraper, "grestws_heartbeat_timeouts_total", 1, contract="RoomApi", path=RoomApi.path
             )
             assert value(samples, "grestws_incidents_total", path=RoomApi.path, kind="dead_peer") == 1

@@ -68,6 +68,7 @@ LAYERS: dict[str, int] = {
     "grestws.broadcast": 8,
     "grestws.client": 8,
     "grestws.prometheus": 8,
+    "grestws.tracing": 8,
     "grestws.asyncapi": 8,
     "grestws.asyncapi.document": 8,
     "grestws.asyncapi.schemas": 8,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from grestws.access_log import AccessLog
     from grestws.app import App
     from grestws.auth import BearerAuth
     from grestws.broadcast import broadcast
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "PUBLIC",
+    "AccessLog",
     "AllOf",
     "AnyOf",
     "ApiError",
@@ -144,6 +146,7 @@ __all__ = (
 )
 
 _HOMES = {
+    "AccessLog": "grestws.access_log",
     "App": "grestws.app",
     "ConnectRequest": "grestws.context",
     "ServerConnection": "grestws.connections",

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from grestws import __version__, typescript
+from grestws.access_log import AccessLog
 from grestws.app import App
 from grestws.asyncapi import asyncapi_document, dumps
 from grestws.broker import Broker, LocalBroker
@@ -264,6 +265,8 @@ def _worker_command(args: argparse.Namespace) -> list[str]:
     command += [f"--log-level={args.log_level}"]
     if args.compression:
         command.append("--compression")
+    if args.access_log:
+        command.append("--access-log")
     if args.metrics_port is not None:  # the worker counts; the supervisor serves the sums
         command.append(f"--metrics-port={args.metrics_port}")
     return command
@@ -416,6 +419,11 @@ def _parser() -> argparse.ArgumentParser:
         type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
         help="logging level (default INFO)",
+    )
+    serve_cmd.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log one line per call (logger grestws.access, at INFO)",
     )
     serve_cmd.add_argument(
         "--metrics-port",
@@ -589,6 +597,8 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                 logger.info("%s replaces the App's own broker %r", source, replaced)
     if args.recovery:
         app.rooms.recovery = Recovery(window=args.recovery)
+    if args.access_log:
+        app.interceptors.insert(0, AccessLog())
     stop_metrics: Callable[[], None] | None = None
     if args.metrics_port is not None:
         from grestws.prometheus import PrometheusMetrics, serve_metrics

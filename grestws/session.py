@@ -23,7 +23,7 @@ import msgspec
 
 from grestws.context import Connection, MessageInfo, _connection, _message
 from grestws.contract.contract import ContractHalf, Entry
-from grestws.contract.envelopes import error_envelope, new_ref, read_response
+from grestws.contract.envelopes import error_envelope, read_response, ref_of
 from grestws.contract.methods import MethodSpec
 from grestws.deadlines import Deadlines
 from grestws.exceptions import (
@@ -427,7 +427,7 @@ class Session:
             task.cancel()
 
     def _server_error(self, spec: MethodSpec, exc: Exception, what: str) -> ServerError:
-        ref = new_ref()
+        ref = ref_of(exc)
         self.report(
             IncidentKind.HANDLER_FAILED,
             f"{spec.path}: {what} (ref {ref})",

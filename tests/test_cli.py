@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 START_WAIT = 15.0
 WAIT = 5.0
 LISTENING = re.compile(r"listening on (ws://127\.0\.0\.1:(\d+)/ws/chat)$")
+ACCESS = re.compile(r"grestws\.access: conn=[0-9a-f]{32} user=(\w+) in ChatApi\.sendMessage request id=\d+ OK ")
 METRICS = re.compile(r"grestws: metrics on (http://127\.0\.0\.1:\d+/metrics)$")
 SCRIPT = Path(sys.executable).parent / "grestws"
 
@@ -156,6 +157,16 @@ class TestServe:
         assert value(samples, "grestws_requests_total", **send, result="OK") == 1
         assert value(samples, "grestws_request_duration_seconds_count", **send) == 1
         assert value(samples, "grestws_connections_total", **labels, result="accepted") == 1
+
+    async def test_access_log(self) -> None:
+        command = serve_command("examples.chat.server:app", "--port", "0", "--access-log")
+        async with run_cli(command) as served:
+            url = (await served.read_until(LISTENING))[1].removesuffix("/ws/chat")
+            await chat_round_trip(url)
+            line = await served.read_until(ACCESS)
+            served.process.send_signal(signal.SIGTERM)
+            assert await served.finish() == 0
+        assert line[1] == "tester"
 
     async def test_on_uvloop(self) -> None:
         command = serve_command("examples.chat.server:app", "--port", "0", "--loop", "uvloop")

@@ -50,6 +50,7 @@ LAYERS: dict[str, int] = {
     "grestws.contract.envelopes": 4,
     "grestws.limits": 4,
     "grestws.interceptors": 4,
+    "grestws.access_log": 5,
     "grestws.session": 5,
     "grestws.typescript": 5,
     "grestws.typescript.api": 5,

@@ -58,6 +58,7 @@ EXPECTED = frozenset(
         "Incident",
         "IncidentKind",
         # interceptors
+        "AccessLog",
         "Call",
         "Interceptor",
         "Proceed",
@@ -143,6 +144,7 @@ HOMES = {
     "grestws.rates": ["Rate"],
     "grestws.incidents": ["Incident", "IncidentKind"],
     "grestws.interceptors": ["Call", "Interceptor", "Proceed", "outcome"],
+    "grestws.access_log": ["AccessLog"],
     "grestws.reconnect": ["CloseCause", "Drop", "LinkInfo", "Reconnect"],
     "grestws.pool": ["ClientPool"],
     "grestws.recovery": ["Recovery"],

@@ -6,6 +6,7 @@ Nothing here does I/O; both sides of a connection use it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -30,6 +31,18 @@ _MAX_UNKNOWN_TYPES = 256
 def new_ref() -> str:
     """An opaque id that ties an error on the wire to its log entry."""
     return uuid.uuid4().hex[:16]
+
+
+def ref_of(exc: BaseException) -> str:
+    """The ref of an unexpected exception: made the first time it is asked for and kept
+    on the exception, so that the SERVER_ERROR answer and every log line about it (the
+    access log's included) carry the same one."""
+    ref: str | None = getattr(exc, "_grestws_ref", None)
+    if ref is None:
+        ref = new_ref()
+        with contextlib.suppress(AttributeError):  # an exception without a __dict__
+            exc._grestws_ref = ref  # type: ignore[attr-defined]
+    return ref
 
 
 def error_envelope(error: ApiError[Any]) -> bytes:

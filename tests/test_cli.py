@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 START_WAIT = 15.0
 WAIT = 5.0
 LISTENING = re.compile(r"listening on (ws://127\.0\.0\.1:(\d+)/ws/chat)$")
-ACCESS = re.compile(r"grestws\.access: conn=[0-9a-f]{32} user=(\w+) in ChatApi\.sendMessage request id=\d+ OK ")
+ACCESS = re.compile(r"grestws\.access: conn=\w{32} user=(\w+) in ChatApi\.sendMessage request id=\d+ OK ")
 METRICS = re.compile(r"grestws: metrics on (http://127\.0\.0\.1:\d+/metrics)$")
 SCRIPT = Path(sys.executable).parent / "grestws"
 

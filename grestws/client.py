@@ -201,7 +201,12 @@ class Client(Connection, Generic[C2S, S2C]):
         self._on_close: list[Callable[[int | None, str], object]] = []
         self._on_drop: list[Callable[[Drop], object]] = []
         self._on_error: list[Callable[[GrestwsError], object]] = []
-        self._link = Link(wait=wait_for_connection, wait_timeout=timeout, again=self.reconnect is not None)
+        self._link = Link(
+            wait=wait_for_connection,
+            wait_timeout=timeout,
+            again=self.reconnect is not None,
+            policy=self.reconnect,
+        )
         self.interceptors = tuple(interceptors)
         self._caller: Caller = self._link
         if self.interceptors:

@@ -28,6 +28,7 @@ from grestws.exceptions import (
     UnavailableError,
 )
 from grestws.protocol.frames import CLOSE_SERVICE_RESTART, RESTART_REASON
+from grestws.reconnect import Backoff, Reconnect
 from grestws.session import Session
 
 __all__ = ("Link",)
@@ -48,16 +49,26 @@ class Link:
         again: Whether a request is sent again on the next connection when the server
             did not run it, or when it is idempotent (False: the client does not
             reconnect, so there is none).
+        policy: The pauses before a request answered UNAVAILABLE on a connection that
+            stays up is sent again on it (full jitter, as between reconnects).
 
     Concurrency: calls from any number of tasks; :meth:`up`, :meth:`down` and
     :meth:`close` from the client's own task. Every wait is cancel-safe.
     """
 
-    __slots__ = ("_changed", "_final", "_session", "again", "wait", "wait_timeout")
+    __slots__ = ("_changed", "_final", "_session", "again", "policy", "wait", "wait_timeout")
 
-    def __init__(self, *, wait: bool = True, wait_timeout: float | None = 30.0, again: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        wait: bool = True,
+        wait_timeout: float | None = 30.0,
+        again: bool = True,
+        policy: Reconnect | None = None,
+    ) -> None:
         self.wait = wait
         self.again = again
+        self.policy = Reconnect() if policy is None else policy
         self.wait_timeout = wait_timeout
         self._session: Session | None = None
         self._final: ConnectionClosedError | None = None
@@ -139,14 +150,31 @@ class Link:
             except (ConnectionClosedError, UnavailableError) as exc:
                 if not self._again(spec, exc):
                     raise
-                return await self._retry(spec, arg, timeout, start, session)
-        return await self._retry(spec, arg, timeout, start, None)
+                return await self._retry(spec, arg, timeout, start, session, exc)
+        return await self._retry(spec, arg, timeout, start, None, None)
 
     async def _retry(
-        self, spec: MethodSpec, arg: Any, timeout: float | None, start: float, failed: object
+        self,
+        spec: MethodSpec,
+        arg: Any,
+        timeout: float | None,
+        start: float,
+        failed: Session | None,
+        error: Exception | None,
     ) -> Any:
         deadline = math.inf if timeout is None else start + timeout
+        backoff: Backoff | None = None
         while True:
+            if isinstance(error, UnavailableError) and failed is not None and not failed.closed:
+                # Answered UNAVAILABLE on a connection that stays up (a busy or paused
+                # server, or one about to drain): send it again there after a pause,
+                # or on the next connection if this one goes meanwhile.
+                backoff = backoff or Backoff(self.policy)
+                delay = backoff.next_delay()
+                if monotonic() + delay >= deadline:
+                    raise error
+                await self._pause(delay)
+                failed = None
             session = await self._session_for(spec.path, timeout, deadline, failed)
             remaining = None if timeout is None else max(0.0, deadline - monotonic())
             try:
@@ -156,7 +184,17 @@ class Link:
             except (ConnectionClosedError, UnavailableError) as exc:
                 if not self._again(spec, exc) or _setting_up.get() is not None:
                     raise
-                failed = session
+                failed, error = session, exc
+
+    async def _pause(self, delay: float) -> None:
+        """Wait ``delay`` seconds (the policy's clock), or until the connection changes."""
+        changed = asyncio.ensure_future(self._changed.wait())
+        pause = asyncio.ensure_future(self.policy.sleep(delay))
+        try:
+            await asyncio.wait({changed, pause}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            changed.cancel()
+            pause.cancel()
 
     def _again(self, spec: MethodSpec, error: Exception) -> bool:
         """Whether a request that failed with ``error`` goes out again on the next

@@ -659,7 +659,9 @@ class TestGracefulRestart:
         assert (await watch.setup()).reconnect
         assert await outcome(echoed) == "once"
         assert (old_hub.echoed, new_hub.echoed) == (["barrier"], ["once"])
-        assert clock.delays == []
+        # The one pause drawn: before sending the refused request again, cut short when
+        # the connection went; the reconnect after 1012 took none.
+        assert clock.delays == [0.05]
 
 
 # -- tokens --------------------------------------------------------------------------------
@@ -883,6 +885,62 @@ class TestCallsWhileDown:
             await outcome(harness.spawn(client.outgoing.note("no wait")))
         assert client.state is RECONNECTING
         assert hub.echoed == []
+
+
+class Busy:
+    """A server interceptor that answers the first ``times`` echoes UNAVAILABLE."""
+
+    def __init__(self, times: int) -> None:
+        self.times = times
+        self.refused = 0
+
+    async def __call__(self, call: grestws.Call, proceed: grestws.Proceed) -> Any:
+        if call.path == "EchoApi.echo" and self.refused < self.times:
+            self.refused += 1
+            raise UnavailableError("Busy, try again")
+        return await proceed()
+
+
+class TestUnavailableOnALiveConnection:
+    """A server that answers UNAVAILABLE and keeps the connection (busy, paused for
+    maintenance): the request goes again on that connection after the policy's pauses."""
+
+    async def test_sent_again_after_pauses_until_it_is_served(self, harness: Harness) -> None:
+        hub, busy = Hub(), Busy(times=3)
+        app = echo_app(hub)
+        app.interceptors.append(busy)
+        server = await harness.serve(app)
+        clock = FakeClock(gated=False)
+        client, _ = await harness.connect(server.url, EchoApi, reconnect=clock.policy(initial_delay=0.1))
+        assert await outcome(harness.spawn(client.outgoing.echo("at last"))) == "at last"
+        assert busy.refused == 3
+        assert clock.delays == [0.05, 0.1, 0.2]  # full jitter (0.5 here) over a cap that doubles
+        assert hub.echoed == ["at last"]
+        assert len(hub.connections) == 1
+
+    async def test_its_own_error_once_no_pause_fits_in_its_timeout(self, harness: Harness) -> None:
+        busy = Busy(times=1_000)
+        app = echo_app(Hub())
+        app.interceptors.append(busy)
+        server = await harness.serve(app)
+        clock = FakeClock()
+        client, _ = await harness.connect(
+            server.url, EchoApi, reconnect=clock.policy(initial_delay=10.0, max_delay=10.0)
+        )
+        with pytest.raises(UnavailableError, match="Busy, try again"):
+            await outcome(harness.spawn(client.with_timeout(1.0).echo("never")))
+        assert busy.refused == 1  # the first pause (5 s) would outlast the call's timeout
+        assert clock.delays == []
+
+    async def test_without_reconnect_it_fails_at_once(self, harness: Harness) -> None:
+        busy = Busy(times=1)
+        app = echo_app(Hub())
+        app.interceptors.append(busy)
+        server = await harness.serve(app)
+        client, _ = await harness.connect(server.url, EchoApi, reconnect=False)
+        with pytest.raises(UnavailableError):
+            await outcome(harness.spawn(client.outgoing.echo("once")))
+        assert await outcome(harness.spawn(client.outgoing.echo("twice"))) == "twice"
 
 
 # -- closes that are final ----------------------------------------------------------------

@@ -1410,10 +1410,12 @@ export class Client<O, H, Q = NoQuery> {
 
   /** Send a request on the connection that is up, waiting for one within the timeout;
    * sent again on the next connection when the server did not run it (UNAVAILABLE, a
-   * drain), or when its method is idempotent. */
+   * drain), or when its method is idempotent. Answered UNAVAILABLE on a connection that
+   * stays up, it goes again on that one after the reconnect policy's pauses. */
   private async request(method: MethodInfo, arg: unknown, timeoutMs: number | null): Promise<unknown> {
     const deadline = timeoutMs === null ? Infinity : now() + timeoutMs;
     let failed: Session | null = null;
+    let backoff: Backoff | null = null;
     for (;;) {
       const session = await this.sessionFor(method.path, timeoutMs, deadline, failed);
       const remaining = timeoutMs === null ? null : Math.max(0, deadline - now());
@@ -1427,6 +1429,17 @@ export class Client<O, H, Q = NoQuery> {
           throw error;
         }
         failed = session;
+        if (error instanceof UnavailableError && !session.closed && this.policy !== null) {
+          // A busy or paused server that keeps the connection: again on it after a
+          // pause, or on the next connection if this one goes meanwhile.
+          backoff ??= new Backoff(this.policy);
+          const delay = backoff.next();
+          if (now() + delay >= deadline) {
+            throw error;
+          }
+          await this.changed(delay);
+          failed = null;
+        }
       }
     }
   }

@@ -11,6 +11,7 @@ import {
   ForbiddenError,
   NotAuthorizedError,
   RequestTimeoutError,
+  UnavailableError,
   ValidationError,
   type BoardApiOptions,
   type Drop,
@@ -189,6 +190,24 @@ async function drainedAndUnavailable(): Promise<void> {
   ok("UNAVAILABLE and drained requests sent again");
 }
 
+async function unavailableOnALiveConnection(): Promise<void> {
+  const board = await client({ reconnect: { initialDelayMs: 5, maxDelayMs: 20, random: () => 0.5 } });
+  const socket = FakeSocket.last;
+  const busy = board.outgoing.whoami();
+  await waitFor(() => socket.requests("BoardApi.whoami").length === 1, "the request");
+  socket.push('s:BoardApi.whoami:1:{"success":false,"type":"UNAVAILABLE","statusCode":503}');
+  await waitFor(() => socket.requests("BoardApi.whoami").length === 2, "sent again on the same connection");
+  socket.push('s:BoardApi.whoami:2:{"success":true,"type":"OK","data":{"user":"u"}}');
+  check((await busy)["user"] === "u" && FakeSocket.all.length === 1, "answered, no reconnect");
+  const impatient = board.withTimeout(2).whoami(); // no pause fits in 2 ms: its own error
+  await waitFor(() => socket.requests("BoardApi.whoami").length === 3, "the impatient request");
+  socket.push('s:BoardApi.whoami:3:{"success":false,"type":"UNAVAILABLE","statusCode":503}');
+  const refused = await rejection(impatient);
+  check(refused instanceof UnavailableError, `UNAVAILABLE, not a timeout: ${String(refused)}`);
+  await board.close();
+  ok("UNAVAILABLE on a live connection: sent again on it");
+}
+
 async function finalCloses(): Promise<void> {
   for (const code of [1000, 1003, 1007, 1008, 4000, 4001]) {
     const board = await client();
@@ -317,6 +336,7 @@ async function main(): Promise<void> {
   await connecting();
   await idempotentSentAgain();
   await drainedAndUnavailable();
+  await unavailableOnALiveConnection();
   await finalCloses();
   await refusedOnReconnect();
   await refusedAtConnect();

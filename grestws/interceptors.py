@@ -142,11 +142,12 @@ def outcome(error: BaseException | None) -> str:
     return "SERVER_ERROR"
 
 
-async def run_intercepted(interceptors: Sequence[Interceptor], call: Call, last: Proceed) -> Any:
-    """Run ``call`` through ``interceptors``, the first outermost, then ``last``."""
+def run_intercepted(interceptors: Sequence[Interceptor], call: Call, last: Proceed) -> Awaitable[Any]:
+    """Run ``call`` through ``interceptors``, the first outermost, then ``last``: what to
+    await for the call's result."""
     if len(interceptors) == 1:
-        return await interceptors[0](call, last)
-    return await _Step(interceptors, call, last, 0)()
+        return interceptors[0](call, last)
+    return _Step(interceptors, call, last, 0)()
 
 
 class _Step:

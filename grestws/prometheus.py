@@ -35,8 +35,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-import prometheus_client
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+try:
+    import prometheus_client
+    from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError("grestws.prometheus needs prometheus-client: pip install 'grestws[metrics]'") from exc
 
 from grestws.incidents import Incident, IncidentKind
 from grestws.interceptors import Call, Proceed, outcome
@@ -55,6 +58,8 @@ __all__ = (
     "serve_metrics",
     "workers_registry",
 )
+
+_now = time.perf_counter
 
 DURATION_BUCKETS = (
     0.0005,
@@ -160,15 +165,18 @@ class PrometheusMetrics:
             "broker_delivered", "Envelopes this process received from its broker.", ("kind",)
         )
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._calls: dict[tuple[Any, ...], _CallSeries] = {}
         self._apps: list[App] = []
 
     def instrument(self, app: App) -> App:
         """Count what ``app`` does from now on (call it before ``app`` serves); returns it.
 
-        Adds an interceptor, a connect and a disconnect hook, and an incident listener.
+        Adds an interceptor (first: it sees every call, those that other interceptors
+        short-circuit included), a connect and a disconnect hook, an incident listener
+        and a broker observer.
         """
         self._apps.append(app)
-        app.interceptors.append(self.intercept)
+        app.interceptors.insert(0, self.intercept)
         app.on_connect(self.opened)
         app.on_disconnect(self.closed)
         app.incidents.listeners.append(self.incident)
@@ -185,22 +193,26 @@ class PrometheusMetrics:
 
     async def intercept(self, call: Call, proceed: Proceed) -> Any:
         """The interceptor: counts and times every call the App's connections serve and make."""
-        started = time.perf_counter()
-        error: BaseException | None = None
+        started = _now()
         try:
-            return await proceed()
+            result = await proceed()
         except BaseException as exc:
-            error = exc
+            self._series(call).done(outcome(exc), _now() - started)
             raise
-        finally:
-            elapsed = time.perf_counter() - started
-            path, method, kind = call.connection.path, call.method.path, call.method.kind.value
+        self._series(call).done_ok(_now() - started)
+        return result
+
+    def _series(self, call: Call) -> _CallSeries:
+        """The series of a method at a path in one direction, made on its first call."""
+        key = (call.method, call.direction, call.connection.path)
+        found = self._calls.get(key)
+        if found is None:
             incoming = call.direction == "incoming"
-            self._child(
-                self.requests if incoming else self.out_requests, path, method, kind, outcome(error)
-            ).inc()
+            labels = (call.connection.path, call.method.path, call.method.kind.value)
+            counter = self.requests if incoming else self.out_requests
             duration = self.request_duration if incoming else self.out_request_duration
-            self._child(duration, path, method, kind).observe(elapsed)
+            found = self._calls[key] = _CallSeries(counter, duration, labels)
+        return found
 
     def opened(self, conn: ServerConnection[Any]) -> None:
         """The connect hook."""
@@ -255,6 +267,30 @@ class PrometheusMetrics:
         if child is None:
             child = self._children[key] = metric.labels(*labels)
         return child
+
+
+class _CallSeries:
+    """The counters and the histogram of one method at one path in one direction."""
+
+    __slots__ = ("by_result", "counter", "duration", "labels", "ok")
+
+    def __init__(self, counter: Counter, duration: Histogram, labels: tuple[str, ...]) -> None:
+        self.counter = counter
+        self.labels = labels
+        self.ok = counter.labels(*labels, "OK")
+        self.by_result: dict[str, Any] = {}
+        self.duration = duration.labels(*labels)
+
+    def done_ok(self, elapsed: float) -> None:
+        self.ok.inc()
+        self.duration.observe(elapsed)
+
+    def done(self, result: str, elapsed: float) -> None:
+        child = self.by_result.get(result)
+        if child is None:
+            child = self.by_result[result] = self.counter.labels(*self.labels, result)
+        child.inc()
+        self.duration.observe(elapsed)
 
 
 # -- serving the metrics on a port of their own ------------------------------------------------

@@ -32,10 +32,13 @@ import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
-from opentelemetry.propagators.textmap import TextMapPropagator
-from opentelemetry.trace import SpanKind, Status, StatusCode
+try:
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate, trace
+    from opentelemetry.propagators.textmap import TextMapPropagator
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError("grestws.tracing needs opentelemetry-api: pip install 'grestws[tracing]'") from exc
 
 from grestws.connections import ServerConnection
 from grestws.context import Connection
@@ -85,8 +88,9 @@ class Tracing:
 
     def instrument(self, app: App) -> App:
         """Trace every call ``app``'s connections serve and make (call it before ``app``
-        serves); returns it."""
-        app.interceptors.append(self.intercept)
+        serves); returns it. Its interceptor goes first: it sees every call, those that
+        other interceptors short-circuit included."""
+        app.interceptors.insert(0, self.intercept)
         return app
 
     def propagation(self) -> TraceContext:
@@ -111,23 +115,25 @@ class Tracing:
         if call.direction == "incoming" and call.side == "server":
             parent = self._parent(conn)
             attributes.update(_peer(conn.remote_address))
-        with self.tracer.start_as_current_span(
+        span = self.tracer.start_span(
             f"{service}/{method.wire_name}",
             context=parent,
             kind=_KINDS[call.direction, method.kind],
             attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            try:
-                return await proceed()
-            except BaseException as exc:
-                error_type = outcome(exc)
-                span.set_attribute("error.type", error_type)
-                span.set_status(Status(StatusCode.ERROR, error_type))
-                if not isinstance(exc, ApiError):
-                    span.record_exception(exc)
-                raise
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))  # current while the call runs
+        try:
+            return await proceed()
+        except BaseException as exc:
+            error_type = outcome(exc)
+            span.set_attribute("error.type", error_type)
+            span.set_status(Status(StatusCode.ERROR, error_type))
+            if not isinstance(exc, ApiError):
+                span.record_exception(exc)
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
 
     def _parent(self, conn: Connection) -> otel_context.Context | None:
         """The trace context the client sent in its handshake (extracted once)."""

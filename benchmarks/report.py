@@ -23,7 +23,7 @@ time, a CPU cost or a size).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,13 @@ UVICORN_RATIOS = (
     (SOCKETIO_UVICORN, "socketio"),
 )
 """The ratios of the uvicorn table, when both peers ran."""
+GRESTWS_METRICS = "grestws-metrics"
+GRESTWS_TRACED = "grestws-traced"
+OBSERVED = (GRESTWS_METRICS, GRESTWS_TRACED)
+"""The peers with metrics (and tracing) on: a table of their own, against ``grestws``."""
+OBSERVED_RATIOS = ((GRESTWS_METRICS, CURRENT), (GRESTWS_TRACED, CURRENT))
+OBSERVED_TARGET = 0.90
+"""What ``grestws-metrics ÷ grestws`` should reach for the rates: at most 10 % slower."""
 
 
 def _ratio_name(pair: tuple[str, str]) -> str:
@@ -136,7 +143,7 @@ def summary(runs: Iterable[Mapping[str, Any]], loops: Sequence[str], peers: Sequ
                 "peers": {peer: summarize(list(v.values())) for peer, v in peer_values.items()},
                 "ratios": {},
             }
-            for top, bottom in (*RATIOS, *UVICORN_RATIOS):
+            for top, bottom in (*RATIOS, *UVICORN_RATIOS, *OBSERVED_RATIOS):
                 if top in peer_values and bottom in peer_values:
                     a, b = peer_values[top], peer_values[bottom]
                     ratios = [a[r] / b[r] for r in a.keys() & b.keys() if b[r]]
@@ -235,13 +242,17 @@ class _Table:
 
 
 def _tables(peers: Sequence[str]) -> list[_Table]:
-    """The main table (every peer but the uvicorn ones) and the uvicorn table, each when
-    one of its peers ran."""
-    main = tuple(peer for peer in peers if peer not in UVICORN)
+    """The main table (every peer but the uvicorn and the observed ones), the uvicorn table
+    and the table of metrics and tracing, each when one of its peers ran."""
+    main = tuple(peer for peer in peers if peer not in (*UVICORN, *OBSERVED))
     served = tuple(peer for peer in peers if peer in UVICORN)
+    observed = tuple(peer for peer in peers if peer in OBSERVED)
     tables = [_Table("", main, RATIOS)] if main else []
     if served:
         tables.append(_Table("on uvicorn", served, UVICORN_RATIOS))
+    if observed:
+        base = (CURRENT,) if CURRENT in peers else ()
+        tables.append(_Table("metrics and tracing on", (*base, *observed), OBSERVED_RATIOS))
     return tables
 
 
@@ -252,6 +263,9 @@ def _rows(
     header = ["metric", "unit", *table.peers, *(name.replace("/", " ÷ ") for name in ratio_names)]
     if "grestws/websockets" in ratio_names:
         header.append("target (grestws ÷ websockets)")
+    observed = _ratio_name((GRESTWS_METRICS, CURRENT))
+    if observed in ratio_names:
+        header.append(f"target ({GRESTWS_METRICS} ÷ {CURRENT})")
     rows = []
     for metric in METRICS:
         entry = per_loop.get(metric.id)
@@ -263,6 +277,9 @@ def _rows(
         row += [_ratio(entry["ratios"].get(name)) for name in ratio_names]
         if "grestws/websockets" in ratio_names:
             row.append(_target(metric, entry["ratios"].get("grestws/websockets")))
+        if observed in ratio_names:
+            cost = replace(metric, target=OBSERVED_TARGET if metric.key == "rate" else None)
+            row.append(_target(cost, entry["ratios"].get(observed)))
         rows.append(row)
     return header, rows
 

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import msgspec
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
 
 import grestws
 import grestws.broker.redis as redis_broker
@@ -39,6 +40,7 @@ from grestws.broker import Broker, Envelope, LocalBroker, Member, Target, encode
 from grestws.broker.redis import RedisBroker
 from grestws.broker.url import broker_from_url
 from grestws.permissions import AnyOf, Scope
+from grestws.prometheus import PrometheusMetrics
 from grestws.rooms import push_frame
 from grestws.testkit import TestClient, call_on, expect, when
 from tests.proxy import TcpProxy
@@ -419,6 +421,27 @@ class TestFanOut:
         await cluster.flush()
         for member in (ann, bob, ben):
             expect(member.client.mock.said).not_to_be_called()
+
+    async def test_metrics_count_what_each_node_publishes_and_receives(self, cluster: Cluster) -> None:
+        a, b = await cluster.nodes_("a", "b")
+        registry_a, registry_b = CollectorRegistry(), CollectorRegistry()
+        PrometheusMetrics(registry_a).instrument(a.app)
+        PrometheusMetrics(registry_b).instrument(b.app)
+        ann = await cluster.connect(a, "ann", "lobby")
+        bob = await cluster.connect(b, "bob", "lobby")
+        async with asyncio.timeout(SEND_BOUND):
+            await a.app.rooms.send("lobby", HubClient.said, "hi")
+        for member in (ann, bob):
+            await expect(member.client.mock.said).to_match("hi")
+        await cluster.flush()  # one send_to_everyone marker from each node
+        published = "grestws_broker_published_total"
+        delivered = "grestws_broker_delivered_total"
+        assert registry_a.get_sample_value(published, {"kind": "room"}) == 1
+        assert registry_b.get_sample_value(delivered, {"kind": "room"}) == 1
+        assert registry_a.get_sample_value(delivered, {"kind": "room"}) is None  # not its own
+        for registry in (registry_a, registry_b):
+            assert registry.get_sample_value(published, {"kind": "everyone"}) == 1
+            assert registry.get_sample_value(delivered, {"kind": "everyone"}) == 1
 
     async def test_only_applies_on_remote_nodes(self, cluster: Cluster) -> None:
         a, b = await cluster.nodes_("a", "b")

@@ -31,16 +31,18 @@ under the incident ``unknown_route``.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 try:
     import prometheus_client
-    from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+    from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, multiprocess
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("grestws.prometheus needs prometheus-client: pip install 'grestws[metrics]'") from exc
 
+from grestws.call_metrics import CallSeries, CollectedCalls, NativeCalls
 from grestws.incidents import Incident, IncidentKind
 from grestws.interceptors import Call, Proceed, outcome
 
@@ -60,6 +62,10 @@ __all__ = (
 )
 
 _now = time.perf_counter
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""Where prometheus-client's multiprocess mode keeps the workers' values: set, before
+prometheus-client is imported, in every worker of ``grestws serve --workers``."""
 
 DURATION_BUCKETS = (
     0.0005,
@@ -99,8 +105,14 @@ class PrometheusMetrics:
         namespace: The prefix of every name.
         buckets: The duration histograms' bucket bounds, in seconds.
 
-    Concurrency: the App calls it from its event loop; prometheus-client's metrics are
-    thread-safe, so a scrape may run in any thread at any time.
+    The calls' series are counted in plain numbers and handed to prometheus-client at
+    scrape time (:class:`~grestws.call_metrics.CollectedCalls`); in prometheus-client's
+    multiprocess mode (``$PROMETHEUS_MULTIPROC_DIR`` set, as in the workers of
+    ``grestws serve --workers``) with its own Counters and Histograms, which that mode
+    needs (:class:`~grestws.call_metrics.NativeCalls`).
+
+    Concurrency: the App calls it from its event loop; a scrape may run in any thread at
+    any time.
     """
 
     def __init__(
@@ -112,7 +124,6 @@ class PrometheusMetrics:
     ) -> None:
         self.registry = registry
         connection = ("contract", "path")
-        call = ("path", "method", "kind")
 
         def counter(name: str, doc: str, labels: tuple[str, ...]) -> Counter:
             return Counter(name, doc, labels, namespace=namespace, registry=registry)
@@ -133,28 +144,12 @@ class PrometheusMetrics:
         self.heartbeat_timeouts = counter(
             "heartbeat_timeouts", "Connections dropped because the peer answered no ping.", connection
         )
-        self.requests = counter(
-            "requests", "Calls the clients made that a handler served, by result.", (*call, "result")
+        self.calls: NativeCalls | CollectedCalls = (
+            NativeCalls(namespace, registry, buckets)
+            if os.environ.get(MULTIPROCESS_ENV)  # each worker writes its values to files
+            else CollectedCalls(namespace, registry, buckets)
         )
-        self.request_duration = Histogram(
-            "request_duration_seconds",
-            "How long the server took to serve a call, interceptors included.",
-            call,
-            namespace=namespace,
-            registry=registry,
-            buckets=buckets,
-        )
-        self.out_requests = counter(
-            "out_requests", "Calls the server made on its clients, by result.", (*call, "result")
-        )
-        self.out_request_duration = Histogram(
-            "out_request_duration_seconds",
-            "How long the server's calls on its clients took (to the answer for a request).",
-            call,
-            namespace=namespace,
-            registry=registry,
-            buckets=buckets,
-        )
+        """The series of the calls: by method, kind and result, with their durations."""
         self.incidents = counter(
             "incidents", "Limit hits, dropped messages, refused calls, failed handlers.", ("path", "kind")
         )
@@ -165,7 +160,7 @@ class PrometheusMetrics:
             "broker_delivered", "Envelopes this process received from its broker.", ("kind",)
         )
         self._children: dict[tuple[Any, ...], Any] = {}
-        self._calls: dict[tuple[Any, ...], _CallSeries] = {}
+        self._calls: dict[tuple[Any, ...], CallSeries] = {}
         self._apps: list[App] = []
 
     def instrument(self, app: App) -> App:
@@ -202,16 +197,15 @@ class PrometheusMetrics:
         self._series(call).done_ok(_now() - started)
         return result
 
-    def _series(self, call: Call) -> _CallSeries:
+    def _series(self, call: Call) -> CallSeries:
         """The series of a method at a path in one direction, made on its first call."""
         key = (call.method, call.direction, call.connection.path)
         found = self._calls.get(key)
         if found is None:
+            method = call.method
             incoming = call.direction == "incoming"
-            labels = (call.connection.path, call.method.path, call.method.kind.value)
-            counter = self.requests if incoming else self.out_requests
-            duration = self.request_duration if incoming else self.out_request_duration
-            found = self._calls[key] = _CallSeries(counter, duration, labels)
+            found = self.calls.series(call.connection.path, method.path, method.kind.value, incoming)
+            self._calls[key] = found
         return found
 
     def opened(self, conn: ServerConnection[Any]) -> None:
@@ -238,7 +232,7 @@ class PrometheusMetrics:
         elif kind in _REFUSED_CALLS and error_type is not None:
             spec = self._method(path, incident.path)
             if spec is not None:  # a method the peer named but nobody serves gets no series
-                self._child(self.requests, path, spec.path, spec.kind.value, error_type).inc()
+                self.calls.series(path, spec.path, spec.kind.value, True).refused(error_type)
 
     def broker(self, published: bool, kind: str) -> None:
         """The broker observer: one envelope published or delivered."""
@@ -269,35 +263,7 @@ class PrometheusMetrics:
         return child
 
 
-class _CallSeries:
-    """The counters and the histogram of one method at one path in one direction."""
-
-    __slots__ = ("by_result", "counter", "duration", "labels", "ok")
-
-    def __init__(self, counter: Counter, duration: Histogram, labels: tuple[str, ...]) -> None:
-        self.counter = counter
-        self.labels = labels
-        self.ok = counter.labels(*labels, "OK")
-        self.by_result: dict[str, Any] = {}
-        self.duration = duration.labels(*labels)
-
-    def done_ok(self, elapsed: float) -> None:
-        self.ok.inc()
-        self.duration.observe(elapsed)
-
-    def done(self, result: str, elapsed: float) -> None:
-        child = self.by_result.get(result)
-        if child is None:
-            child = self.by_result[result] = self.counter.labels(*self.labels, result)
-        child.inc()
-        self.duration.observe(elapsed)
-
-
 # -- serving the metrics on a port of their own ------------------------------------------------
-
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
-"""Where prometheus-client's multiprocess mode keeps the workers' values: set, before
-prometheus-client is imported, in every worker of ``grestws serve --workers``."""
 
 
 def serve_metrics(

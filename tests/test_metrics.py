@@ -17,7 +17,8 @@ from starlette.routing import Mount
 import grestws
 from examples.chat.contract import ChatApi, SendMessageRequest
 from examples.chat.server import ChatHandler, ServerChatApi
-from grestws.prometheus import PrometheusMetrics
+from grestws.call_metrics import CollectedCalls, NativeCalls
+from grestws.prometheus import DURATION_BUCKETS, PrometheusMetrics
 from tests.conftest import StartServer
 from tests.processes import uvicorn_in_process
 from tests.proxy import TcpProxy
@@ -177,3 +178,31 @@ def test_two_instruments_need_two_registries() -> None:
     with pytest.raises(ValueError, match="Duplicated timeseries"):
         PrometheusMetrics(registry)
     PrometheusMetrics(registry, namespace="other")
+
+
+def test_both_ways_of_keeping_the_call_series_agree() -> None:
+    """CollectedCalls (one process) and NativeCalls (prometheus-client's multiprocess mode,
+    for --workers) give the same samples for the same calls."""
+
+    def samples_of(kind: type[CollectedCalls] | type[NativeCalls]) -> dict[tuple[str, frozenset[Any]], float]:
+        registry = CollectorRegistry()
+        calls = kind("grestws", registry, DURATION_BUCKETS)
+        served = calls.series("/ws", "A.b", "request", True)
+        served.done_ok(0.0003)
+        served.done_ok(0.0005)  # on a bucket's bound: counted in it
+        served.done("ROOM_FULL", 0.5)
+        served.refused("VALIDATION_ERROR")
+        calls.series("/ws", "A.c", "request", False).done("TIMEOUT", 40.0)
+        return {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for metric in registry.collect()
+            for sample in metric.samples
+            if not sample.name.endswith("_created") and sample.value
+        }
+
+    collected, native = samples_of(CollectedCalls), samples_of(NativeCalls)
+    assert collected == native
+    bucket = frozenset({"path": "/ws", "method": "A.b", "kind": "request", "le": "0.0005"}.items())
+    assert collected["grestws_request_duration_seconds_bucket", bucket] == 2
+    inf = frozenset({"path": "/ws", "method": "A.c", "kind": "request", "le": "+Inf"}.items())
+    assert collected["grestws_out_request_duration_seconds_bucket", inf] == 1

@@ -10,7 +10,6 @@ older than tests/node/package-lock.json, and skips the tests that need it only w
 
 from __future__ import annotations
 
-import asyncio
 import html
 import itertools
 import json
@@ -678,17 +677,7 @@ async def test_chromium_renders_the_page(tmp_path: Path) -> None:
     )
     shot = tmp_path / "asyncapi.png"
     async with uvicorn_in_process(site) as port:
-        process = await asyncio.create_subprocess_exec(
-            *driver,
-            f"http://127.0.0.1:{port}/docs/asyncapi",
-            str(shot),
-            *expected,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        output, _ = await asyncio.wait_for(process.communicate(), 150)
-    lines = output.decode(errors="replace").splitlines()
-    assert process.returncode == 0, "\n".join(lines)
+        lines = await tooling.drive(driver, f"http://127.0.0.1:{port}/docs/asyncapi", str(shot), *expected)
     assert lines == [
         "ok the web component loads",
         "ok it renders the document",

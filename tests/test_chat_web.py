@@ -11,7 +11,6 @@ Chromium chat through the Python server, served by uvicorn beside the page, or b
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import grestws
 from examples.chat.server import app as chat_app
 from grestws.typescript import generate
 from tests.processes import grestws_serve, static_files, uvicorn_process
-from tests.tooling import browser_driver, node, npm_ci
+from tests.tooling import browser_driver, drive, node, npm_ci
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "examples" / "chat" / "web"
@@ -94,16 +93,7 @@ def page_driver() -> list[str]:
 
 async def run_pages(driver: list[str], page_url: str, shots: Path) -> list[str]:
     """chat-page.mjs against ``page_url``; its lines, after checking it passed."""
-    process = await asyncio.create_subprocess_exec(
-        *driver,
-        page_url,
-        str(shots),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), 150)
-    lines = output.decode(errors="replace").splitlines()
-    assert process.returncode == 0, "\n".join(lines)
+    lines = await drive(driver, page_url, str(shots))
     assert (shots / "ann.png").stat().st_size > 0
     assert (shots / "bob.png").stat().st_size > 0
     return lines

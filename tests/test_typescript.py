@@ -42,6 +42,16 @@ VERSION = "9.9.9"
 PROGRAMS = ("runtime-check.ts", "runtime-rules.ts")
 """The programs of tests/typescript that use the generated clients, compiled and run."""
 CHAT_PROGRAM = "chat-check.ts"
+HELPERS = "checks.ts"
+"""What the programs share, copied beside each."""
+
+
+def copy_programs(folder: Path, *programs: str) -> None:
+    """Copy ``programs`` of tests/typescript, and their helpers, into ``folder``."""
+    for program in (*programs, HELPERS):
+        shutil.copy(TOOLING / program, folder)
+
+
 """The program of tests/typescript that uses the chat example's client (chat-api.ts only)."""
 
 
@@ -317,13 +327,12 @@ class TestCompiles:
 
     def test_the_chat_and_a_program_that_uses_it(self, tsc: list[str], tmp_path: Path) -> None:
         write(files_of(chat_app, "examples.chat.server:app"), tmp_path)
-        shutil.copy(TOOLING / CHAT_PROGRAM, tmp_path)
+        copy_programs(tmp_path, CHAT_PROGRAM)
         done = run_tsc(tsc, tmp_path, *TSC_FLAGS)
         assert (done.returncode, done.stdout) == (0, "")
 
     def test_the_rich_contract_and_a_program_that_uses_it(self, tsc: list[str], board_files: Path) -> None:
-        for program in PROGRAMS:
-            shutil.copy(TOOLING / program, board_files)
+        copy_programs(board_files, *PROGRAMS)
         done = run_tsc(tsc, board_files, *TSC_FLAGS)
         assert (done.returncode, done.stdout) == (0, "")
 
@@ -402,8 +411,7 @@ def compile_to_js(tsc: list[str], folder: Path) -> Path:
 
 @pytest.fixture
 def compiled(tsc: list[str], board_files: Path) -> Path:
-    for program in PROGRAMS:
-        shutil.copy(TOOLING / program, board_files)
+    copy_programs(board_files, *PROGRAMS)
     return compile_to_js(tsc, board_files)
 
 
@@ -464,7 +472,7 @@ async def test_the_compiled_client_talks_to_the_chat_example(tsc: list[str], tmp
     """tests/typescript/chat-check.ts: the client generated from the chat example against
     ``grestws serve examples.chat.server:app``."""
     write(files_of(chat_app, "examples.chat.server:app"), tmp_path)
-    shutil.copy(TOOLING / CHAT_PROGRAM, tmp_path)
+    copy_programs(tmp_path, CHAT_PROGRAM)
     compiled = compile_to_js(tsc, tmp_path)
     command = node_websocket(tsc[0])
     async with grestws_serve("examples.chat.server:app") as url:

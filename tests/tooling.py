@@ -7,6 +7,7 @@ skips the tests that need them with the reason; a failed install fails them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ("browser_driver", "chromium", "node", "npm_ci")
+__all__ = ("browser_driver", "chromium", "drive", "node", "npm_ci")
 
 INSTALL_TIMEOUT = 900
 """Seconds an install may take."""
@@ -108,3 +109,15 @@ def browser_driver(script: str) -> list[str]:
     first argument); installs playwright-core and Chromium first when missing."""
     assert (npm_ci(BROWSER) / "playwright-core").is_dir()
     return [node(), str(BROWSER / script), chromium()]
+
+
+async def drive(driver: list[str], *args: str, timeout: float = 150.0) -> list[str]:
+    """Run a driver of :func:`browser_driver` with ``args``; its output lines, after
+    checking that it passed (the lines are the failure's message)."""
+    process = await asyncio.create_subprocess_exec(
+        *driver, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    lines = output.decode(errors="replace").splitlines()
+    assert process.returncode == 0, "\n".join(lines)
+    return lines

@@ -6,17 +6,13 @@ report's ``grestws-metrics ÷ grestws`` is what the server's metrics cost.
 
 from __future__ import annotations
 
-import grestws
-from benchmarks.peers.grestws_peer import GrestwsPeer, bench_app, check_origin, push_to
+from benchmarks.peers.grestws_peer import GrestwsPeer, bench_app, check_origin, serve_app
 from benchmarks.shapes import main
 from grestws.prometheus import PrometheusMetrics
 
 
 async def _serve() -> int:
-    app = PrometheusMetrics().instrument(bench_app())
-    server = await grestws.serve(app, "127.0.0.1", 0)
-    push_to(lambda: server.connections)
-    return server.port
+    return await serve_app(PrometheusMetrics().instrument(bench_app()))
 
 
 if __name__ == "__main__":

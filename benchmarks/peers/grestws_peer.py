@@ -127,10 +127,16 @@ def bench_app() -> grestws.App:
     return app
 
 
-async def _serve() -> int:
-    server = await grestws.serve(bench_app(), "127.0.0.1", 0)
+async def serve_app(app: grestws.App) -> int:
+    """Serve ``app`` with ``grestws.serve()`` on 127.0.0.1, pushing fan-out to its
+    connections; the port."""
+    server = await grestws.serve(app, "127.0.0.1", 0)
     push_to(lambda: server.connections)
     return server.port
+
+
+async def _serve() -> int:
+    return await serve_app(bench_app())
 
 
 # -- client ---------------------------------------------------------------------------------

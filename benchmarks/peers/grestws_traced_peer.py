@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-import grestws
-from benchmarks.peers.grestws_peer import GrestwsPeer, bench_app, check_origin, push_to
+from benchmarks.peers.grestws_peer import GrestwsPeer, bench_app, check_origin, serve_app
 from benchmarks.shapes import main
 from grestws.prometheus import PrometheusMetrics
 from grestws.tracing import Tracing
@@ -26,10 +25,7 @@ class _Dropped(SpanExporter):
 async def _serve() -> int:
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(_Dropped()))
-    app = Tracing(provider).instrument(PrometheusMetrics().instrument(bench_app()))
-    server = await grestws.serve(app, "127.0.0.1", 0)
-    push_to(lambda: server.connections)
-    return server.port
+    return await serve_app(Tracing(provider).instrument(PrometheusMetrics().instrument(bench_app())))
 
 
 if __name__ == "__main__":

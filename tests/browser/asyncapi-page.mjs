@@ -6,25 +6,16 @@
 // Prints one "ok <check>" line per check; at the first failure prints "FAILED ..." with
 // what the page showed and exits 1. Every wait is bounded (WAIT_MS).
 
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const WAIT_MS = 90000; // the component parses and validates the document as it loads: seconds
-const FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 function ok(name) {
   console.log(`ok ${name}`);
 }
 
 async function main([executable, url, screenshot, ...expected]) {
-  const browser = await chromium.launch({ executablePath: executable, headless: true, args: FLAGS });
+  const browser = await launch(executable);
   const problems = [];
   const requests = [];
   let page;

@@ -9,18 +9,9 @@
 
 import { join } from "node:path";
 
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const WAIT_MS = 15000;
-const FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 function ok(name) {
   console.log(`ok ${name}`);
@@ -69,7 +60,7 @@ async function text(user, selector, expected) {
 
 async function main([executable, url, shots]) {
   // A new, empty profile for every launch.
-  const browser = await chromium.launch({ executablePath: executable, headless: true, args: FLAGS });
+  const browser = await launch(executable);
   const users = [];
   try {
     // Separate contexts: nothing shared between the two people but the server.

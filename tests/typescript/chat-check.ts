@@ -18,45 +18,11 @@ import {
   type Message,
   type TypingEvent,
 } from "./chat-api.js";
+import { check, ok, rejection, waitFor } from "./checks.js";
 
 declare const process: { argv: string[]; exit(code: number): never };
 
 const url = process.argv[2] ?? "";
-
-function check(condition: boolean, what: string): void {
-  if (!condition) {
-    throw new Error(`check failed: ${what}`);
-  }
-}
-
-function waitFor(condition: () => boolean, what: string, ms = 5000): Promise<void> {
-  const start = Date.now();
-  return new Promise((resolve, reject) => {
-    const poll = (): void => {
-      if (condition()) {
-        resolve();
-      } else if (Date.now() - start > ms) {
-        reject(new Error(`timed out waiting for ${what}`));
-      } else {
-        setTimeout(poll, 10);
-      }
-    };
-    poll();
-  });
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
-
-function ok(name: string): void {
-  console.log(`ok ${name}`);
-}
 
 /** A connected user and what the server sent it. */
 interface Peer {

@@ -17,6 +17,7 @@ import {
   type Drop,
   type WebSocketLike,
 } from "./board-api.js";
+import { check, ok, rejection, sleep, waitFor } from "./checks.js";
 
 declare const process: { exit(code: number): never };
 
@@ -87,39 +88,6 @@ class FakeSocket implements WebSocketLike {
     }
     return socket;
   }
-}
-
-function check(condition: boolean, what: string): void {
-  if (!condition) {
-    throw new Error(`check failed: ${what}`);
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitFor(condition: () => boolean, what: string, ms = 2000): Promise<void> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > ms) {
-      throw new Error(`timed out waiting for ${what}`);
-    }
-    await sleep(2);
-  }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
-
-function ok(name: string): void {
-  console.log(`ok ${name}`);
 }
 
 const POST = '{"id":1,"title":"t","body":{"type":"text","text":"x"},"color":"red","priority":1,"status":"draft","author":{"userId":"u"},"created":"c","tags":[],"scores":{}}';
@@ -199,12 +167,17 @@ async function unavailableOnALiveConnection(): Promise<void> {
   await waitFor(() => socket.requests("BoardApi.whoami").length === 2, "sent again on the same connection");
   socket.push('s:BoardApi.whoami:2:{"success":true,"type":"OK","data":{"user":"u"}}');
   check((await busy)["user"] === "u" && FakeSocket.all.length === 1, "answered, no reconnect");
-  const impatient = board.withTimeout(2).whoami(); // no pause fits in 2 ms: its own error
-  await waitFor(() => socket.requests("BoardApi.whoami").length === 3, "the impatient request");
-  socket.push('s:BoardApi.whoami:3:{"success":false,"type":"UNAVAILABLE","statusCode":503}');
+  await board.close();
+  // Pauses of 2.5 s (half a 5 s cap): none fits in a 1 s timeout, so the answer is final.
+  const patient = await client({ reconnect: { initialDelayMs: 5000, maxDelayMs: 5000, random: () => 0.5 } });
+  const only = FakeSocket.last;
+  const impatient = patient.withTimeout(1000).whoami();
+  await waitFor(() => only.requests("BoardApi.whoami").length === 1, "the impatient request");
+  only.push('s:BoardApi.whoami:1:{"success":false,"type":"UNAVAILABLE","statusCode":503}');
   const refused = await rejection(impatient);
   check(refused instanceof UnavailableError, `UNAVAILABLE, not a timeout: ${String(refused)}`);
-  await board.close();
+  check(only.requests("BoardApi.whoami").length === 1, "not sent again");
+  await patient.close();
   ok("UNAVAILABLE on a live connection: sent again on it");
 }
 
@@ -262,7 +235,8 @@ async function waitingForTheConnection(): Promise<void> {
   FakeSocket.last.push('s:BoardApi.listPosts:1:{"success":true,"type":"OK","data":[]}');
   check((await waits).length === 0, "answered");
   await board.close();
-  const noWait = await client({ waitForConnection: false });
+  // A pause of a second: the client is still reconnecting when the call is made.
+  const noWait = await client({ waitForConnection: false, reconnect: { initialDelayMs: 1000, maxDelayMs: 1000, random: () => 1 } });
   FakeSocket.last.drop(1011, "");
   await waitFor(() => noWait.state === "reconnecting", "reconnecting");
   check((await rejection(noWait.outgoing.listPosts())) instanceof ConnectionClosedError, "fails at once");

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import logging
 import socket
 import time
@@ -152,12 +153,9 @@ def call_counts(text: str) -> dict[tuple[str, str], float]:
 
 def draw(counts: dict[tuple[str, str], float], text: str, path: Path) -> None:
     """Calls by method and result, and connections by result, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot
-
-    plt: Any = matplotlib.pyplot  # matplotlib's types are partial
+    # matplotlib comes with the bench extra; only --chart needs it
+    importlib.import_module("matplotlib").use("Agg")
+    plt: Any = importlib.import_module("matplotlib.pyplot")
 
     connections = {
         sample.labels["result"]: sample.value

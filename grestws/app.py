@@ -19,9 +19,9 @@ from grestws.connections import Connections, ServerConnection
 from grestws.context import Connection, ConnectRequest
 from grestws.contract.contract import SocketSchema
 from grestws.exceptions import ConnectionClosedError, ContractError, InvalidStateError, ValidationError
-from grestws.handshake import accept
+from grestws.handshake import accept, report_refusal
 from grestws.incidents import PEER_LOG, Incident, IncidentHook, IncidentKind, Incidents
-from grestws.interceptors import Intercepted, Interceptor
+from grestws.interceptors import Interceptor
 from grestws.limits import Gate, IdentityLimits, Limits
 from grestws.origins import OriginPolicy
 from grestws.protocol.frames import (
@@ -312,22 +312,15 @@ class App:
             gate=Gate(self.limits),
             interceptors=interceptors,
         )
-        caller = None
-        if interceptors:
-            caller = Intercepted(session, interceptors, lambda: session.connection, lambda: session.identity)
         conn: ServerConnection[Any] = ServerConnection(
-            request, session, schema, timeout=self.request_timeout, caller=caller
+            request, session, schema, timeout=self.request_timeout, interceptors=interceptors
         )
         session.connection = conn
         if schema.query is not None:
             try:
                 conn.typed_query = schema.parse_query(request.query)
             except ValidationError as exc:
-                message = f"{request.path}: refused, {exc.message}: {exc.data}"
-                incident = Incident(
-                    IncidentKind.HANDSHAKE_REFUSED, message[:300], path=request.path, error=exc, answered=True
-                )
-                self.incidents.report(incident, level=logging.INFO)
+                report_refusal(self.incidents, request.path, exc)
                 await transport.close(CLOSE_INVALID_QUERY, "Invalid query parameters")
                 return
         await self.rooms.start()

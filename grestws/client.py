@@ -210,7 +210,7 @@ class Client(Connection, Generic[C2S, S2C]):
         self.interceptors = tuple(interceptors)
         self._caller: Caller = self._link
         if self.interceptors:
-            self._caller = Intercepted(self._link, self.interceptors, self._self)
+            self._caller = Intercepted(self._link, self.interceptors, self)
         self._session: Session | None = None
         self._outgoing: C2S | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -490,9 +490,6 @@ class Client(Connection, Generic[C2S, S2C]):
         self._session = session
         self._reader = asyncio.create_task(session.run(), name=f"grestws-read-{self.id[:8]}")
         return session
-
-    def _self(self) -> Connection:
-        return self
 
     async def _handshake_headers(self) -> dict[str, str]:
         """The ``h`` headers: the client's own (or its provider's), then what each

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from grestws.context import Connection, ConnectRequest
 from grestws.contract.contract import Caller, SocketSchema
 from grestws.contract.methods import MethodSpec
 from grestws.exceptions import ConnectionClosedError
+from grestws.interceptors import Intercepted, Interceptor
 from grestws.permissions import Identity
 from grestws.protocol.frames import CLOSE_NORMAL, CLOSE_POLICY, CLOSE_SERVICE_RESTART, RESTART_REASON
 from grestws.session import Session
@@ -76,7 +77,7 @@ class ServerConnection(Connection, Generic[S2C]):
         schema: SocketSchema[Any, S2C, Any],
         *,
         timeout: float | None,
-        caller: Caller | None = None,
+        interceptors: Sequence[Interceptor] = (),
     ) -> None:
         super().__init__(uuid.uuid4().hex, request.path, request.remote_address, "server")
         self.request = request
@@ -84,7 +85,9 @@ class ServerConnection(Connection, Generic[S2C]):
         self.handshake_headers: Mapping[str, str] = {}
         self.recovery_request: str | None = None
         """What the client asked of recovery in its handshake (see :mod:`grestws.recovery`)."""
-        self._caller: Caller = session if caller is None else caller
+        self._caller: Caller = session
+        if interceptors:  # the calls it makes go through them
+            self._caller = Intercepted(session, interceptors, self, self._identity)
         self.outgoing: S2C = session.outgoing.proxy(self._caller, timeout)
         self.typed_query: Any = None
         self.identity: Identity | None = None
@@ -103,6 +106,9 @@ class ServerConnection(Connection, Generic[S2C]):
     def is_open(self) -> bool:
         """True from the handshake's ``k`` until the connection closes or is told to."""
         return self.accepted and not self.closed
+
+    def _identity(self) -> Identity | None:
+        return self.identity
 
     def with_timeout(self, timeout: float | None) -> S2C:
         """A proxy like ``outgoing`` whose requests time out after ``timeout`` s (None: never)."""

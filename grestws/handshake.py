@@ -205,7 +205,7 @@ async def accept(
         )
         error = await _admit(session, conn, middleware, factory, deadline, identities, incidents)
     if error is not None:
-        _report_refusal(incidents, conn, error)
+        report_refusal(incidents, conn.path, error, conn)
         await _refuse(transport, error)
         return False
     if handshake.overflowed:
@@ -218,7 +218,7 @@ async def accept(
                 data = await welcome(conn)
         except TimeoutError:
             error = ServerError("Handshake timeout")
-            _report_refusal(incidents, conn, error)
+            report_refusal(incidents, conn.path, error, conn)
             await _refuse(transport, error)
             return False
         if data is not None:
@@ -310,19 +310,16 @@ def _headers(h: Frame) -> dict[str, str]:
         raise ValidationError("Invalid handshake headers", data=codec.validation_issues(exc)) from exc
 
 
-def _report_refusal(incidents: Incidents, conn: ServerConnection[Any], error: ApiError[Any]) -> None:
-    message = f"{conn.path}: refused the handshake with {error.type}: {error.message or ''}"
-    incidents.report(
-        Incident(
-            IncidentKind.HANDSHAKE_REFUSED,
-            message[:300],
-            connection=conn,
-            path=conn.path,
-            error=error,
-            answered=True,
-        ),
-        level=logging.INFO,
+def report_refusal(
+    incidents: Incidents, path: str, error: ApiError[Any], conn: ServerConnection[Any] | None = None
+) -> None:
+    """Report a connection to ``path`` refused with ``error`` (an ``x`` frame, or a close
+    4000 for an invalid query) as a ``handshake_refused`` incident, logged at INFO."""
+    message = f"{path}: refused the handshake with {error.type}: {error.message or ''}"
+    incident = Incident(
+        IncidentKind.HANDSHAKE_REFUSED, message[:300], connection=conn, path=path, error=error, answered=True
     )
+    incidents.report(incident, level=logging.INFO)
 
 
 async def _refuse(transport: Transport, error: ApiError[Any]) -> None:

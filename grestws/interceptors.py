@@ -179,8 +179,8 @@ class Intercepted:
     Args:
         caller: What sends (a session, or a client's link).
         interceptors: Run around each call, the first outermost.
-        connection: Gives the connection the calls travel on.
-        identity: Gives who the connection acts for (``None`` on a client).
+        connection: The connection the calls travel on.
+        identity: Gives who the connection acts for now (``None`` on a client).
     """
 
     __slots__ = ("caller", "connection", "identity", "interceptors")
@@ -189,7 +189,7 @@ class Intercepted:
         self,
         caller: Caller,
         interceptors: Sequence[Interceptor],
-        connection: Callable[[], Connection],
+        connection: Connection,
         identity: Callable[[], Identity | None] = _nobody,
     ) -> None:
         self.caller = caller
@@ -198,9 +198,9 @@ class Intercepted:
         self.identity = identity
 
     def request(self, spec: MethodSpec, arg: Any, timeout: float | None) -> Awaitable[Any]:
-        call = Call(spec, "outgoing", self.connection(), self.identity(), arg)
+        call = Call(spec, "outgoing", self.connection, self.identity(), arg)
         return run_intercepted(self.interceptors, call, lambda: self.caller.request(spec, arg, timeout))
 
     async def notify(self, spec: MethodSpec, arg: Any) -> None:
-        call = Call(spec, "outgoing", self.connection(), self.identity(), arg)
+        call = Call(spec, "outgoing", self.connection, self.identity(), arg)
         await run_intercepted(self.interceptors, call, lambda: self.caller.notify(spec, arg))

@@ -362,10 +362,8 @@ class Session:
                     result = await run_intercepted(
                         self.interceptors, call, lambda: self._invoke(fn, takes_self, spec.has_input, arg)
                     )
-                elif takes_self:
-                    result = await (fn(self._target, arg) if spec.has_input else fn(self._target))
                 else:
-                    result = await (fn(arg) if spec.has_input else fn())
+                    result = await self._invoke(fn, takes_self, spec.has_input, arg)
                 if request_id is None:
                     return
                 payload = codec.encode_ok(_encoder.encode(result) if spec.has_result else None)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import importlib
 import importlib.util
 import logging
@@ -38,16 +37,14 @@ import signal
 import socket
 import sys
 import sysconfig
-import tempfile
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from grestws import __version__, typescript
+from grestws import describe
 from grestws.access_log import AccessLog
 from grestws.app import App
-from grestws.asyncapi import asyncapi_document, dumps
 from grestws.broker import Broker, LocalBroker
 from grestws.broker.url import broker_from_url, redact
 from grestws.exceptions import ContractError, InvalidStateError
@@ -286,20 +283,17 @@ def _supervise(args: argparse.Namespace, broker_url: str | None) -> int:
     with contextlib.ExitStack() as stack:
         on_exit = None
         if args.metrics_port is not None:
-            from grestws import prometheus  # the metrics extra: checked by _serve
+            from grestws.prometheus import MULTIPROCESS_ENV, workers_metrics  # checked by _serve
 
-            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="grestws-metrics-"))
-            env[prometheus.MULTIPROCESS_ENV] = directory
             try:
-                url, stop = prometheus.serve_metrics(
-                    args.metrics_host or args.host, args.metrics_port, prometheus.workers_registry(directory)
+                directory, url, on_exit = stack.enter_context(
+                    workers_metrics(args.metrics_host or args.host, args.metrics_port)
                 )
             except OSError as exc:
                 logger.error("cannot serve the metrics on port %s: %s", args.metrics_port, exc)
                 return 1
-            stack.callback(stop)
+            env[MULTIPROCESS_ENV] = directory
             logger.info("metrics of every worker on %s", url)
-            on_exit = functools.partial(prometheus.forget_worker, directory)
         try:
             return asyncio.run(Supervisor(_worker_command(args), env, args.workers, on_exit).run())
         except OSError as exc:  # the workers that run see their supervisor go, and stop
@@ -338,13 +332,6 @@ def _workers(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number of processes, 1 or more, got {text!r}")
     return value
-
-
-def _server(text: str) -> tuple[str, str]:
-    name, sep, url = text.partition("=")
-    if not sep or not name or not url:
-        raise argparse.ArgumentTypeError(f"expected NAME=URL, got {text!r}")
-    return name, url
 
 
 def _worker(text: str) -> tuple[int, int]:
@@ -440,38 +427,7 @@ def _parser() -> argparse.ArgumentParser:
     # A worker of --workers: its index and the descriptor of its line to the supervisor.
     serve_cmd.add_argument("--worker", type=_worker, help=argparse.SUPPRESS)
 
-    asyncapi_cmd = commands.add_parser(
-        "asyncapi", help="print the AsyncAPI 3.0 document of the App named by MODULE:ATTR"
-    )
-    asyncapi_cmd.add_argument("target", metavar="MODULE:ATTR", help="e.g. examples.chat.server:app")
-    asyncapi_cmd.add_argument("-o", "--output", metavar="FILE", help="write the JSON to FILE, not to stdout")
-    asyncapi_cmd.add_argument(
-        "--title", metavar="T", help="the document's title (default: the contracts' names)"
-    )
-    asyncapi_cmd.add_argument(
-        "--version",
-        dest="api_version",
-        default="1.0.0",
-        metavar="V",
-        help="the API's version (default 1.0.0)",
-    )
-    asyncapi_cmd.add_argument(
-        "--server",
-        dest="servers",
-        type=_server,
-        action="append",
-        default=[],
-        metavar="NAME=URL",
-        help="a server of the document, e.g. production=wss://chat.example.com (repeatable)",
-    )
-
-    typescript_cmd = commands.add_parser(
-        "typescript", help="generate a TypeScript client for the App named by MODULE:ATTR"
-    )
-    typescript_cmd.add_argument("target", metavar="MODULE:ATTR", help="e.g. examples.chat.server:app")
-    typescript_cmd.add_argument(
-        "-o", "--output", required=True, metavar="DIR", help="the folder to write the .ts files in"
-    )
+    describe.add_commands(commands)
     return parser
 
 
@@ -479,10 +435,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The ``grestws`` command."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "asyncapi":
-        return _asyncapi(parser, args)
-    if args.command == "typescript":
-        return _typescript(parser, args)
+    if args.command in describe.COMMANDS:
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        app = _load(parser, args.target)
+        if app is None:
+            return 2
+        return describe.COMMANDS[args.command](parser, args, app)
     return _serve(parser, args)
 
 
@@ -500,51 +458,6 @@ def _load(parser: argparse.ArgumentParser, target: str) -> App | None:
         return load_app(target)
     except (ImportError, ValueError) as exc:
         parser.error(str(exc))
-
-
-def _asyncapi(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """``grestws asyncapi``: the exit code."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = _load(parser, args.target)
-    if app is None:
-        return 2
-    try:
-        document = asyncapi_document(
-            app, title=args.title, version=args.api_version, servers=dict(args.servers)
-        )
-    except ValueError as exc:
-        parser.error(f"--server: {exc}")
-    text = dumps(document).encode()
-    if args.output is None:
-        sys.stdout.buffer.write(text)
-        sys.stdout.buffer.flush()
-        return 0
-    try:
-        Path(args.output).write_bytes(text)
-    except OSError as exc:
-        logger.error("cannot write %s: %s", args.output, exc)
-        return 1
-    return 0
-
-
-def _typescript(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """``grestws typescript``: write the files, print their paths; the exit code."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = _load(parser, args.target)
-    if app is None:
-        return 2
-    try:
-        files = typescript.generate(app, version=__version__, source=args.target)
-    except (TypeError, ValueError) as exc:
-        parser.error(f"{args.target}: {exc}")
-    try:
-        written = typescript.write(files, args.output)
-    except OSError as exc:
-        logger.error("cannot write to %s: %s", args.output, exc)
-        return 1
-    for path in written:
-        print(path)
-    return 0
 
 
 def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

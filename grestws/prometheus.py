@@ -31,9 +31,12 @@ under the incident ``unknown_route``.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, cast
 
 try:
@@ -58,6 +61,7 @@ __all__ = (
     "PrometheusMetrics",
     "forget_worker",
     "serve_metrics",
+    "workers_metrics",
     "workers_registry",
 )
 
@@ -297,6 +301,26 @@ def workers_registry(directory: str) -> CollectorRegistry:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
     return registry
+
+
+@contextlib.contextmanager
+def workers_metrics(host: str, port: int) -> Generator[tuple[str, str, Callable[[int], None]]]:
+    """The metrics of the workers of ``grestws serve --workers``: a temporary folder for
+    prometheus-client's multiprocess mode, and the sums served on ``host:port``.
+
+    Yields:
+        The folder (for the workers' ``$PROMETHEUS_MULTIPROC_DIR``), the metrics' URL, and
+        what to call with the pid of a worker that exited.
+
+    Raises:
+        OSError: the port cannot be listened on.
+    """
+    with tempfile.TemporaryDirectory(prefix="grestws-metrics-") as directory:
+        url, stop = serve_metrics(host, port, workers_registry(directory))
+        try:
+            yield directory, url, functools.partial(forget_worker, directory)
+        finally:
+            stop()
 
 
 def forget_worker(directory: str, pid: int) -> None:

@@ -85,6 +85,7 @@ LAYERS: dict[str, int] = {
     "grestws.testkit.expect": 9,
     "grestws.testkit.plugin": 9,
     "grestws.workers": 9,
+    "grestws.describe": 9,
     "grestws.cli": 9,
     "grestws.__main__": 10,
 }
@@ -115,6 +116,7 @@ SERVER_SIDE = frozenset(
         "grestws.asyncapi.schemas",
         "grestws.asyncapi.asgi",
         "grestws.cli",
+        "grestws.describe",
         "grestws.workers",
     }
 )

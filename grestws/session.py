@@ -14,13 +14,13 @@ import contextlib
 import contextvars
 import logging
 import math
-import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from time import monotonic as _monotonic
 from typing import Any
 
 import msgspec
 
+from grestws import inline
 from grestws.context import Connection, MessageInfo, _connection, _message
 from grestws.contract.contract import ContractHalf, Entry
 from grestws.contract.envelopes import error_envelope, read_response, ref_of
@@ -90,7 +90,8 @@ class Session:
         interceptors: Run around every incoming call the handlers serve (see
             :mod:`grestws.interceptors`), the first outermost.
 
-    Concurrency: every incoming call runs in a task of its own; outgoing calls may be made
+    Concurrency: every incoming call runs in a task of its own, started at once (it is
+    scheduled on the loop only if it has to wait: see :mod:`grestws.inline`); outgoing calls may be made
     from any number of tasks at once. Responses are matched by id, in any order.
     """
 
@@ -310,18 +311,14 @@ class Session:
         return ValidationError(message, data=[issue])
 
     def _spawn(self, entry: Entry, request_id: int | None, data: bytes) -> None:
-        """Serve a call in a task of its own, in the connection's context, tracked as in
-        flight and held to its deadline; the task removes itself when it ends."""
+        """Serve a call in a task of its own, in a copy of the connection's context: at
+        once, up to its first suspension (see :mod:`grestws.inline`); if it has to wait,
+        it is tracked as in flight and held to its deadline, and removes itself when it
+        ends."""
         context = self._context or self.base_context()
-        coro = self._serve(entry, request_id, data)
-        if sys.version_info >= (3, 12):
-            # Runs the call at once, up to its first suspension: a handler that answers
-            # without waiting costs no event-loop iteration.
-            task = asyncio.Task(coro, loop=self._loop, context=context.copy(), eager_start=True)
-            if task.done():
-                return
-        else:
-            task = self._loop.create_task(coro, context=context.copy())
+        task = inline.start(self._loop, self._serve(entry, request_id, data), context.copy())
+        if task is None:
+            return  # served without waiting for anything
         gate = self.gate
         deadline = None
         if gate is not None:

@@ -1,0 +1,213 @@
+"""grestws.inline: a call runs at once, and becomes a scheduled task only if it waits.
+
+Whatever the path, the call sees its own task as ``current_task()`` from first line to
+last, its own context, and cancellation, timeouts and task groups behave as in any task.
+Every scenario runs on asyncio's loop and on uvloop, from a loop callback (as a transport
+delivers frames) and from inside another task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import anyio
+import pytest
+import uvloop
+
+from grestws import inline
+
+WAIT = 5.0
+var: contextvars.ContextVar[int] = contextvars.ContextVar("var", default=0)
+
+Scenario = Callable[[asyncio.AbstractEventLoop], Awaitable[None]]
+
+
+def _start(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+    return inline.start(asyncio.get_running_loop(), coro, contextvars.copy_context())
+
+
+async def _from_callback(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+    """Start ``coro`` from a loop callback, where no task is current (as a transport does)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[asyncio.Task[None] | None] = loop.create_future()
+    loop.call_soon(lambda: done.set_result(_start(coro)))
+    return await done
+
+
+async def finishes_without_a_task(loop: asyncio.AbstractEventLoop) -> None:
+    seen: list[object] = []
+
+    async def call() -> None:
+        seen.append(isinstance(asyncio.current_task(), asyncio.Task))
+        seen.append(var.get())
+        var.set(7)
+
+    context = contextvars.copy_context()
+    assert inline.start(loop, call(), context) is None
+    assert seen == [True, 0] and context[var] == 7 and var.get() == 0  # the call's context only
+
+
+async def keeps_its_task_across_a_wait(loop: asyncio.AbstractEventLoop) -> None:
+    gate: asyncio.Future[int] = loop.create_future()
+    seen: list[object] = []
+
+    async def call() -> None:
+        before = asyncio.current_task()
+        var.set(3)
+        got = await gate
+        seen.extend([before is asyncio.current_task(), got, var.get()])
+
+    task = await _from_callback(call())
+    assert task is not None and not task.done()
+    gate.set_result(5)
+    await asyncio.wait_for(task, WAIT)
+    assert seen == [True, 5, 3]
+    assert var.get() == 0
+
+
+async def a_timeout_entered_before_the_first_wait(loop: asyncio.AbstractEventLoop) -> None:
+    outcome: list[str] = []
+
+    async def call() -> None:
+        try:
+            async with asyncio.timeout(0.01):
+                await asyncio.Event().wait()
+        except TimeoutError:
+            outcome.append("timed out")
+
+    task = await _from_callback(call())
+    assert task is not None
+    await asyncio.wait_for(task, WAIT)
+    assert outcome == ["timed out"] and not task.cancelled()
+
+
+async def is_cancelled_through_its_task(loop: asyncio.AbstractEventLoop) -> None:
+    started = asyncio.Event()
+    outcome: list[str] = []
+
+    async def call() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    task = await _from_callback(call())
+    assert task is not None
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, WAIT)
+    assert outcome == ["cancelled"] and task.cancelled()
+
+
+async def cancels_itself_without_waiting(loop: asyncio.AbstractEventLoop) -> None:
+    async def call() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+
+    assert await _from_callback(call()) is None  # it returned; the task ends cancelled
+
+
+async def a_task_group_and_anyio(loop: asyncio.AbstractEventLoop) -> None:
+    outcome: list[str] = []
+
+    async def call() -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(asyncio.sleep(0))
+        with anyio.fail_after(WAIT):  # a cancel scope entered in the first step, left after a wait
+            await anyio.sleep(0)
+        outcome.append("done")
+
+    task = await _from_callback(call())
+    assert task is not None
+    await asyncio.wait_for(task, WAIT)
+    assert outcome == ["done"]
+
+
+async def a_done_callback_added_in_the_first_step(loop: asyncio.AbstractEventLoop) -> None:
+    ended: asyncio.Future[bool] = loop.create_future()
+
+    async def call() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.add_done_callback(lambda t: ended.set_result(not t.cancelled()))
+        assert "Task" in repr(task) and task.get_loop() is loop
+
+    assert await _from_callback(call()) is None
+    assert await asyncio.wait_for(ended, WAIT)
+
+
+async def sleep_zero_resumes_on_the_next_iteration(loop: asyncio.AbstractEventLoop) -> None:
+    outcome: list[int] = []
+
+    async def call() -> None:
+        for i in range(3):
+            await asyncio.sleep(0)
+            outcome.append(i)
+
+    task = _start(call())
+    assert task is not None
+    await asyncio.wait_for(task, WAIT)
+    assert outcome == [0, 1, 2]
+
+
+async def inside_another_task(loop: asyncio.AbstractEventLoop) -> None:
+    outer = asyncio.current_task()
+    seen: list[object] = []
+
+    async def call() -> None:
+        seen.append(asyncio.current_task() is not outer)
+
+    assert _start(call()) is None
+    assert seen == [True] and asyncio.current_task() is outer
+
+
+async def an_exception_is_kept_by_a_task(loop: asyncio.AbstractEventLoop) -> None:
+    reported: list[BaseException | None] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context.get("exception")))
+
+    async def call() -> None:
+        raise ValueError("boom")
+
+    assert await _from_callback(call()) is None
+    for _ in range(10):  # the task finishes on the next iteration; collected, it is reported
+        await asyncio.sleep(0)
+        gc.collect()
+        if reported:
+            break
+    assert [type(exc) for exc in reported] == [ValueError]
+
+
+SCENARIOS: list[Scenario] = [
+    finishes_without_a_task,
+    keeps_its_task_across_a_wait,
+    a_timeout_entered_before_the_first_wait,
+    is_cancelled_through_its_task,
+    cancels_itself_without_waiting,
+    a_task_group_and_anyio,
+    a_done_callback_added_in_the_first_step,
+    sleep_zero_resumes_on_the_next_iteration,
+    inside_another_task,
+    an_exception_is_kept_by_a_task,
+]
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.__name__ for s in SCENARIOS])
+def test_inline(scenario: Scenario, loop_kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        await asyncio.wait_for(scenario(asyncio.get_running_loop()), WAIT)
+
+    caplog.set_level(logging.CRITICAL, logger="asyncio")
+    if loop_kind == "uvloop":
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

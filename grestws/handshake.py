@@ -60,10 +60,10 @@ class FirstFrame:
         self._first: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         self._keep = keep
         self._kept = 0
-        self.after: list[bytes] = []
+        self.after: list[bytes | bytearray] = []
         self.overflowed = False
 
-    def receive(self, raw: bytes) -> None:
+    def receive(self, raw: bytes | bytearray) -> None:
         """The sink: called by the transport for every frame until the session takes over."""
         if self._first.done():
             self._kept += len(raw) + 64

@@ -51,6 +51,9 @@ if sys.version_info >= (3, 12):
 else:  # pragma: no cover - one of the two branches runs on any given Python
     from asyncio.tasks import _enter_task, _leave_task
 
+    _current_tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = vars(asyncio.tasks)["_current_tasks"]
+    """What ``asyncio.current_task(loop)`` reads, without the function call."""
+
     _RUNNING, _YIELDED, _RETURNED, _RAISED = range(4)
 
     class _Call(asyncio.Task[None]):
@@ -171,7 +174,7 @@ else:  # pragma: no cover - one of the two branches runs on any given Python
         task._call_coro = coro
         task._scheduled = False
         task._outcome = _RUNNING
-        outer = asyncio.current_task(loop)
+        outer = _current_tasks.get(loop)
         if outer is not None:
             _leave_task(loop, outer)
         _enter_task(loop, task)

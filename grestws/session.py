@@ -154,7 +154,7 @@ class Session:
         self.closed = False
         self._handlers: Mapping[str, Entry] = {}
         self._target: object = None
-        self._pending: dict[int, asyncio.Future[bytes]] = {}
+        self._pending: dict[int, asyncio.Future[bytes | memoryview]] = {}
         self._loop = asyncio.get_running_loop()
         self._timeouts: Deadlines[int, tuple[str, float]] = Deadlines(self._loop, self._time_out)
         # Incoming calls in flight, each held to its deadline (math.inf: none).
@@ -204,7 +204,7 @@ class Session:
             raise
         self.connection_lost(code, reason)
 
-    def receive(self, raw: bytes) -> None:
+    def receive(self, raw: bytes | bytearray) -> None:
         """Handle one incoming frame; never raises for anything the peer sent."""
         if self._dropping:
             return  # frames the peer sent before it was dropped are not served
@@ -214,7 +214,9 @@ class Session:
         except FrameError as exc:
             if self.gate is None or self._admitted():
                 self.report(
-                    IncidentKind.MALFORMED_FRAME, f"dropped a malformed frame ({exc}): {raw[:64]!r}", exc
+                    IncidentKind.MALFORMED_FRAME,
+                    f"dropped a malformed frame ({exc}): {bytes(raw[:64])!r}",
+                    exc,
                 )
             return
         kind = frame.type
@@ -310,7 +312,7 @@ class Session:
         issue = Issue(path="", code="too_deep", message=f"Nested deeper than {self._max_depth} levels")
         return ValidationError(message, data=[issue])
 
-    def _spawn(self, entry: Entry, request_id: int | None, data: bytes) -> None:
+    def _spawn(self, entry: Entry, request_id: int | None, data: bytes | memoryview) -> None:
         """Serve a call in a task of its own, in a copy of the connection's context: at
         once, up to its first suspension (see :mod:`grestws.inline`); if it has to wait,
         it is tracked as in flight and held to its deadline, and removes itself when it
@@ -337,9 +339,8 @@ class Session:
             self._context.run(_connection.set, self.connection)
         return self._context
 
-    async def _serve(self, entry: Entry, request_id: int | None, data: bytes) -> None:
+    async def _serve(self, entry: Entry, request_id: int | None, data: bytes | memoryview) -> None:
         """Serve one incoming call; the task removes itself from the in-flight set."""
-        task = asyncio.current_task()
         try:
             spec, fn, takes_self = entry
             _message.set(MessageInfo(spec.path, request_id))
@@ -363,8 +364,9 @@ class Session:
                     result = await self._invoke(fn, takes_self, spec.has_input, arg)
                 if request_id is None:
                     return
-                payload = codec.encode_ok(_encoder.encode(result) if spec.has_result else None)
+                reply = codec.encode_reply(spec.path_bytes, request_id, result, spec.has_result)
             except asyncio.CancelledError:
+                task = asyncio.current_task()
                 overdue = task is not None and self._overdue is not None and task in self._overdue
                 if task is None or not (overdue or task in self._cancelled):
                     raise
@@ -396,14 +398,16 @@ class Session:
                 bound = self._max_buffer
                 if bound is None or self.transport.buffered <= bound or not self._over_buffer():
                     with contextlib.suppress(ConnectionClosedError):  # the peer is gone: nobody to answer
-                        await self.transport.send(codec.encode_response(spec.path_bytes, request_id, payload))
+                        await self.transport.send(reply)
                 return
             self._write_error(spec.path, request_id, error)
         finally:
-            if task is not None:
-                self._tasks.discard(task)
-                if self._overdue is not None:
-                    self._overdue.discard(task)
+            if self._tasks:  # none is tracked while every call finishes without waiting
+                task = asyncio.current_task()
+                if task is not None:
+                    self._tasks.discard(task)
+                    if self._overdue is not None:
+                        self._overdue.discard(task)
 
     def _invoke(self, fn: Handler, takes_self: bool, has_input: bool, arg: Any) -> Awaitable[Any]:
         """Call the handler function of an incoming call."""
@@ -443,7 +447,7 @@ class Session:
             return True
         return False
 
-    def _write_now(self, frame: bytes) -> None:
+    def _write_now(self, frame: bytes | bytearray) -> None:
         """Write an answer without waiting: nothing of it stays in a task."""
         if self._over_buffer():
             return
@@ -453,7 +457,7 @@ class Session:
     def _write_error(self, path: str, request_id: int, error: ApiError[Any]) -> None:
         self._write_now(codec.encode_response(path.encode(), request_id, error_envelope(error)))
 
-    def push(self, frame: bytes) -> bool:
+    def push(self, frame: bytes | bytearray) -> bool:
         """Write a server push now, unless the peer has more than ``push_buffer`` bytes
         unread: then it is dropped for this peer and counted (and a peer over the
         outgoing limit is closed with 1013). Never waits.
@@ -535,8 +539,8 @@ class Session:
             raise ConnectionClosedError(self.close_code, self.close_reason)
         self._last_id += 1
         request_id = self._last_id
-        frame = codec.encode_request(spec.prefix, request_id, _encoder.encode(arg) if spec.has_input else b"")
-        future: asyncio.Future[bytes] = self._loop.create_future()
+        frame = codec.encode_call(spec.prefix, request_id, arg, spec.has_input)
+        future: asyncio.Future[bytes | memoryview] = self._loop.create_future()
         self._pending[request_id] = future
         if timeout is not None:
             self._timeouts.add(request_id, _monotonic() + timeout, (spec.path, timeout))
@@ -571,7 +575,7 @@ class Session:
         """
         if self.closed:
             raise ConnectionClosedError(self.close_code, self.close_reason)
-        frame = codec.encode_message(spec.prefix, _encoder.encode(arg) if spec.has_input else b"")
+        frame = codec.encode_call(spec.prefix, None, arg, spec.has_input)
         if self.gate is not None:
             self.push(frame)
             return

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 import uvloop
 
@@ -49,7 +50,9 @@ async def finishes_without_a_task(loop: asyncio.AbstractEventLoop) -> None:
 
     context = contextvars.copy_context()
     assert inline.start(loop, call(), context) is None
-    assert seen == [True, 0] and context[var] == 7 and var.get() == 0  # the call's context only
+    assert seen == [True, 0]
+    assert context[var] == 7
+    assert var.get() == 0
 
 
 async def keeps_its_task_across_a_wait(loop: asyncio.AbstractEventLoop) -> None:
@@ -63,7 +66,8 @@ async def keeps_its_task_across_a_wait(loop: asyncio.AbstractEventLoop) -> None:
         seen.extend([before is asyncio.current_task(), got, var.get()])
 
     task = await _from_callback(call())
-    assert task is not None and not task.done()
+    assert task is not None
+    assert not task.done()
     gate.set_result(5)
     await asyncio.wait_for(task, WAIT)
     assert seen == [True, 5, 3]
@@ -83,7 +87,8 @@ async def a_timeout_entered_before_the_first_wait(loop: asyncio.AbstractEventLoo
     task = await _from_callback(call())
     assert task is not None
     await asyncio.wait_for(task, WAIT)
-    assert outcome == ["timed out"] and not task.cancelled()
+    assert outcome == ["timed out"]
+    assert not task.cancelled()
 
 
 async def is_cancelled_through_its_task(loop: asyncio.AbstractEventLoop) -> None:
@@ -104,7 +109,8 @@ async def is_cancelled_through_its_task(loop: asyncio.AbstractEventLoop) -> None
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, WAIT)
-    assert outcome == ["cancelled"] and task.cancelled()
+    assert outcome == ["cancelled"]
+    assert task.cancelled()
 
 
 async def cancels_itself_without_waiting(loop: asyncio.AbstractEventLoop) -> None:
@@ -123,7 +129,7 @@ async def a_task_group_and_anyio(loop: asyncio.AbstractEventLoop) -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(asyncio.sleep(0))
         with anyio.fail_after(WAIT):  # a cancel scope entered in the first step, left after a wait
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
         outcome.append("done")
 
     task = await _from_callback(call())
@@ -139,7 +145,8 @@ async def a_done_callback_added_in_the_first_step(loop: asyncio.AbstractEventLoo
         task = asyncio.current_task()
         assert task is not None
         task.add_done_callback(lambda t: ended.set_result(not t.cancelled()))
-        assert "Task" in repr(task) and task.get_loop() is loop
+        assert "Task" in repr(task)
+        assert task.get_loop() is loop
 
     assert await _from_callback(call()) is None
     assert await asyncio.wait_for(ended, WAIT)
@@ -167,7 +174,8 @@ async def inside_another_task(loop: asyncio.AbstractEventLoop) -> None:
         seen.append(asyncio.current_task() is not outer)
 
     assert _start(call()) is None
-    assert seen == [True] and asyncio.current_task() is outer
+    assert seen == [True]
+    assert asyncio.current_task() is outer
 
 
 async def an_exception_is_kept_by_a_task(loop: asyncio.AbstractEventLoop) -> None:

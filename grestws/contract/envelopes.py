@@ -69,7 +69,7 @@ def error_envelope(error: ApiError[Any]) -> bytes:
 _unknown_errors: dict[str, type[ApiError[Any]]] = {}
 
 
-def read_response(spec: MethodSpec, data: bytes) -> Any:
+def read_response(spec: MethodSpec, data: bytes | memoryview) -> Any:
     """The result an ``s`` frame's data carries for a call of ``spec``.
 
     Raises:

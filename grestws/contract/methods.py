@@ -437,7 +437,7 @@ class MethodSpec:
     def __repr__(self) -> str:
         return f"<MethodSpec {self.kind.value} {self.path}>"
 
-    def decode_input(self, data: bytes) -> Any:
+    def decode_input(self, data: bytes | memoryview) -> Any:
         """Decode and validate an incoming argument (``None`` for a method without one).
 
         Raises:
@@ -448,7 +448,7 @@ class MethodSpec:
             return None
         return decoder.decode(data)
 
-    def decode_result(self, data: bytes) -> Any:
+    def decode_result(self, data: bytes | memoryview) -> Any:
         """Decode and validate the success data of a response (``None`` if the method has none)."""
         decoder = self._result_decoder
         if decoder is None:

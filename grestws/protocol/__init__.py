@@ -8,9 +8,11 @@ from __future__ import annotations
 from grestws.protocol.codec import (
     decode_frame,
     decode_result,
+    encode_call,
     encode_error,
     encode_frame,
     encode_ok,
+    encode_reply,
     validation_issues,
 )
 from grestws.protocol.frames import (
@@ -43,6 +45,8 @@ __all__ = (
     "decode_result",
     "encode_error",
     "encode_frame",
+    "encode_call",
     "encode_ok",
+    "encode_reply",
     "validation_issues",
 )

@@ -8,6 +8,7 @@ into a ``str`` on the way.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import msgspec
 
@@ -22,14 +23,17 @@ __all__ = (
     "encode_handshake",
     "encode_handshake_error",
     "encode_message",
+    "encode_call",
     "encode_ok",
     "encode_positioned",
+    "encode_reply",
     "encode_request",
     "encode_response",
     "validation_issues",
 )
 
 _TYPES = {member.value[0]: member for member in FrameType}
+"""Frame types by their letter's byte."""
 _WITH_ID = (FrameType.REQ, FrameType.RES)
 _WITH_PATH = (FrameType.REQ, FrameType.RES, FrameType.MSG)
 _MAX_ID = 2**53 - 1  # the largest integer a JavaScript peer holds exactly
@@ -38,12 +42,22 @@ _MAX_PATH = 256
 
 _result_decoder = msgspec.json.Decoder(ResultEnvelope)
 _context_encoder = msgspec.json.Encoder()
+_encoder = msgspec.json.Encoder()
 _OK_EMPTY = b'{"success":true,"type":"OK"}'
 _OK_PREFIX = b'{"success":true,"type":"OK","data":'
 
 
-def decode_frame(raw: bytes | str, positioned: bool = False) -> Frame:
+_VIEW_FROM = 16 * 1024
+"""Data at least this long stays in the received message, as a ``memoryview``: a large
+payload is never copied on its way to the decoder."""
+_COLON = 58
+
+
+def decode_frame(raw: bytes | bytearray | str, positioned: bool = False) -> Frame:
     """Split one text frame into its four fields.
+
+    The data of a large frame is a ``memoryview`` of ``raw`` (nothing is copied); a small
+    frame's is ``bytes``.
 
     Args:
         raw: The frame.
@@ -58,34 +72,45 @@ def decode_frame(raw: bytes | str, positioned: bool = False) -> Frame:
     """
     if isinstance(raw, str):
         raw = raw.encode()
-    parts = raw.split(b":", 3)
-    if len(parts) != 4:
+    first = raw.find(b":")
+    if first != 1:
+        if first < 0 or raw.find(b":", first + 1) < 0 or raw.find(b":", raw.find(b":", first + 1) + 1) < 0:
+            raise FrameError("expected <type>:<path>:<id>:<data>")
+        raise FrameError(f"unknown frame type {bytes(raw[: min(first, 8)])!r}")
+    kind = _TYPES.get(raw[0])
+    second = raw.find(b":", 2)
+    third = raw.find(b":", second + 1) if second >= 0 else -1
+    if third < 0:
         raise FrameError("expected <type>:<path>:<id>:<data>")
-    letter, path_bytes, id_bytes, data = parts
-    if len(letter) != 1 or letter[0] not in _TYPES:
-        raise FrameError(f"unknown frame type {letter[:8]!r}")
-    kind = _TYPES[letter[0]]
+    if kind is None:
+        raise FrameError(f"unknown frame type {bytes(raw[:1])!r}")
+    start = third + 1
+    if len(raw) - start >= _VIEW_FROM:
+        data: bytes | memoryview = memoryview(raw)[start:]
+    else:
+        data = bytes(raw[start:]) if type(raw) is not bytes else raw[start:]
     if kind in _WITH_PATH:
-        if not path_bytes:
-            raise FrameError(f"{letter.decode()!r} frame without a path")
-        if len(path_bytes) > _MAX_PATH:
+        if second == 2:
+            raise FrameError(f"{chr(raw[0])!r} frame without a path")
+        if second - 2 > _MAX_PATH:
             raise FrameError("path too long")
         try:
-            path = path_bytes.decode()
+            path = raw[2:second].decode()
         except UnicodeDecodeError:
             raise FrameError("path is not UTF-8") from None
     else:
         path = ""
     if kind in _WITH_ID:
+        id_bytes = raw[second + 1 : third]
         if not id_bytes.isdigit() or len(id_bytes) > _MAX_ID_DIGITS or id_bytes[0] == 48:
-            raise FrameError(f"{letter.decode()!r} frame needs a decimal id from 1 upward")
+            raise FrameError(f"{chr(raw[0])!r} frame needs a decimal id from 1 upward")
         frame_id = int(id_bytes)
         if frame_id > _MAX_ID:
             raise FrameError(f"id over {_MAX_ID}")
         return Frame(kind, path, frame_id, data)
-    if id_bytes and kind is FrameType.MSG:
+    if third > second + 1 and kind is FrameType.MSG:
         if positioned:
-            return Frame(kind, path, None, data, id_bytes)
+            return Frame(kind, path, None, data, bytes(raw[second + 1 : third]))
         raise FrameError("'m' frame must not carry an id")
     return Frame(kind, path, None, data)
 
@@ -117,6 +142,36 @@ def encode_positioned(prefix: bytes, position: bytes, data: bytes) -> bytes:
 def encode_message(prefix: bytes, data: bytes) -> bytes:
     """An ``m`` frame: ``prefix`` is ``b"m:<path>:"``, ``data`` the JSON argument or ``b""``."""
     return prefix + b":" + data
+
+
+def encode_reply(path: bytes, id: int, result: Any, has_result: bool = True) -> bytearray:
+    """The ``s`` frame answering request ``id`` of ``path`` with success and ``result``
+    (no data unless ``has_result``), encoded in one buffer: the result's JSON is written
+    in place behind the frame's head, never copied.
+
+    Raises:
+        TypeError: msgspec cannot encode ``result``.
+    """
+    if not has_result:
+        return bytearray(b"s:%b:%d:%b" % (path, id, _OK_EMPTY))
+    out = bytearray(b"s:%b:%d:%b" % (path, id, _OK_PREFIX))
+    _encoder.encode_into(result, out, len(out))
+    out += b"}"
+    return out
+
+
+def encode_call(prefix: bytes, id: int | None, arg: Any, has_input: bool = True) -> bytearray:
+    """An ``r`` frame (``id`` given) or ``m`` frame (``id`` None) of the method whose
+    ``prefix`` is ``b"r:<path>:"`` or ``b"m:<path>:"``, with ``arg`` (nothing unless
+    ``has_input``) encoded in place behind the frame's head.
+
+    Raises:
+        TypeError: msgspec cannot encode ``arg``.
+    """
+    out = bytearray(prefix + b":") if id is None else bytearray(b"%b%d:" % (prefix, id))
+    if has_input:
+        _encoder.encode_into(arg, out, len(out))
+    return out
 
 
 def encode_response(path: bytes, id: int, envelope: bytes) -> bytes:
@@ -161,7 +216,7 @@ def encode_error(
     return out + b',"context":' + _context_encoder.encode(context) + b"}"
 
 
-def decode_result(data: bytes) -> ResultEnvelope:
+def decode_result(data: bytes | memoryview) -> ResultEnvelope:
     """Read the envelope of an ``s`` or ``x`` frame; its ``data`` stays raw.
 
     Raises:

@@ -47,7 +47,7 @@ gh-106052), so those versions take this one.
 _LEVEL = _POSSESSIVE_LEVEL if sys.version_info >= (3, 11, 5) else _ATOMIC_LEVEL
 
 
-def too_deep(data: bytes, limit: int) -> bool:
+def too_deep(data: bytes | bytearray | memoryview, limit: int) -> bool:
     """Whether the JSON text `data` nests arrays/objects deeper than `limit` levels.
 
     A scalar has depth 0, ``[]`` and ``{}`` depth 1, ``[[1]]`` depth 2 and
@@ -73,6 +73,8 @@ def too_deep(data: bytes, limit: int) -> bool:
     Raises:
         ValueError: `limit` is negative.
     """
+    if isinstance(data, memoryview):
+        data = data.tobytes()  # what follows is bytes operations
     # Nothing nests deeper than the number of opening brackets. For the usual small
     # payload these two counts are all the work there is.
     if len(data) <= _COUNT_FIRST_UP_TO and data.count(b"[") + data.count(b"{") <= limit:
@@ -85,7 +87,7 @@ def too_deep(data: bytes, limit: int) -> bool:
     return limit <= _MAX_PATTERN_LEVELS or _walk_too_deep(skeleton, limit)
 
 
-def _skeleton(data: bytes) -> bytes:
+def _skeleton(data: bytes | bytearray) -> bytes:
     """The brackets of `data` outside strings, each ``{`` as ``[`` and ``}`` as ``]``.
 
     It is exact up to where a JSON reader would find `data` invalid, so the depth it
@@ -101,7 +103,7 @@ def _skeleton(data: bytes) -> bytes:
         # bytes: up to the first invalid one, where the reader stops, nothing changes.
         data = data.translate(None, _ALL_BUT_BRACKETS_QUOTES_AND_ESCAPES)
         data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
-    skeleton = data.translate(_BRACES_AS_BRACKETS, _ALL_BUT_BRACKETS_AND_QUOTES)
+    skeleton = bytes(data.translate(_BRACES_AS_BRACKETS, _ALL_BUT_BRACKETS_AND_QUOTES))
     quotes = skeleton.count(b'"')
     if not quotes:
         return skeleton

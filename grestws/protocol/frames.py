@@ -44,13 +44,14 @@ class Frame(msgspec.Struct, frozen=True, gc=False):
     """One decoded frame.
 
     ``data`` holds the raw JSON bytes after the third ``:`` (``b""`` means "no value");
-    it is decoded later by the called method's own typed decoder.
+    it is decoded later by the called method's own typed decoder. A large payload is a
+    ``memoryview`` of the received message rather than a copy of it.
     """
 
     type: FrameType
     path: str = ""
     id: int | None = None
-    data: bytes = b""
+    data: bytes | memoryview = b""
     position: bytes = b""
     """The stream position of a positioned ``m`` frame (see :mod:`grestws.protocol.positions`)."""
 

@@ -149,7 +149,7 @@ class Resumption:
         offer = RecoveryOffer() if session is None else RecoveryOffer(session, self.positions.snapshot())
         return _encoder.encode(offer).decode()
 
-    def accepted(self, data: bytes) -> bool | None:
+    def accepted(self, data: bytes | memoryview) -> bool | None:
         """Take what the server's ``k`` (its ``data``) says of recovery.
 
         Returns:

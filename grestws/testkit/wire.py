@@ -52,7 +52,7 @@ class WireLog:
     def __iter__(self) -> Iterator[tuple[Direction, str]]:
         return iter(self._entries)
 
-    def note(self, direction: Direction, frame: bytes | str) -> None:
+    def note(self, direction: Direction, frame: bytes | bytearray | str) -> None:
         """Add one frame (or, for CLOSED, the close code and reason)."""
         if len(self._entries) == KEPT:
             self.dropped += 1
@@ -95,13 +95,13 @@ class RecordingTransport:
     def deliver_to(self, sink: Sink) -> None:
         note = self.log.note
 
-        def received(frame: bytes) -> None:
+        def received(frame: bytes | bytearray) -> None:
             note(Direction.RECEIVED, frame)
             sink(frame)
 
         self._inner.deliver_to(received)
 
-    def write(self, frame: bytes) -> None:
+    def write(self, frame: bytes | bytearray) -> None:
         self._inner.write(frame)
         self.log.note(Direction.SENT, frame)
 
@@ -109,7 +109,7 @@ class RecordingTransport:
     def buffered(self) -> int:
         return self._inner.buffered
 
-    async def send(self, frame: bytes) -> None:
+    async def send(self, frame: bytes | bytearray) -> None:
         self.log.note(Direction.SENT, frame)  # before the wait, so a quick answer comes after it
         await self._inner.send(frame)
 

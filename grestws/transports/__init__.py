@@ -15,8 +15,9 @@ from typing import Any, NamedTuple, Protocol
 
 __all__ = ("Dialed", "Dialer", "Refusal", "Sink", "Transport")
 
-Sink = Callable[[bytes], None]
-"""Where a transport hands every incoming message: called once per message, in order."""
+Sink = Callable[[bytes | bytearray], None]
+"""Where a transport hands every incoming message: called once per message, in order.
+The message is the sink's from then on: the transport neither keeps nor changes it."""
 
 
 class Transport(Protocol):
@@ -31,14 +32,15 @@ class Transport(Protocol):
     and not yet taken by the network. ``close`` is idempotent and bounded in time;
     ``wait_closed`` returns the close code and reason. ``drop`` ends a peer that broke the
     rules: a close frame if it can go out, nothing more read, the connection gone within
-    the close timeout whether or not the peer answers.
+    the close timeout whether or not the peer answers. A frame handed to ``write`` or
+    ``send`` is the transport's: the caller does not change it afterwards.
     """
 
     def deliver_to(self, sink: Sink) -> None: ...
-    def write(self, frame: bytes) -> None: ...
+    def write(self, frame: bytes | bytearray) -> None: ...
     @property
     def buffered(self) -> int: ...
-    async def send(self, frame: bytes) -> None: ...
+    async def send(self, frame: bytes | bytearray) -> None: ...
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
     def drop(self, code: int, reason: str) -> None: ...
     async def wait_closed(self) -> tuple[int | None, str]: ...

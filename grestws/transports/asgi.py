@@ -231,8 +231,8 @@ class AsgiTransport:
         self._max_size = limits.max_message_size
         self.close_timeout = limits.close_timeout
         self._sink: Sink | None = None
-        self._early: list[bytes] = []
-        self._queue: collections.deque[bytes | tuple[int, str]] = collections.deque()
+        self._early: list[bytes | bytearray] = []
+        self._queue: collections.deque[bytes | bytearray | tuple[int, str]] = collections.deque()
         self._buffered = 0
         self._writing = False
         self._writer: asyncio.Task[None] | None = None
@@ -315,7 +315,7 @@ class AsgiTransport:
         if self._close_sent is not None:
             raise ConnectionClosedError(*self._close_sent)
 
-    def write(self, frame: bytes) -> None:
+    def write(self, frame: bytes | bytearray) -> None:
         """Queue ``frame`` for sending; never waits.
 
         Raises:
@@ -326,7 +326,7 @@ class AsgiTransport:
         self._buffered += len(frame)
         self._start_writer()
 
-    async def send(self, frame: bytes) -> None:
+    async def send(self, frame: bytes | bytearray) -> None:
         """Send ``frame``; wait while more than 64 KiB is queued before it, or while the
         ASGI server holds it back. A connection given up on (see :meth:`drop`) ends the
         wait at once.
@@ -360,7 +360,7 @@ class AsgiTransport:
             if self._queue:
                 self._start_writer()
 
-    async def _send_text(self, frame: bytes) -> None:
+    async def _send_text(self, frame: bytes | bytearray) -> None:
         try:
             await self._asgi_send({"type": "websocket.send", "text": frame.decode()})
         except Exception as exc:  # OSError, or the server's own "disconnected" error

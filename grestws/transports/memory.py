@@ -51,7 +51,7 @@ class MemoryTransport:
         self._link = link
         self._eof = False
         self._peer: MemoryTransport | None = None
-        self._sink: Callable[[bytes], None] | None = None
+        self._sink: Callable[[bytes | bytearray], None] | None = None
 
     def __repr__(self) -> str:
         state = "open" if self._link.code is None else f"closed {self._link.code}"
@@ -77,7 +77,7 @@ class MemoryTransport:
         """Always 0: the pipe hands every frame over at once."""
         return 0
 
-    async def send(self, frame: bytes) -> None:
+    async def send(self, frame: bytes | bytearray) -> None:
         """Hand ``frame`` to the other end; never waits (the pipe is unbounded).
 
         Cancel-safe: it does not suspend, so a frame is either sent whole or not at all.
@@ -87,7 +87,7 @@ class MemoryTransport:
         """
         self.write(frame)
 
-    def write(self, frame: bytes) -> None:
+    def write(self, frame: bytes | bytearray) -> None:
         """Hand ``frame`` to the other end, as :meth:`send` does.
 
         Raises:
@@ -95,17 +95,18 @@ class MemoryTransport:
         """
         if self._link.code is not None:
             raise ConnectionClosedError(self._link.code, self._link.reason)
+        frame = bytes(frame)  # the other end reads what was sent, whatever the caller does next
         peer = self._peer
         if peer is not None and peer._sink is not None:
             asyncio.get_running_loop().call_soon(peer._deliver, frame)
         else:
             self._outbox.put_nowait(frame)
 
-    def _deliver(self, frame: bytes) -> None:
+    def _deliver(self, frame: bytes | bytearray) -> None:
         if self._sink is not None:
             self._sink(frame)
 
-    def deliver_to(self, sink: Callable[[bytes], None]) -> None:
+    def deliver_to(self, sink: Callable[[bytes | bytearray], None]) -> None:
         """Push every frame from the other end to ``sink`` from now on, in order, each in a
         loop callback of its own (as a network would); frames queued so far come first.
 

@@ -52,14 +52,16 @@ class Messages:
 
     def __init__(self) -> None:
         self._sink: Sink | None = None
-        self._early: list[bytes] = []
-        self._fragments: list[bytes] | None = None
+        self._early: list[bytes | bytearray] = []
+        self._fragments: list[bytes | bytearray] | None = None
 
     def take(self, frame: Frame) -> bool:
         """Handle a data frame; False for any other frame (left to websockets)."""
         if frame.opcode not in DATA_OPCODES:
             return False
-        data = bytes(frame.data)
+        data = frame.data  # bytes, or a bytearray that websockets made for this frame alone
+        if isinstance(data, memoryview):
+            data = data.tobytes()
         if self._fragments is not None:
             self._fragments.append(data)
             if not frame.fin:
@@ -176,7 +178,7 @@ class WebsocketsTransport:
         """Bytes written but not yet taken by the network."""
         return self._socket.get_write_buffer_size()
 
-    def write(self, frame: bytes) -> None:
+    def write(self, frame: bytes | bytearray) -> None:
         """Write ``frame`` now, whatever is buffered already; never waits.
 
         Raises:
@@ -190,7 +192,7 @@ class WebsocketsTransport:
         protocol.send_text(frame)
         self.ws.send_data()
 
-    async def send(self, frame: bytes) -> None:
+    async def send(self, frame: bytes | bytearray) -> None:
         """Write ``frame`` and, when the write buffer is full, wait until it drains.
 
         Raises:

@@ -18,9 +18,11 @@ from grestws.protocol import (
     ResultEnvelope,
     decode_frame,
     decode_result,
+    encode_call,
     encode_error,
     encode_frame,
     encode_ok,
+    encode_reply,
     validation_issues,
 )
 
@@ -214,6 +216,35 @@ class TestFrames:
 
     def test_the_eight_letters(self) -> None:
         assert {kind.value for kind in FrameType} == {b"h", b"k", b"x", b"m", b"r", b"s", b"p", b"o"}
+
+    @pytest.mark.parametrize("size", [0, 100, 16 * 1024 - 1, 16 * 1024, 1 << 20])
+    @pytest.mark.parametrize("container", [bytes, bytearray])
+    def test_data_of_any_size_from_bytes_or_bytearray(self, size: int, container: type[bytes]) -> None:
+        data = b'"' + b"a:b" * (size // 3) + b'"'
+        raw = container(b"r:Api.echo:7:" + data)
+        frame = decode_frame(raw)
+        assert (frame.type, frame.path, frame.id) == (R, "Api.echo", 7)
+        assert bytes(frame.data) == data
+        # a large payload is read where it arrived; a small one is a bytes of its own
+        assert isinstance(frame.data, memoryview if len(data) >= 16 * 1024 else bytes)
+
+    @pytest.mark.parametrize("result", [None, 0, "a:b", {"items": list(range(5000))}])
+    def test_encode_reply_round_trip(self, result: Any) -> None:
+        raw = encode_reply(b"Api.echo", 12, result)
+        frame = decode_frame(raw)
+        assert (frame.type, frame.path, frame.id) == (S, "Api.echo", 12)
+        envelope = decode_result(bytes(frame.data))
+        assert envelope.success
+        assert msgspec.json.decode(envelope.data) == result
+        assert encode_reply(b"Api.echo", 12, result, has_result=False) == b"s:Api.echo:12:" + encode_ok(None)
+
+    @pytest.mark.parametrize(("id", "kind"), [(5, R), (None, M)])
+    def test_encode_call(self, id: int | None, kind: FrameType) -> None:
+        prefix = kind.value + b":Api.note:"
+        assert encode_call(prefix, id, {"a": [1, "x:y"]}) == encode_frame(
+            kind, "Api.note", id, b'{"a":[1,"x:y"]}'
+        )
+        assert encode_call(prefix, id, None, has_input=False) == encode_frame(kind, "Api.note", id)
 
 
 class TestHandshake:

@@ -13,14 +13,17 @@ import contextvars
 import gc
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.lowlevel
+import msgspec
 import pytest
 import uvloop
 
+import grestws
 from grestws import inline
+from tests.conftest import StartServer
 
 WAIT = 5.0
 var: contextvars.ContextVar[int] = contextvars.ContextVar("var", default=0)
@@ -219,3 +222,80 @@ def test_inline(scenario: Scenario, loop_kind: str, caplog: pytest.LogCaptureFix
         uvloop.run(main())
     else:
         asyncio.run(main())
+
+
+# -- over real servers ---------------------------------------------------------------------
+
+
+class Probe(msgspec.Struct):
+    wait: bool
+
+
+class Seen(msgspec.Struct):
+    same_task: bool
+    timed_out: bool
+
+
+class ProbeServer(Protocol):
+    @grestws.request
+    async def probe(self, req: Probe) -> Seen: ...
+
+    @grestws.notify
+    async def ping_back(self, req: Probe) -> None: ...
+
+
+class ProbeClient(Protocol):
+    @grestws.notify
+    async def pushed(self, msg: Seen) -> None: ...
+
+
+ProbeApi = grestws.SocketContract("Probe", client_to_server=ProbeServer, server_to_client=ProbeClient).at(
+    "/probe"
+)
+
+
+async def _probe(wait: bool) -> Seen:
+    """What a handler sees: its task across an ``asyncio.timeout()`` entered before any
+    wait, and whether the timeout fired (``wait``: it awaits something that never comes)."""
+    task = asyncio.current_task()
+    timed_out = False
+    try:
+        async with asyncio.timeout(0.01 if wait else WAIT):
+            if wait:
+                await asyncio.Event().wait()
+    except TimeoutError:
+        timed_out = True
+    return Seen(same_task=task is not None and task is asyncio.current_task(), timed_out=timed_out)
+
+
+class ProbeHandler(ProbeServer):
+    def __init__(self, conn: grestws.ServerConnection[ProbeClient]) -> None:
+        self.conn = conn
+
+    async def probe(self, req: Probe) -> Seen:
+        return await _probe(req.wait)
+
+    async def ping_back(self, req: Probe) -> None:
+        await self.conn.outgoing.pushed(await _probe(req.wait))
+
+
+class ProbeInbox(ProbeClient):
+    def __init__(self) -> None:
+        self.seen: asyncio.Queue[Seen] = asyncio.Queue()
+
+    async def pushed(self, msg: Seen) -> None:
+        self.seen.put_nowait(Seen(msg.same_task and (await _probe(False)).same_task, msg.timed_out))
+
+
+@pytest.mark.parametrize("wait", [False, True], ids=["answers-at-once", "waits"])
+async def test_handlers_see_their_own_task(start_server: StartServer, wait: bool) -> None:
+    app = grestws.App()
+    app.add(ProbeApi, ProbeHandler)
+    server = await start_server(app)
+    inbox = ProbeInbox()
+    async with grestws.connect(server.url, ProbeApi, handlers=inbox) as client:
+        seen = await asyncio.wait_for(client.outgoing.probe(Probe(wait)), WAIT)
+        assert seen == Seen(same_task=True, timed_out=wait)
+        await client.outgoing.ping_back(Probe(wait))
+        pushed = await asyncio.wait_for(inbox.seen.get(), WAIT)
+        assert pushed == Seen(same_task=True, timed_out=wait)

@@ -59,7 +59,21 @@ ROOT = Path(__file__).resolve().parent.parent
 """The repository root: the working directory of every peer process."""
 
 LOOPS = ("asyncio", "uvloop")
-SHAPES = ("sequential", "pipelined", "many", "fanout", "large", "memory")
+SHAPES = (
+    "sequential",
+    "pipelined",
+    "many",
+    "crowd",
+    "fanout-100",
+    "fanout",
+    "fanout-5000",
+    "large",
+    "payload-100b",
+    "payload-10kb",
+    "payload-1mb",
+    "memory",
+)
+"""The shapes of :mod:`benchmarks.shapes`; ``fanout`` is the one with 500 clients."""
 
 clock_ns = time.perf_counter_ns
 """The clock of every timed section."""
@@ -140,7 +154,7 @@ def client_command(peer: str, args: PeerArgs, python_options: Sequence[str] = ()
 
 
 def prepare_process(cpu: int | None) -> None:
-    """Allow a thousand sockets and more, and pin the process to ``cpu`` if given."""
+    """Allow as many sockets as the hard limit does, and pin the process to ``cpu`` if given."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft < hard:
         with contextlib.suppress(ValueError, OSError):

@@ -1,9 +1,11 @@
 """The messages every peer sends, so that the bytes on the wire are the same for all.
 
 The small shapes send :data:`ECHO` (67 bytes of JSON); the large shape sends
-:data:`CATALOG` (about 16 KB: 100 nested items); fan-out pushes :class:`Tick` messages of
-the same size as :data:`ECHO`. Control messages (:class:`StatsRequest`,
-:class:`FanoutRequest`) are not timed.
+:data:`CATALOG` (about 16 KB: 100 nested items); the payload shapes send a
+:class:`Document` whose JSON is exactly 100 B, 10 KB or 1 MB (:func:`document`); fan-out
+pushes :class:`Tick` messages of the same size as :data:`ECHO`. Control messages
+(:class:`StatsRequest`, :class:`FanoutRequest`) are not timed. Every peer accepts
+messages of up to :data:`MAX_MESSAGE_SIZE`.
 """
 
 from __future__ import annotations
@@ -13,16 +15,25 @@ import msgspec
 __all__ = (
     "CATALOG",
     "ECHO",
+    "MAX_MESSAGE_SIZE",
     "Attrs",
     "Catalog",
+    "Document",
     "Echo",
     "FanoutRequest",
     "Item",
     "ServerStats",
     "StatsRequest",
     "Tick",
+    "document",
     "tick",
 )
+
+MAX_MESSAGE_SIZE = 4 << 20
+"""The largest message every peer's server and client accept, in bytes: a 1 MB
+:class:`Document` with any framework's envelope around it, and room to spare (the
+libraries' defaults are 1 MiB for websockets and grestws, 1,000,000 bytes for
+python-socketio's server)."""
 
 
 class Echo(msgspec.Struct):
@@ -54,6 +65,15 @@ class Catalog(msgspec.Struct):
 
     name: str
     items: list[Item]
+
+
+class Document(msgspec.Struct):
+    """The request of the payload shapes, echoed back as the reply; ``body`` sets its size."""
+
+    id: int
+    title: str
+    tags: list[str]
+    body: str
 
 
 class Tick(msgspec.Struct):
@@ -99,6 +119,20 @@ CATALOG = Catalog(
         for i in range(100)
     ],
 )
+
+
+_WORDS = "the quick brown fox jumps over the lazy dog "
+
+
+def document(size: int) -> Document:
+    """The :class:`Document` whose JSON is ``size`` bytes (at least its 71 bytes without a
+    body): plain words, nothing JSON has to escape, the same for every call."""
+    empty = Document(id=7, title="benchmark document", tags=["alpha", "beta"], body="")
+    room = size - len(msgspec.json.encode(empty))
+    if room < 0:
+        raise ValueError(f"a document takes at least {size - room} bytes, not {size}")
+    body = (_WORDS * (room // len(_WORDS) + 1))[:room]
+    return Document(id=empty.id, title=empty.title, tags=empty.tags, body=body)
 
 
 def tick(seq: int) -> Tick:

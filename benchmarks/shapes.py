@@ -3,6 +3,10 @@
 Each peer module implements :class:`Peer` (how to connect, call, ask the server for its
 stats and start a fan-out) and a ``serve()`` coroutine, then hands both to :func:`main`.
 Every loop here is bounded by a count, and the whole shape by the ``--timeout`` deadline.
+
+The fan-out shapes (``fanout-100``, ``fanout`` with 500 clients, ``fanout-5000``) share one
+driver and differ in their connections; so do the payload shapes (``payload-100b``,
+``payload-10kb``, ``payload-1mb``), which differ in the size of the :class:`Document`.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import abc
 import asyncio
 import contextlib
 import json
+import resource
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -25,7 +30,7 @@ from benchmarks.common import (
     process_stats,
     run_loop,
 )
-from benchmarks.payloads import CATALOG, ECHO, Catalog, Echo, ServerStats, Tick
+from benchmarks.payloads import CATALOG, ECHO, Catalog, Document, Echo, ServerStats, Tick, document
 
 __all__ = ("Peer", "main", "run_shape")
 
@@ -39,6 +44,12 @@ _OPEN_CONCURRENCY = 50
 _MEMORY_WARM_CONNECTIONS = 10
 _MEMORY_SETTLE_SECONDS = 1.0
 _FANOUT_WARMUP_MESSAGES = 5
+_SPARE_FILES = 64
+"""File descriptors a client process needs besides its connections (a control connection,
+pipes, the event loop's own)."""
+
+PAYLOAD_SIZES = {"payload-100b": 100, "payload-10kb": 10_000, "payload-1mb": 1_000_000}
+"""The size of the :class:`Document` (its JSON, in bytes) that each payload shape echoes."""
 
 
 class Peer(abc.ABC, Generic[C]):
@@ -63,6 +74,10 @@ class Peer(abc.ABC, Generic[C]):
     @abc.abstractmethod
     def echo_large(self, conn: C) -> Call[Catalog]:
         """The large echo call on ``conn``."""
+
+    @abc.abstractmethod
+    def echo_document(self, conn: C) -> Call[Document]:
+        """The echo call of the payload shapes on ``conn``, for a :class:`Document` of any size."""
 
     @abc.abstractmethod
     async def stats(self, conn: C, collect: bool = False) -> ServerStats:
@@ -140,7 +155,18 @@ class _Deliveries:
 
 
 async def _open(peer: Peer[C], n: int, on_tick: OnTick | None = None) -> list[C]:
-    """Open ``n`` connections, at most ``_OPEN_CONCURRENCY`` handshakes at a time."""
+    """Open ``n`` connections, at most ``_OPEN_CONCURRENCY`` handshakes at a time.
+
+    Raises:
+        RuntimeError: the process may not open that many files (``RLIMIT_NOFILE``, raised
+            to its hard limit by :func:`~benchmarks.common.prepare_process`).
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < n + _SPARE_FILES:
+        raise RuntimeError(
+            f"{n} connections need about {n + _SPARE_FILES} file descriptors, but RLIMIT_NOFILE "
+            f"is {soft} (raise the hard limit: ulimit -Hn)"
+        )
     gate = asyncio.Semaphore(_OPEN_CONCURRENCY)
 
     async def one() -> C:
@@ -168,9 +194,23 @@ async def _repeat(call: Call[R], request: R, count: int) -> None:
         await call(request)
 
 
+async def _repeat_timed(call: Call[R], request: R, count: int, latencies: list[int]) -> None:
+    """``count`` sequential calls, each one's latency in nanoseconds appended to ``latencies``."""
+    for _ in range(count):
+        sent = clock_ns()
+        await call(request)
+        latencies.append(clock_ns() - sent)
+
+
 def _rate(units: int, elapsed_ns: int) -> dict[str, float]:
     seconds = elapsed_ns / 1e9
     return {"units": units, "seconds": seconds, "rate": units / seconds}
+
+
+def _percentiles(latencies: list[int]) -> dict[str, float]:
+    """p50 and p99 of ``latencies`` (nanoseconds, sorted here), in microseconds."""
+    latencies.sort()
+    return {"p50_us": percentile(latencies, 50) / 1e3, "p99_us": percentile(latencies, 99) / 1e3}
 
 
 async def _timed_calls(peer: Peer[C], conn: C, call: Call[R], request: R, args: PeerArgs) -> dict[str, Any]:
@@ -187,13 +227,7 @@ async def _timed_calls(peer: Peer[C], conn: C, call: Call[R], request: R, args: 
         latencies[i] = clock_ns() - sent
     elapsed = clock_ns() - start
     cpu = await meter.per_unit(args.count)
-    latencies.sort()
-    return {
-        **_rate(args.count, elapsed),
-        "p50_us": percentile(latencies, 50) / 1e3,
-        "p99_us": percentile(latencies, 99) / 1e3,
-        **cpu,
-    }
+    return {**_rate(args.count, elapsed), **_percentiles(latencies), **cpu}
 
 
 # -- the shapes -----------------------------------------------------------------------------
@@ -213,6 +247,17 @@ async def large(peer: Peer[Any], args: PeerArgs) -> dict[str, Any]:
     conn = await peer.connect()
     try:
         return await _timed_calls(peer, conn, peer.echo_large(conn), CATALOG, args)
+    finally:
+        await _close_all(peer, [conn])
+
+
+async def payload(peer: Peer[Any], args: PeerArgs) -> dict[str, Any]:
+    """One connection, one :class:`Document` of the shape's size (:data:`PAYLOAD_SIZES`) in
+    flight."""
+    request = document(PAYLOAD_SIZES[args.shape])
+    conn = await peer.connect()
+    try:
+        return await _timed_calls(peer, conn, peer.echo_document(conn), request, args)
     finally:
         await _close_all(peer, [conn])
 
@@ -247,6 +292,27 @@ async def many(peer: Peer[Any], args: PeerArgs) -> dict[str, Any]:
         elapsed = clock_ns() - start
         total = args.count * len(conns)
         return {**_rate(total, elapsed), **await meter.per_unit(total)}
+    finally:
+        await _close_all(peer, conns)
+
+
+async def crowd(peer: Peer[Any], args: PeerArgs) -> dict[str, Any]:
+    """``connections`` connections, each making ``count`` sequential small calls at the same
+    time, every call timed: the latency a client sees on a busy server."""
+    conns = await _open(peer, args.connections)
+    try:
+        calls = [peer.echo(conn) for conn in conns]
+        await asyncio.gather(*(_check(call, ECHO) for call in calls))
+        await asyncio.gather(*(_repeat(call, ECHO, args.warmup) for call in calls))
+        total = args.count * len(conns)
+        latencies: list[int] = []
+        meter = _CpuMeter(peer, conns[0])
+        await meter.start()
+        start = clock_ns()
+        await asyncio.gather(*(_repeat_timed(call, ECHO, args.count, latencies) for call in calls))
+        elapsed = clock_ns() - start
+        cpu = await meter.per_unit(total)
+        return {**_rate(total, elapsed), **_percentiles(latencies), **cpu}
     finally:
         await _close_all(peer, conns)
 
@@ -299,8 +365,12 @@ SHAPE_DRIVERS: dict[str, Callable[[Peer[Any], PeerArgs], Awaitable[dict[str, Any
     "sequential": sequential,
     "pipelined": pipelined,
     "many": many,
+    "crowd": crowd,
+    "fanout-100": fanout,
     "fanout": fanout,
+    "fanout-5000": fanout,
     "large": large,
+    **dict.fromkeys(PAYLOAD_SIZES, payload),
     "memory": memory,
 }
 

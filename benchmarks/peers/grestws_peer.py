@@ -7,13 +7,16 @@ The server validates every request into its Struct and encodes the reply; the cl
 App with uvicorn.
 
 The same module runs the ``grestws@base`` peer (``--baseline``) against an earlier grestws,
-so it uses only what both have: per-connection limits (``grestws.Limits``) are set only
-where they exist.
+so it uses only what both have: per-connection limits (``grestws.Limits``) and the largest
+message (``Limits.max_message_size``, the client's ``max_message_size``) are set only where
+they exist; without them the 1 MiB default still holds the 1 MB document of the payload
+shapes with its envelope.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -22,7 +25,17 @@ from typing import Any, Protocol
 
 import grestws
 from benchmarks.common import process_stats
-from benchmarks.payloads import Catalog, Echo, FanoutRequest, ServerStats, StatsRequest, Tick, tick
+from benchmarks.payloads import (
+    MAX_MESSAGE_SIZE,
+    Catalog,
+    Document,
+    Echo,
+    FanoutRequest,
+    ServerStats,
+    StatsRequest,
+    Tick,
+    tick,
+)
 from benchmarks.shapes import Call, OnTick, Peer, main
 
 # -- the contract -------------------------------------------------------------------------
@@ -39,6 +52,11 @@ class BenchServer(Protocol):
     @grestws.request
     async def echo_large(self, req: Catalog) -> Catalog:
         """Answer with the (large) request."""
+        ...
+
+    @grestws.request
+    async def echo_document(self, req: Document) -> Document:
+        """Answer with the document (100 B to 1 MB)."""
         ...
 
     @grestws.request
@@ -82,6 +100,9 @@ class BenchHandler(BenchServer):
     async def echo_large(self, req: Catalog) -> Catalog:
         return req
 
+    async def echo_document(self, req: Document) -> Document:
+        return req
+
     async def stats(self, req: StatsRequest) -> ServerStats:
         return process_stats(req.collect)
 
@@ -100,7 +121,8 @@ async def _push(count: int) -> None:
 
 
 def _app() -> grestws.App:
-    """The App with the default limits, except that the rate limits never refuse.
+    """The App with the default limits, except that the rate limits never refuse and
+    messages may be as large as :data:`~benchmarks.payloads.MAX_MESSAGE_SIZE`.
 
     The default per-connection rates (about 1,000 frames/s) would throttle every shape, so
     they are set far beyond any benchmark's rate: the checks still run, and cost what they
@@ -110,7 +132,10 @@ def _app() -> grestws.App:
     if limits is None or rate is None:
         return grestws.App()
     unthrottled = rate(1e9)
-    options: dict[str, Any] = {"limits": limits(rate=unthrottled, identity_rate=unthrottled)}
+    settings: dict[str, Any] = {"rate": unthrottled, "identity_rate": unthrottled}
+    if "max_message_size" in getattr(limits, "__struct_fields__", ()):
+        settings["max_message_size"] = MAX_MESSAGE_SIZE
+    options: dict[str, Any] = {"limits": limits(**settings)}
     return grestws.App(**options)
 
 
@@ -127,10 +152,10 @@ def bench_app() -> grestws.App:
     return app
 
 
-async def serve_app(app: grestws.App) -> int:
+async def serve_app(app: grestws.App, **options: Any) -> int:
     """Serve ``app`` with ``grestws.serve()`` on 127.0.0.1, pushing fan-out to its
-    connections; the port."""
-    server = await grestws.serve(app, "127.0.0.1", 0)
+    connections; the port. ``options`` go to ``grestws.serve()`` (``transport=...``)."""
+    server = await grestws.serve(app, "127.0.0.1", 0, **options)
     push_to(lambda: server.connections)
     return server.port
 
@@ -153,15 +178,33 @@ class _Ticks(BenchClient):
             self.on_tick(msg)
 
 
+def client_options() -> dict[str, Any]:
+    """The options of every ``grestws.connect()``: ``max_message_size`` where the client
+    takes it (an earlier grestws may not)."""
+    if "max_message_size" in inspect.signature(grestws.Client).parameters:
+        return {"max_message_size": MAX_MESSAGE_SIZE}
+    return {}
+
+
 class GrestwsPeer(Peer[Client]):
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(host, port)
+        self.options = client_options()
+        """What :meth:`connect` passes to ``grestws.connect()`` besides the handlers."""
+
     async def connect(self, on_tick: OnTick | None = None) -> Client:
-        return await grestws.connect(f"ws://{self.host}:{self.port}", BenchApi, handlers=_Ticks(on_tick))
+        return await grestws.connect(
+            f"ws://{self.host}:{self.port}", BenchApi, handlers=_Ticks(on_tick), **self.options
+        )
 
     def echo(self, conn: Client) -> Call[Echo]:
         return conn.outgoing.echo
 
     def echo_large(self, conn: Client) -> Call[Catalog]:
         return conn.outgoing.echo_large
+
+    def echo_document(self, conn: Client) -> Call[Document]:
+        return conn.outgoing.echo_document
 
     async def stats(self, conn: Client, collect: bool = False) -> ServerStats:
         return await conn.outgoing.stats(StatsRequest(collect))

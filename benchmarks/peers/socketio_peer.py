@@ -5,7 +5,8 @@ ack); fan-out is ``await sio.emit("tick", data)`` to everyone. The client goes s
 the WebSocket transport (no long-polling) and converts the same msgspec Structs as the
 other peers to and from the dicts that socketio sends; the server handles dicts, as
 socketio users write it. ``socketio_uvicorn_peer`` serves the same handlers as an ASGI
-application on uvicorn.
+application on uvicorn. Both sides accept messages of up to ``MAX_MESSAGE_SIZE``
+(``max_http_buffer_size`` on the server, aiohttp's ``max_msg_size`` on the client).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import socketio
 from aiohttp import web
 
 from benchmarks.common import process_stats
-from benchmarks.payloads import Catalog, Echo, ServerStats, Tick, tick
+from benchmarks.payloads import MAX_MESSAGE_SIZE, Catalog, Document, Echo, ServerStats, Tick, tick
 from benchmarks.shapes import Call, OnTick, Peer, main
 
 _to_builtins = msgspec.to_builtins
@@ -38,6 +39,10 @@ async def echo_large(sid: str, data: Any) -> Any:
     return data
 
 
+async def echo_document(sid: str, data: Any) -> Any:
+    return data
+
+
 async def stats(sid: str, data: Any) -> Any:
     return _to_builtins(process_stats(bool(data["collect"])))
 
@@ -52,8 +57,8 @@ async def fanout(sid: str, data: Any) -> bool:
 def bench_server(async_mode: str) -> socketio.AsyncServer:
     """The AsyncServer (for ``async_mode``: ``aiohttp``, ``asgi``) with the handlers."""
     global _sio
-    sio = socketio.AsyncServer(async_mode=async_mode)
-    for handler in (echo, echo_large, stats, fanout):
+    sio = socketio.AsyncServer(async_mode=async_mode, max_http_buffer_size=MAX_MESSAGE_SIZE)
+    for handler in (echo, echo_large, echo_document, stats, fanout):
         sio.on(handler.__name__, handler)
     _sio = sio
     return sio
@@ -81,7 +86,11 @@ async def _serve() -> int:
 
 class SocketioPeer(Peer[socketio.AsyncClient]):
     async def connect(self, on_tick: OnTick | None = None) -> socketio.AsyncClient:
-        client = socketio.AsyncClient(reconnection=False, handle_sigint=False)
+        client = socketio.AsyncClient(
+            reconnection=False,
+            handle_sigint=False,
+            websocket_extra_options={"max_msg_size": MAX_MESSAGE_SIZE},
+        )
         if on_tick is not None:
             callback = on_tick
 
@@ -98,6 +107,9 @@ class SocketioPeer(Peer[socketio.AsyncClient]):
 
     def echo_large(self, conn: socketio.AsyncClient) -> Call[Catalog]:
         return _caller(conn, "echo_large", Catalog)
+
+    def echo_document(self, conn: socketio.AsyncClient) -> Call[Document]:
+        return _caller(conn, "echo_document", Document)
 
     async def stats(self, conn: socketio.AsyncClient, collect: bool = False) -> ServerStats:
         return _convert(await conn.call("stats", {"collect": collect}), ServerStats)

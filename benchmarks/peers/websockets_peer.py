@@ -4,7 +4,7 @@ The server echoes every frame on ``/echo`` as it came (``async for message in ws
 await ws.send(message)``), broadcasts ticks to the connections on ``/fanout`` with
 ``websockets.broadcast``, and answers stats requests on ``/control``. The client encodes
 the same msgspec Structs as the other peers and decodes the echo back into them.
-Compression is off on both sides.
+Compression is off on both sides; both accept messages of up to ``MAX_MESSAGE_SIZE``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,18 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
 from benchmarks.common import process_stats
-from benchmarks.payloads import ECHO, Catalog, Echo, FanoutRequest, ServerStats, StatsRequest, Tick, tick
+from benchmarks.payloads import (
+    ECHO,
+    MAX_MESSAGE_SIZE,
+    Catalog,
+    Document,
+    Echo,
+    FanoutRequest,
+    ServerStats,
+    StatsRequest,
+    Tick,
+    tick,
+)
 from benchmarks.shapes import Call, OnTick, Peer, main
 
 _encode = msgspec.json.encode
@@ -59,7 +70,7 @@ async def _push(count: int) -> None:
 
 
 async def _serve() -> int:
-    server = await serve(_handler, "127.0.0.1", 0, compression=None)
+    server = await serve(_handler, "127.0.0.1", 0, compression=None, max_size=MAX_MESSAGE_SIZE)
     return int(server.sockets[0].getsockname()[1])
 
 
@@ -76,6 +87,7 @@ class _Conn:
 
 _echo_decoder = msgspec.json.Decoder(Echo)
 _catalog_decoder = msgspec.json.Decoder(Catalog)
+_document_decoder = msgspec.json.Decoder(Document)
 _tick_decoder = msgspec.json.Decoder(Tick)
 _server_stats_decoder = msgspec.json.Decoder(ServerStats)
 
@@ -86,7 +98,9 @@ class WebsocketsPeer(Peer[_Conn]):
         self._control: ClientConnection | None = None
 
     async def _open(self, path: str) -> ClientConnection:
-        return await ws_connect(f"ws://{self.host}:{self.port}{path}", compression=None)
+        return await ws_connect(
+            f"ws://{self.host}:{self.port}{path}", compression=None, max_size=MAX_MESSAGE_SIZE
+        )
 
     async def connect(self, on_tick: OnTick | None = None) -> _Conn:
         if on_tick is None:
@@ -100,6 +114,9 @@ class WebsocketsPeer(Peer[_Conn]):
 
     def echo_large(self, conn: _Conn) -> Call[Catalog]:
         return _caller(conn.ws, _catalog_decoder)
+
+    def echo_document(self, conn: _Conn) -> Call[Document]:
+        return _caller(conn.ws, _document_decoder)
 
     async def pipeline(self, conn: _Conn, count: int, depth: int) -> None:
         """``depth`` sends outstanding; replies are matched to requests in order."""

@@ -259,7 +259,7 @@ def _worker_command(args: argparse.Namespace) -> list[str]:
     command = [sys.executable, "-m", "grestws", "serve", args.target]
     command += [f"--host={args.host}", f"--port={args.port}", f"--loop={args.loop}"]
     command += [f"--ping-interval={args.ping_interval!r}", f"--ping-timeout={args.ping_timeout!r}"]
-    command += [f"--log-level={args.log_level}"]
+    command += [f"--log-level={args.log_level}", f"--transport={args.transport}"]
     if args.compression:
         command.append("--compression")
     if args.access_log:
@@ -375,6 +375,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve_cmd.add_argument("--compression", action="store_true", help="offer permessage-deflate")
     serve_cmd.add_argument(
+        "--transport",
+        default="websockets",
+        choices=["websockets", "picows"],
+        help="WebSocket library that accepts the connections (picows needs the 'picows' extra: "
+        "pip install 'grestws[picows]'); default websockets",
+    )
+    serve_cmd.add_argument(
         "--broker",
         metavar="URL",
         help=(
@@ -477,6 +484,11 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     )
     if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         parser.error("--loop uvloop needs uvloop: pip install 'grestws[uvloop]'")
+    if args.transport == "picows":
+        if importlib.util.find_spec("picows") is None:
+            parser.error("--transport picows needs picows: pip install 'grestws[picows]'")
+        if args.compression:
+            parser.error("--compression: picows has no permessage-deflate")
     if args.metrics_port is not None and importlib.util.find_spec("prometheus_client") is None:
         parser.error("--metrics-port needs prometheus-client: pip install 'grestws[metrics]'")
     source = "--broker" if args.broker is not None else f"${BROKER_ENV}"
@@ -535,6 +547,7 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             "ping_interval": args.ping_interval or None,
             "ping_timeout": args.ping_timeout or None,
             "compression": args.compression,
+            "transport": args.transport,
         }
         if control is not None:
             options["reuse_port"] = True

@@ -16,9 +16,9 @@ from grestws.incidents import PEER_LOG
 from tests.redis_server import RedisServer, redis_binary
 from tests.servers import ServedApp, UvicornServer
 
-TRANSPORTS = ("websockets", "uvicorn")
-"""The servers ``start_server`` runs every test on: grestws.serve, and the App as an ASGI
-application under uvicorn."""
+TRANSPORTS = ("websockets", "uvicorn", "picows")
+"""The servers ``start_server`` runs every test on: grestws.serve, the App as an ASGI
+application under uvicorn, and grestws.serve with ``transport="picows"``."""
 
 
 class StartServer(Protocol):
@@ -54,6 +54,14 @@ _MAPPED = ("ping_interval", "ping_timeout", "compression")
 """The grestws.serve options that uvicorn has a setting for."""
 
 
+def picows_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``grestws.serve`` options for picows: the same, but compression, which picows has
+    not (the test is skipped)."""
+    if options.get("compression"):
+        skip_on("picows", "picows has no permessage-deflate")
+    return {"transport": "picows", **options}
+
+
 def uvicorn_options(options: dict[str, Any]) -> dict[str, Any]:
     """The ``uvicorn.Config`` settings for ``grestws.serve`` options, with grestws.serve's
     defaults; skips the test for an option that uvicorn has no equivalent of."""
@@ -70,10 +78,10 @@ def uvicorn_options(options: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 async def start_server(request: pytest.FixtureRequest) -> AsyncIterator[StartServer]:
     """``server = await start_server(app, **options)`` serves ``app`` on 127.0.0.1 at a free
-    port, with grestws.serve or uvicorn (the test's parameter); ``options`` are
-    grestws.serve's, mapped to uvicorn's where they can be. Every server started is shut
-    down when the test ends. Mark a test ``websockets_only("why")`` to pin it to
-    grestws.serve."""
+    port, with grestws.serve over websockets or picows, or with uvicorn (the test's
+    parameter); ``options`` are grestws.serve's, mapped to uvicorn's where they can be.
+    Every server started is shut down when the test ends. Mark a test
+    ``websockets_only("why")`` to pin it to grestws.serve over websockets."""
     transport: str = getattr(request, "param", "websockets")
     servers: list[ServedApp] = []
 
@@ -81,6 +89,8 @@ async def start_server(request: pytest.FixtureRequest) -> AsyncIterator[StartSer
         server: ServedApp
         if transport == "uvicorn":
             server = await UvicornServer.start(app, **uvicorn_options(options))
+        elif transport == "picows":
+            server = await grestws.serve(app, "127.0.0.1", 0, **picows_options(options))
         else:
             server = await grestws.serve(app, "127.0.0.1", 0, **options)
         servers.append(server)
@@ -100,7 +110,7 @@ class _Errors(logging.Handler):
         self.records.append(record)
 
 
-_WATCHED = ("grestws", "asyncio", "websockets", "uvicorn")
+_WATCHED = ("grestws", "asyncio", "websockets", "uvicorn", "picows")
 
 
 def _expected(record: logging.LogRecord) -> bool:
@@ -116,7 +126,7 @@ def _expected(record: logging.LogRecord) -> bool:
 
 @pytest.fixture(autouse=True)
 def no_error_logs(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Fail the test if grestws, asyncio, websockets or uvicorn logged an ERROR during it (a task
+    """Fail the test if grestws, asyncio, websockets, uvicorn or picows logged an ERROR during it (a task
     exception never retrieved, a traceback caused by a peer, ...), unless the test is
     marked ``@pytest.mark.logs_errors`` because it makes a handler fail on purpose."""
     PEER_LOG.reset()  # each test gets the log lines of a fresh process

@@ -1,7 +1,8 @@
-"""The servers the integration tests run an App on: :func:`grestws.serve` (websockets) and
-:class:`UvicornServer`, a real ``uvicorn.Server`` in the test's own event loop.
+"""The servers the integration tests run an App on: :func:`grestws.serve` (over websockets,
+or with ``transport="picows"``) and :class:`UvicornServer`, a real ``uvicorn.Server`` in the
+test's own event loop.
 
-Both give the tests the same interface (:class:`ServedApp`): the URL to connect to, the
+All give the tests the same interface (:class:`ServedApp`): the URL to connect to, the
 App, its open connections, a graceful ``close`` and ``close_identity``.
 """
 

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 SUBPACKAGES = ("broker", "contract", "protocol", "testkit", "transports")
 RUNTIME_DEPENDENCIES = ("msgspec", "websockets", "typing-extensions", "httpx")
-EXTRAS = ("asgi", "bench", "dev", "metrics", "redis", "testing", "tracing", "uvloop")
+EXTRAS = ("asgi", "bench", "dev", "metrics", "picows", "redis", "testing", "tracing", "uvloop")
 
 
 def run(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:

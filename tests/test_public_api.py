@@ -173,6 +173,7 @@ PUBLIC_MODULES = (
     "grestws.transports",
     "grestws.transports.memory",
     "grestws.transports.websockets",
+    "grestws.transports.picows",
     "grestws.transports.asgi",
     "grestws.connections",
     "grestws.limits",

@@ -14,10 +14,12 @@ that task cancels the call, whether or not it ever waited:
 
 - On Python 3.12 and later this is ``asyncio.Task(..., eager_start=True)``.
 - On Python 3.11 the task is created without being scheduled and entered as the current
-  task for the first step. If the coroutine returns in that step and nobody touched the
-  task, that is all it cost. If it suspends, or if anything asked the task to be a task
-  (``cancel()``, ``add_done_callback()``, ``get_coro()``, ...), the same object becomes a
-  scheduled task that carries on from where the first step stopped.
+  task for the first step. If the coroutine returns in that step and nothing touched or
+  kept the task, that is all it cost, and the task object serves the next call. If it
+  suspends, or if anything asked the task to be a task (``cancel()``,
+  ``add_done_callback()``, ``get_coro()``, ...) or kept a reference to it, the same object
+  becomes a scheduled task that carries on from where the first step stopped (or just
+  ends, in the next loop iteration).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
+import weakref
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
@@ -159,6 +162,10 @@ else:  # pragma: no cover - one of the two branches runs on any given Python
                 except StopIteration:
                     return
 
+    _spare: list[_Call] = []
+    """A task whose call returned in its first step, never scheduled, that nothing refers
+    to any more (not even weakly): the next call's, rather than a new one."""
+
     def start(
         loop: asyncio.AbstractEventLoop, coro: Call, context: contextvars.Context
     ) -> asyncio.Task[None] | None:
@@ -168,7 +175,10 @@ else:  # pragma: no cover - one of the two branches runs on any given Python
             ``None`` if it finished in that step, else the task that runs the rest. What
             a step raised is kept by a task, which the loop reports if nobody asks.
         """
-        task = _Call.__new__(_Call)
+        try:
+            task = _spare.pop()
+        except IndexError:
+            task = _Call.__new__(_Call)
         task._call_loop = loop
         task._call_context = context
         task._call_coro = coro
@@ -193,7 +203,18 @@ else:  # pragma: no cover - one of the two branches runs on any given Python
             _leave_task(loop, task)
             if outer is not None:
                 _enter_task(loop, outer)
-        if task._outcome == _RETURNED and not task._scheduled:
+        if (
+            task._outcome == _RETURNED
+            and not task._scheduled
+            and sys.getrefcount(task) == 2  # this function's own two references
+            and not weakref.getweakrefcount(task)
+        ):
+            # Nothing refers to the task: it need not end as a task, and may serve again.
+            del task._call_coro, task._call_context
+            if not _spare:
+                _spare.append(task)
             return None
-        task._schedule()  # a task now, if it was not: it runs the rest, or holds the outcome
+        # A task now, if it was not: it runs the rest, or holds the outcome (also for
+        # whoever kept a reference to it: it is done in the next loop iteration).
+        task._schedule()
         return task if task._outcome == _YIELDED else None

@@ -197,6 +197,27 @@ async def an_exception_is_kept_by_a_task(loop: asyncio.AbstractEventLoop) -> Non
     assert [type(exc) for exc in reported] == [ValueError]
 
 
+async def a_task_kept_by_the_call_ends_as_a_task(loop: asyncio.AbstractEventLoop) -> None:
+    kept: list[asyncio.Task[Any]] = []
+
+    async def keeps() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        kept.append(task)
+
+    async def forgets() -> None:
+        kept.append(asyncio.current_task())  # type: ignore[arg-type]
+        kept.pop()
+
+    assert await _from_callback(keeps()) is None
+    assert await _from_callback(forgets()) is None
+    assert await _from_callback(forgets()) is None
+    (task,) = kept
+    await asyncio.wait_for(task, WAIT)  # it ends, as a task does
+    assert task.done()
+    assert task.result() is None
+
+
 SCENARIOS: list[Scenario] = [
     finishes_without_a_task,
     keeps_its_task_across_a_wait,
@@ -208,6 +229,7 @@ SCENARIOS: list[Scenario] = [
     sleep_zero_resumes_on_the_next_iteration,
     inside_another_task,
     an_exception_is_kept_by_a_task,
+    a_task_kept_by_the_call_ends_as_a_task,
 ]
 
 

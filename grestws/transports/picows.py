@@ -118,6 +118,7 @@ class PicowsTransport(WSListener):
         "_reading",
         "_sink",
         "_size",
+        "_socket",
         "_ws",
         "close_timeout",
     )
@@ -133,6 +134,7 @@ class PicowsTransport(WSListener):
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._ws: WSTransport | None = None
+        self._socket: asyncio.Transport | None = None  # the ws's underlying transport
         self._max_size = max_message_size
         self._pings = (ping_interval, ping_timeout)
         self.close_timeout = close_timeout
@@ -152,6 +154,7 @@ class PicowsTransport(WSListener):
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self._ws = transport
+        self._socket = transport.underlying_transport
         interval, timeout = self._pings
         if interval is not None:
             self._liveness = Liveness(self._loop, interval, timeout, self._ping, self._drop_dead)
@@ -271,8 +274,8 @@ class PicowsTransport(WSListener):
     @property
     def buffered(self) -> int:
         """Bytes written but not yet taken by the network."""
-        ws = self._ws
-        return 0 if ws is None else ws.underlying_transport.get_write_buffer_size()
+        socket = self._socket
+        return 0 if socket is None else socket.get_write_buffer_size()
 
     def write(self, frame: bytes | bytearray) -> None:
         """Write ``frame`` now, whatever is buffered already; never waits.
@@ -281,7 +284,8 @@ class PicowsTransport(WSListener):
             ConnectionClosedError: the connection is closing or closed.
         """
         ws = self._ws
-        if ws is None or ws.is_close_frame_sent or ws.is_disconnected or ws.underlying_transport.is_closing():
+        socket = self._socket
+        if ws is None or socket is None or socket.is_closing() or ws.is_close_frame_sent:
             raise self._closed_error()
         ws.send(_TEXT, frame)
 

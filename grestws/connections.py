@@ -105,7 +105,7 @@ class ServerConnection(Connection, Generic[S2C]):
     @property
     def is_open(self) -> bool:
         """True from the handshake's ``k`` until the connection closes or is told to."""
-        return self.accepted and not self.closed
+        return self.accepted and not (self._closing or self._session.closed)  # not self.closed
 
     def _identity(self) -> Identity | None:
         return self.identity

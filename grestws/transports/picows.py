@@ -167,7 +167,13 @@ class PicowsTransport(WSListener):
         if liveness is not None:
             liveness.last_seen = _monotonic()
         kind = frame.msg_type
-        if kind is _TEXT or kind is _BINARY or kind is _CONTINUATION:
+        if kind is _TEXT and frame.fin and self._fragments is None and self._sink is not None:
+            if self._reading:  # the usual message: whole, in one frame, with a sink to go to
+                try:
+                    self._sink(frame.get_payload_as_bytes())
+                except Exception:  # a sink must not break picows' frame callback
+                    logger.exception("failed to handle a message")
+        elif kind is _TEXT or kind is _BINARY or kind is _CONTINUATION:
             if self._reading:
                 self._take(frame, kind)
         elif kind is _PING:

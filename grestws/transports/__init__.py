@@ -2,22 +2,60 @@
 
 :class:`Transport` is the interface a :class:`~grestws.session.Session` reads and writes
 through. Its implementations live beside it: :mod:`grestws.transports.websockets` (the
-websockets library, both sides), :mod:`grestws.transports.asgi` (any ASGI server) and
+websockets library, both sides), :mod:`grestws.transports.asgi` (any ASGI server),
+:mod:`grestws.transports.picows` (picows, both sides) and
 :mod:`grestws.transports.memory` (an in-memory pair for tests). This module imports none
-of them.
+of them; :class:`Inbox` is the part of reading they share.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any, NamedTuple, Protocol
 
-__all__ = ("Dialed", "Dialer", "Refusal", "Sink", "Transport")
+__all__ = ("Dialed", "Dialer", "Inbox", "Refusal", "Sink", "Transport")
+
+logger = logging.getLogger("grestws")
 
 Sink = Callable[[bytes | bytearray], None]
 """Where a transport hands every incoming message: called once per message, in order.
 The message is the sink's from then on: the transport neither keeps nor changes it."""
+
+
+class Inbox:
+    """A transport's whole incoming messages on their way to the sink: kept until
+    :meth:`deliver_to` sets the sink, then handed over at once, in order. A sink that
+    raises is logged, never raised into the transport's own callback.
+
+    Attributes:
+        sink: The sink, None until set (a transport's hot path may call it directly).
+    """
+
+    __slots__ = ("_early", "sink")
+
+    def __init__(self) -> None:
+        self.sink: Sink | None = None
+        self._early: list[bytes | bytearray] = []
+
+    def hand(self, data: bytes | bytearray) -> None:
+        """Hand one whole message to the sink, or keep it until there is one."""
+        sink = self.sink
+        if sink is None:
+            self._early.append(data)
+            return
+        try:
+            sink(data)
+        except Exception:  # a sink must not break the transport's callback
+            logger.exception("failed to handle a message")
+
+    def deliver_to(self, sink: Sink) -> None:
+        """Hand every message to ``sink`` from now on, the ones kept so far first."""
+        early, self._early = self._early, []
+        self.sink = sink
+        for data in early:
+            sink(data)
 
 
 class Transport(Protocol):

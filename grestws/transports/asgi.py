@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 from grestws.context import ConnectRequest, Headers
 from grestws.exceptions import ConnectionClosedError, ContractError
 from grestws.limits import Limits
-from grestws.transports import Refusal, Sink, Transport
+from grestws.transports import Inbox, Refusal, Sink, Transport
 
 __all__ = (
     "AsgiEntry",
@@ -212,14 +212,13 @@ class AsgiTransport:
         "_close_sent",
         "_closed",
         "_drained",
-        "_early",
+        "_inbox",
         "_interrupted",
         "_max_size",
         "_queue",
         "_reader",
         "_reading",
         "_sender",
-        "_sink",
         "_writer",
         "_writing",
         "close_timeout",
@@ -230,8 +229,7 @@ class AsgiTransport:
         self._asgi_send = send
         self._max_size = limits.max_message_size
         self.close_timeout = limits.close_timeout
-        self._sink: Sink | None = None
-        self._early: list[bytes | bytearray] = []
+        self._inbox = Inbox()
         self._queue: collections.deque[bytes | bytearray | tuple[int, str]] = collections.deque()
         self._buffered = 0
         self._writing = False
@@ -275,14 +273,7 @@ class AsgiTransport:
         if self._max_size is not None and len(data) > self._max_size:
             self.drop(CLOSE_TOO_BIG, "Message too big")
             return
-        sink = self._sink
-        if sink is None:
-            self._early.append(data)
-            return
-        try:
-            sink(data)
-        except Exception:  # a sink must not end the reader
-            logger.exception("failed to handle a message")
+        self._inbox.hand(data)
 
     def _lost(self, code: int | None, reason: str) -> None:
         """The connection is gone: settle wait_closed and wake whoever waits to write."""
@@ -296,10 +287,7 @@ class AsgiTransport:
         self._wake()
 
     def deliver_to(self, sink: Sink) -> None:
-        early, self._early = self._early, []
-        self._sink = sink
-        for data in early:
-            sink(data)
+        self._inbox.deliver_to(sink)
 
     # -- writing ----------------------------------------------------------------------
 

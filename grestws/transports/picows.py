@@ -49,7 +49,7 @@ from grestws.exceptions import ConnectError, ConnectionClosedError
 from grestws.limits import Limits
 from grestws.liveness import Liveness
 from grestws.protocol.frames import DEAD_PEER_REASON
-from grestws.transports import Dialed, Refusal, Sink, Transport
+from grestws.transports import Dialed, Inbox, Refusal, Sink, Transport
 
 __all__ = ("PicowsDialer", "PicowsListener", "PicowsTransport", "listen")
 
@@ -107,8 +107,8 @@ class PicowsTransport(WSListener):
         "_closed",
         "_dead",
         "_drained",
-        "_early",
         "_fragments",
+        "_inbox",
         "_liveness",
         "_loop",
         "_max_size",
@@ -116,7 +116,6 @@ class PicowsTransport(WSListener):
         "_paused",
         "_pings",
         "_reading",
-        "_sink",
         "_size",
         "_socket",
         "_ws",
@@ -140,8 +139,7 @@ class PicowsTransport(WSListener):
         self.close_timeout = close_timeout
         self._opened = opened
         self._liveness: Liveness | None = None
-        self._sink: Sink | None = None
-        self._early: list[bytes] = []
+        self._inbox = Inbox()
         self._fragments: list[bytes] | None = None
         self._size = 0
         self._reading = True
@@ -167,10 +165,11 @@ class PicowsTransport(WSListener):
         if liveness is not None:
             liveness.last_seen = _monotonic()
         kind = frame.msg_type
-        if kind is _TEXT and frame.fin and self._fragments is None and self._sink is not None:
+        sink = self._inbox.sink
+        if kind is _TEXT and frame.fin and self._fragments is None and sink is not None:
             if self._reading:  # the usual message: whole, in one frame, with a sink to go to
                 try:
-                    self._sink(frame.get_payload_as_bytes())
+                    sink(frame.get_payload_as_bytes())
                 except Exception:  # a sink must not break picows' frame callback
                     logger.exception("failed to handle a message")
         elif kind is _TEXT or kind is _BINARY or kind is _CONTINUATION:
@@ -236,21 +235,11 @@ class PicowsTransport(WSListener):
                 return
             self._fragments = None
             data = b"".join(fragments)
-        sink = self._sink
-        if sink is None:
-            self._early.append(data)
-            return
-        try:
-            sink(data)
-        except Exception:  # a sink must not break picows' frame callback
-            logger.exception("failed to handle a message")
+        self._inbox.hand(data)
 
     def deliver_to(self, sink: Sink) -> None:
         """Hand every message to ``sink`` from now on, the ones kept so far first."""
-        early, self._early = self._early, []
-        self._sink = sink
-        for data in early:
-            sink(data)
+        self._inbox.deliver_to(sink)
 
     # -- liveness ---------------------------------------------------------------------
 

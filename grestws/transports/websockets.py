@@ -13,7 +13,6 @@ keepalive: any frame counts as activity, and a silent peer is dropped after ping
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from time import monotonic as _monotonic
 from typing import Any
@@ -29,7 +28,7 @@ from websockets.protocol import CLOSED, OPEN, Event
 from grestws.exceptions import ConnectError, ConnectionClosedError
 from grestws.liveness import Liveness
 from grestws.protocol.frames import DEAD_PEER_REASON
-from grestws.transports import Dialed, Sink
+from grestws.transports import Dialed, Inbox, Sink
 
 __all__ = (
     "Messages",
@@ -39,20 +38,17 @@ __all__ = (
     "WebsocketsTransport",
 )
 
-logger = logging.getLogger("grestws")
 
-
-class Messages:
+class Messages(Inbox):
     """Joins fragmented messages and hands every whole message to the sink, in order.
 
     Messages that arrive before a sink is set are kept and handed over when it is set.
     """
 
-    __slots__ = ("_early", "_fragments", "_sink")
+    __slots__ = ("_fragments",)
 
     def __init__(self) -> None:
-        self._sink: Sink | None = None
-        self._early: list[bytes | bytearray] = []
+        super().__init__()
         self._fragments: list[bytes | bytearray] | None = None
 
     def take(self, frame: Frame) -> bool:
@@ -71,22 +67,8 @@ class Messages:
         elif not frame.fin:
             self._fragments = [data]
             return True
-        sink = self._sink
-        if sink is None:
-            self._early.append(data)
-            return True
-        try:
-            sink(data)
-        except Exception:  # a sink must not break websockets' protocol callback
-            logger.exception("failed to handle a message")
+        self.hand(data)
         return True
-
-    def deliver_to(self, sink: Sink) -> None:
-        """Hand every message to ``sink`` from now on, the ones kept so far first."""
-        early, self._early = self._early, []
-        self._sink = sink
-        for data in early:
-            sink(data)
 
 
 class _PushMessages(WebSocket):

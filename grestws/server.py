@@ -248,7 +248,7 @@ async def _picows_listen(
         ImportError: picows is not installed.
     """
     try:
-        from grestws.transports.picows import listen
+        from grestws.transports.picows_server import listen
     except ModuleNotFoundError as exc:
         if exc.name != "picows":
             raise

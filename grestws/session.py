@@ -18,8 +18,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from time import monotonic as _monotonic
 from typing import Any
 
-import msgspec
-
 from grestws import inline
 from grestws.context import Connection, MessageInfo, _connection, _message
 from grestws.contract.contract import ContractHalf, Entry
@@ -66,7 +64,6 @@ logger = logging.getLogger("grestws")
 Handler = Callable[..., Awaitable[Any]]
 
 
-_encoder = msgspec.json.Encoder()
 _REQ = FrameType.REQ
 _MSG = FrameType.MSG
 _RES = FrameType.RES
@@ -91,8 +88,9 @@ class Session:
             :mod:`grestws.interceptors`), the first outermost.
 
     Concurrency: every incoming call runs in a task of its own, started at once (it is
-    scheduled on the loop only if it has to wait: see :mod:`grestws.inline`); outgoing calls may be made
-    from any number of tasks at once. Responses are matched by id, in any order.
+    scheduled on the loop only if it has to wait: see :mod:`grestws.inline`); outgoing
+    calls may be made from any number of tasks at once. Responses are matched by id, in
+    any order.
     """
 
     __slots__ = (

@@ -61,6 +61,7 @@ LAYERS: dict[str, int] = {
     "grestws.transports.memory": 6,
     "grestws.transports.websockets": 6,
     "grestws.transports.picows": 6,
+    "grestws.transports.picows_server": 6,
     "grestws.transports.asgi": 6,
     "grestws.link": 6,
     "grestws.recovery.sessions": 6,

@@ -18,16 +18,15 @@ from grestws.protocol.frames import ErrorContext, Frame, FrameType, ResultEnvelo
 __all__ = (
     "decode_frame",
     "decode_result",
+    "encode_call",
     "encode_error",
     "encode_frame",
     "encode_handshake",
     "encode_handshake_error",
     "encode_message",
-    "encode_call",
     "encode_ok",
     "encode_positioned",
     "encode_reply",
-    "encode_request",
     "encode_response",
     "validation_issues",
 )
@@ -41,7 +40,6 @@ _MAX_ID_DIGITS = len(str(_MAX_ID))
 _MAX_PATH = 256
 
 _result_decoder = msgspec.json.Decoder(ResultEnvelope)
-_context_encoder = msgspec.json.Encoder()
 _encoder = msgspec.json.Encoder()
 _OK_EMPTY = b'{"success":true,"type":"OK"}'
 _OK_PREFIX = b'{"success":true,"type":"OK","data":'
@@ -132,12 +130,6 @@ def encode_frame(kind: FrameType, path: str = "", id: int | None = None, data: b
     return b"%b:%b:%b:%b" % (kind.value, path.encode(), id_text, data)
 
 
-def encode_request(prefix: bytes, id: int, data: bytes) -> bytes:
-    """An ``r`` frame: ``prefix`` is ``b"r:<path>:"`` (a method's, made once), ``data``
-    the JSON argument or ``b""``."""
-    return b"%b%d:%b" % (prefix, id, data)
-
-
 def encode_positioned(prefix: bytes, position: bytes, data: bytes) -> bytes:
     """An ``m`` frame with a stream position in its id field, for a client that asked
     for recovery (``prefix`` is the method's ``m:<path>:``)."""
@@ -212,13 +204,13 @@ def encode_error(
 ) -> bytes:
     """The error envelope; ``data`` is already-encoded JSON or ``None``."""
     out = b'{"success":false,"type":%b,"statusCode":%d' % (
-        _context_encoder.encode(type),
+        _encoder.encode(type),
         status_code,
     )
     if data is not None:
         out += b',"data":' + data
     context = ErrorContext(display_message=message, timestamp=timestamp, ref=ref)
-    return out + b',"context":' + _context_encoder.encode(context) + b"}"
+    return out + b',"context":' + _encoder.encode(context) + b"}"
 
 
 def decode_result(data: bytes | memoryview) -> ResultEnvelope:

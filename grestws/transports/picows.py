@@ -1,6 +1,7 @@
 """picows (a WebSocket library written in Cython) behind the
-:class:`~grestws.transports.Transport` interface: both sides, and the listener that
-:func:`grestws.serve` runs with ``transport="picows"``.
+:class:`~grestws.transports.Transport` interface, on both sides, and the client's
+:class:`PicowsDialer`; the server that :func:`grestws.serve` runs with
+``transport="picows"`` is :mod:`grestws.transports.picows_server`.
 
 Install it with ``pip install 'grestws[picows]'``; grestws imports this module only when
 picows is asked for. It behaves as :mod:`grestws.transports.websockets` does: whole
@@ -23,10 +24,9 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from time import monotonic as _monotonic
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from picows import (
     WSCloseCode,
@@ -37,21 +37,15 @@ from picows import (
     WSMsgType,
     WSParsedURL,
     WSTransport,
-    WSUpgradeRequest,
-    WSUpgradeResponse,
-    WSUpgradeResponseWithListener,
     ws_connect,  # pyright: ignore[reportUnknownVariableType]  # its **kwargs are untyped
-    ws_create_server,  # pyright: ignore[reportUnknownVariableType]
 )
 
-from grestws.context import ConnectRequest, Headers
 from grestws.exceptions import ConnectError, ConnectionClosedError
-from grestws.limits import Limits
 from grestws.liveness import Liveness
 from grestws.protocol.frames import DEAD_PEER_REASON
-from grestws.transports import Dialed, Inbox, Refusal, Sink, Transport
+from grestws.transports import Dialed, Inbox, Sink
 
-__all__ = ("PicowsDialer", "PicowsListener", "PicowsTransport", "listen")
+__all__ = ("NO_LIMIT", "PicowsDialer", "PicowsLog", "PicowsTransport")
 
 logger = logging.getLogger("grestws")
 
@@ -60,11 +54,11 @@ _BINARY = WSMsgType.BINARY
 _CONTINUATION = WSMsgType.CONTINUATION
 _PING = WSMsgType.PING
 _CLOSE = WSMsgType.CLOSE
-_NO_LIMIT = 1 << 62
+NO_LIMIT = 1 << 62
 """picows' frame size cap when grestws sets none."""
 
 
-class _PicowsLog(logging.LoggerAdapter[logging.Logger]):
+class PicowsLog(logging.LoggerAdapter[logging.Logger]):
     """picows' logger, one level lower for what a peer causes: a protocol error (a frame
     over the size limit, a bad frame) from ERROR to INFO, the per-connection lines from
     INFO to DEBUG. What picows logs about grestws's own callbacks stays an ERROR."""
@@ -77,8 +71,7 @@ class _PicowsLog(logging.LoggerAdapter[logging.Logger]):
         super().log(level, msg, *args, **kwargs)
 
 
-_SERVER_LOG = _PicowsLog(logging.getLogger("picows.server"))
-_CLIENT_LOG = _PicowsLog(logging.getLogger("picows.client"))
+_CLIENT_LOG = PicowsLog(logging.getLogger("picows.client"))
 
 
 class PicowsTransport(WSListener):
@@ -373,151 +366,6 @@ class PicowsTransport(WSListener):
 def _retrieve(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-# -- the server side -----------------------------------------------------------------------
-
-Handle = Callable[[Transport, ConnectRequest], Awaitable[None]]
-"""Runs one accepted connection to its end (``App.handle`` with its server)."""
-Refuse = Callable[[str, Mapping[str, str]], Refusal | None]
-"""Why an upgrade to a path with these headers is refused (``App.refusal``), or None."""
-
-
-class PicowsListener:
-    """The listening sockets of a picows server and the connections they accepted: what
-    :class:`grestws.Server` needs of it. Made by :func:`listen`.
-
-    An upgrade that ``refuse`` refuses is answered with its HTTP status and reason, as
-    the websockets server answers it; an accepted one gets a :class:`PicowsTransport`
-    and a task that runs ``handle`` for it, then closes it.
-
-    Concurrency: each connection runs in its own task; :meth:`wait_closed` may be awaited
-    by several tasks.
-    """
-
-    __slots__ = ("_handle", "_limits", "_pings", "_refuse", "_server", "_stopped", "_tasks")
-
-    def __init__(
-        self,
-        handle: Handle,
-        refuse: Refuse,
-        limits: Limits,
-        ping_interval: float | None,
-        ping_timeout: float | None,
-    ) -> None:
-        self._handle = handle
-        self._refuse = refuse
-        self._limits = limits
-        self._pings = (ping_interval, ping_timeout)
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._stopped = asyncio.Event()
-
-    async def start(self, host: str | Sequence[str] | None, port: int, **options: Any) -> None:
-        """Listen on ``host:port``; ``options`` go to ``picows.ws_create_server``.
-
-        Raises:
-            OSError: the address could not be bound.
-        """
-        limits = self._limits
-        self._server = await ws_create_server(
-            self.accept,
-            host,
-            port,
-            max_frame_size=_NO_LIMIT if limits.max_message_size is None else limits.max_message_size,
-            enable_auto_ping=False,  # liveness is grestws's own: see grestws.liveness
-            enable_auto_pong=False,  # a ping counts as activity: PicowsTransport answers it
-            logger_name=_SERVER_LOG,
-            **options,
-        )
-
-    @property
-    def sockets(self) -> Sequence[Any]:
-        """The listening sockets."""
-        return () if self._server is None else tuple(self._server.sockets)
-
-    def close(self) -> None:
-        """Stop accepting connections; the open ones go on (their handlers close them)."""
-        if self._server is not None:
-            self._server.close()
-        self._stopped.set()
-
-    async def wait_closed(self) -> None:
-        """Wait until :meth:`close` was called and every connection's handler returned.
-        Cancel-safe: cancelling the wait leaves the connections alone."""
-        await self._stopped.wait()
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
-
-    def accept(self, request: WSUpgradeRequest) -> WSListener | WSUpgradeResponseWithListener:
-        """picows' listener factory: refuse the upgrade, or make its transport."""
-        url = urlsplit(request.path.decode("latin-1"))
-        headers = Headers(request.headers.items())
-        refusal = self._refuse(url.path, headers)
-        if refusal is not None:
-            response = WSUpgradeResponse.create_error_response(
-                refusal.status,
-                (refusal.reason + "\n").encode(),
-                {"Content-Type": "text/plain; charset=utf-8"},
-            )
-            return WSUpgradeResponseWithListener(response, None)
-        query = dict(parse_qsl(url.query, keep_blank_values=True))
-
-        def opened(transport: PicowsTransport) -> None:
-            connect = ConnectRequest(url.path, query, headers, transport.remote_address)
-            task = asyncio.get_running_loop().create_task(_serve_one(self._handle, transport, connect))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-        ping_interval, ping_timeout = self._pings
-        return PicowsTransport(
-            max_message_size=self._limits.max_message_size,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            close_timeout=self._limits.close_timeout,
-            opened=opened,
-        )
-
-
-async def _serve_one(handle: Handle, transport: PicowsTransport, request: ConnectRequest) -> None:
-    """Run one connection's handler, then close it (1011 when the handler failed)."""
-    try:
-        await handle(transport, request)
-    except Exception:
-        logger.exception("connection handler failed")
-        await transport.close(1011, "")
-    finally:
-        await transport.close()
-
-
-async def listen(
-    handle: Handle,
-    refuse: Refuse,
-    limits: Limits,
-    host: str | Sequence[str] | None,
-    port: int,
-    *,
-    ping_interval: float | None = 30.0,
-    ping_timeout: float | None = 10.0,
-    **options: Any,
-) -> PicowsListener:
-    """Listen on ``host:port`` with picows (see :class:`PicowsListener`).
-
-    Args:
-        handle: Runs one connection to its end.
-        refuse: Says why an upgrade is refused, if it is.
-        limits: ``max_message_size`` and ``close_timeout``.
-        host, port: Where to listen (port 0: any free one).
-        ping_interval, ping_timeout: grestws's liveness watch.
-        options: Passed to ``picows.ws_create_server`` (``ssl``, ``reuse_port``,
-            ``websocket_handshake_timeout``, ...).
-
-    Raises:
-        OSError: the address could not be bound.
-    """
-    listener = PicowsListener(handle, refuse, limits, ping_interval, ping_timeout)
-    await listener.start(host, port, **options)
-    return listener
 
 
 # -- the client side -----------------------------------------------------------------------

@@ -44,20 +44,29 @@ if sys.version_info >= (3, 12):
         """Run ``coro`` in ``context`` up to its first suspension.
 
         Returns:
-            ``None`` if it finished in that step, else the task that runs the rest. What
-            a step raised is kept by the (finished) task, which the loop reports if
-            nobody asks.
+            ``None`` if it returned in that step, else the task that runs the rest.
+
+        Raises:
+            What the step raised (a ``CancelledError`` too).
         """
         task = asyncio.Task(coro, loop=loop, context=context, eager_start=True)
-        return None if task.done() else task
+        if not task.done():
+            return task
+        error = task.exception()  # raises the CancelledError of a cancelled task
+        if error is not None:
+            raise error
+        return None
 
 else:  # pragma: no cover - one of the two branches runs on any given Python
     from asyncio.tasks import _enter_task, _leave_task
 
+    _refcount = sys.getrefcount
+    _weakrefcount = weakref.getweakrefcount
+
     _current_tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = vars(asyncio.tasks)["_current_tasks"]
     """What ``asyncio.current_task(loop)`` reads, without the function call."""
 
-    _RUNNING, _YIELDED, _RETURNED, _RAISED = range(4)
+    _YIELDED, _RETURNED, _RAISED = range(3)
 
     class _Call(asyncio.Task[None]):
         """A task whose first step already ran (or is running) outside the loop's queue.
@@ -172,49 +181,64 @@ else:  # pragma: no cover - one of the two branches runs on any given Python
         """Run ``coro`` in ``context`` up to its first suspension.
 
         Returns:
-            ``None`` if it finished in that step, else the task that runs the rest. What
-            a step raised is kept by a task, which the loop reports if nobody asks.
+            ``None`` if it returned in that step, else the task that runs the rest.
+
+        Raises:
+            What the step raised (a ``CancelledError`` too); a task that something
+            holds ends with it as well.
         """
-        try:
+        if _spare:
             task = _spare.pop()
-        except IndexError:
+        else:
             task = _Call.__new__(_Call)
+            task._scheduled = False
         task._call_loop = loop
         task._call_context = context
         task._call_coro = coro
-        task._scheduled = False
-        task._outcome = _RUNNING
         outer = _current_tasks.get(loop)
         if outer is not None:
             _leave_task(loop, outer)
         _enter_task(loop, task)
+        outcome = _RETURNED
+        value: Any = None
         try:
-            task._value = context.run(coro.send, None)
-            task._outcome = _YIELDED
+            value = context.run(coro.send, None)
+            outcome = _YIELDED
         except StopIteration:
-            task._value = None
-            task._outcome = _RETURNED
+            pass
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # kept by the task, as a task keeps what its coroutine raised
-            task._value = exc
-            task._outcome = _RAISED
+            value = exc
+            outcome = _RAISED
         finally:
             _leave_task(loop, task)
             if outer is not None:
                 _enter_task(loop, outer)
         if (
-            task._outcome == _RETURNED
+            outcome != _YIELDED
             and not task._scheduled
-            and sys.getrefcount(task) == 2  # this function's own two references
-            and not weakref.getweakrefcount(task)
+            and _refcount(task) == 2  # this function's own two references
+            and not _weakrefcount(task)
         ):
             # Nothing refers to the task: it need not end as a task, and may serve again.
             del task._call_coro, task._call_context
             if not _spare:
                 _spare.append(task)
+            if outcome == _RAISED:
+                raise value
             return None
         # A task now, if it was not: it runs the rest, or holds the outcome (also for
-        # whoever kept a reference to it: it is done in the next loop iteration).
+        # whoever kept a reference to it: it is done in the next loop iteration). A task
+        # scheduled during the step reads the outcome in the next iteration, not before.
+        task._outcome = outcome
+        task._value = value
         task._schedule()
-        return task if task._outcome == _YIELDED else None
+        if outcome == _RAISED:
+            task.add_done_callback(_retrieve)  # raised here: nobody need ask the task
+            raise value
+        return task if outcome == _YIELDED else None
+
+    def _retrieve(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled():
+            task.exception()

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 import math
+import types
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from time import monotonic as _monotonic
-from typing import Any
+from typing import Any, TypeGuard
 
 from grestws import inline
 from grestws.context import Connection, MessageInfo, _connection, _message
@@ -64,10 +66,22 @@ logger = logging.getLogger("grestws")
 Handler = Callable[..., Awaitable[Any]]
 
 
+_decode_frame = codec.decode_frame
 _REQ = FrameType.REQ
 _MSG = FrameType.MSG
 _RES = FrameType.RES
 _PING = FrameType.PING
+
+
+_Coroutine: type[Any] = types.CoroutineType
+
+
+async def _awaiting(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+def _is_api_error(error: Exception) -> TypeGuard[ApiError[Any]]:
+    return isinstance(error, ApiError)
 
 
 class Session:
@@ -105,6 +119,7 @@ class Session:
         "_max_depth",
         "_max_dropped_pushes",
         "_max_in_flight",
+        "_message_contexts",
         "_overdue",
         "_pending",
         "_push_buffer",
@@ -161,6 +176,7 @@ class Session:
         self._cancelled: set[asyncio.Task[None]] = set()  # cancelled by cancel_tasks, answered
         self._last_id = 0
         self._context: contextvars.Context | None = None
+        self._message_contexts: dict[str, contextvars.Context] = {}
         self._dropping = False
         limits = gate.limits if gate is not None else None
         self._max_depth = limits.max_depth if limits is not None else max_depth
@@ -208,7 +224,7 @@ class Session:
             return  # frames the peer sent before it was dropped are not served
         positions = self.positions
         try:
-            frame = codec.decode_frame(raw, positions is not None)
+            frame = _decode_frame(raw, positions is not None)
         except FrameError as exc:
             if self.gate is None or self._admitted():
                 self.report(
@@ -257,7 +273,19 @@ class Session:
             invalid = self._too_deep("Invalid input")
             self._refuse(IncidentKind.INVALID_PAYLOAD, path, request_id, invalid, "too deep")
             return
-        self._spawn(entry, request_id, data)
+        if request_id is None:  # a message: its context is made once per method
+            context = self._message_contexts.get(path) or self._message_context(path)
+            if not self.interceptors:
+                self._deliver(entry, data, context.copy())
+                return
+        else:
+            context = self._context or self.base_context()
+        try:
+            task = inline.start(self._loop, self._serve(entry, request_id, data), context.copy())
+        except asyncio.CancelledError:  # the handler's own (not the session's): it ends the call
+            return
+        if task is not None:  # it has to wait
+            self._track(task, entry[0].deadline)
 
     def _admitted(self) -> bool:
         """Charge a frame that is no call (a ping, a malformed frame) to the rate."""
@@ -310,23 +338,59 @@ class Session:
         issue = Issue(path="", code="too_deep", message=f"Nested deeper than {self._max_depth} levels")
         return ValidationError(message, data=[issue])
 
-    def _spawn(self, entry: Entry, request_id: int | None, data: bytes | memoryview) -> None:
-        """Serve a call in a task of its own, in a copy of the connection's context: at
-        once, up to its first suspension (see :mod:`grestws.inline`); if it has to wait,
-        it is tracked as in flight and held to its deadline, and removes itself when it
-        ends."""
-        context = self._context or self.base_context()
-        task = inline.start(self._loop, self._serve(entry, request_id, data), context.copy())
-        if task is None:
-            return  # served without waiting for anything
+    def _track(self, task: asyncio.Task[None], deadline: float | None) -> None:
+        """Hold a call that has to wait to its deadline (the method's, else the gate's
+        default), as in flight; it removes itself when it ends."""
         gate = self.gate
-        deadline = None
-        if gate is not None:
-            deadline = entry[0].deadline
-            if deadline is None:
-                deadline = gate.default_deadline
-        at = math.inf if deadline is None or deadline == math.inf else _monotonic() + deadline
+        if gate is not None and deadline is None:
+            deadline = gate.default_deadline
+        at = math.inf if deadline is None or deadline == math.inf or gate is None else _monotonic() + deadline
         self._tasks.add(task, at, None)
+
+    def _deliver(self, entry: Entry, data: bytes | memoryview, context: contextvars.Context) -> None:
+        """Serve a message (a call nobody answers) in ``context``: its handler's coroutine
+        is the call's task, started at once (see :mod:`grestws.inline`). What it raises is
+        reported; if it has to wait, it is tracked as in flight and held to its deadline
+        until it ends."""
+        spec, fn, takes_self = entry
+        try:
+            arg = spec.decode_input(data)
+        except Exception as exc:  # msgspec's errors, and RecursionError on deep data
+            self._invalid_input(spec, None, exc)
+            return
+        try:
+            call: Any  # the handler's awaitable, a coroutine to start
+            if takes_self:
+                call = context.run(fn, self._target, arg) if spec.has_input else context.run(fn, self._target)
+            else:
+                call = context.run(fn, arg) if spec.has_input else context.run(fn)
+            if type(call) is not _Coroutine:
+                call = _awaiting(call)  # an awaitable of another kind, from a plain function
+            task = inline.start(self._loop, call, context)
+        except asyncio.CancelledError:  # the handler's own (not the session's): it ends the call
+            return
+        except Exception as exc:
+            self._failed(spec, exc, None)
+            return
+        if task is not None:
+            self._track(task, spec.deadline)
+            task.add_done_callback(functools.partial(self._message_ended, spec))
+
+    def _message_ended(self, spec: MethodSpec, task: asyncio.Task[Any]) -> None:
+        """A message's handler that had to wait has ended: out of the in-flight set, and
+        what it raised (or its deadline passing) reported."""
+        self._tasks.discard(task)
+        late = False
+        if self._overdue is not None and task in self._overdue:
+            self._overdue.discard(task)
+            late = True
+        if task.cancelled():
+            if late:
+                self._report_overdue(spec)
+            return  # cancelled at shutdown, or by whoever else cancelled its task
+        exc = task.exception()
+        if isinstance(exc, Exception):
+            self._failed(spec, exc, None)
 
     def base_context(self) -> contextvars.Context:
         """The connection's context: every incoming call runs in a copy of it, so what is
@@ -337,19 +401,28 @@ class Session:
             self._context.run(_connection.set, self.connection)
         return self._context
 
+    def _message_context(self, path: str) -> contextvars.Context:
+        """The connection's context with ``current_message()`` set to a message to
+        ``path``: every message to it runs in a copy. The connection's context is
+        settled by then (handshake middleware runs before any call)."""
+        context = self.base_context().copy()
+        context.run(_message.set, MessageInfo(path))
+        self._message_contexts[path] = context
+        return context
+
     async def _serve(self, entry: Entry, request_id: int | None, data: bytes | memoryview) -> None:
         """Serve one incoming call; the task removes itself from the in-flight set."""
         try:
             spec, fn, takes_self = entry
-            _message.set(MessageInfo(spec.path, request_id))
-            if request_id is not None and self.draining:
-                self._write_error(spec.path, request_id, UnavailableError("Server is shutting down"))
-                return
+            if request_id is not None:  # a message's context has its MessageInfo already
+                _message.set(MessageInfo(spec.path, request_id))
+                if self.draining:
+                    self._write_error(spec.path, request_id, UnavailableError("Server is shutting down"))
+                    return
             try:
                 arg = spec.decode_input(data)
             except Exception as exc:  # msgspec's errors, and RecursionError on deep data
-                invalid = ValidationError("Invalid input", data=codec.validation_issues(exc))
-                self._refuse(IncidentKind.INVALID_PAYLOAD, spec.path, request_id, invalid, str(invalid.data))
+                self._invalid_input(spec, request_id, exc)
                 return
             error: ApiError[Any]
             try:
@@ -358,8 +431,10 @@ class Session:
                     result = await run_intercepted(
                         self.interceptors, call, lambda: self._invoke(fn, takes_self, spec.has_input, arg)
                     )
+                elif takes_self:
+                    result = await (fn(self._target, arg) if spec.has_input else fn(self._target))
                 else:
-                    result = await self._invoke(fn, takes_self, spec.has_input, arg)
+                    result = await (fn(arg) if spec.has_input else fn())
                 if request_id is None:
                     return
                 reply = codec.encode_reply(spec.path_bytes, request_id, result, spec.has_result)
@@ -369,29 +444,18 @@ class Session:
                 if task is None or not (overdue or task in self._cancelled):
                     raise
                 task.uncancel()
-                if overdue:
-                    error = ServerError("Deadline exceeded")
-                    self.report(
-                        IncidentKind.DEADLINE_EXCEEDED, f"{spec.path}: cancelled at its deadline", error
-                    )
-                else:
-                    error = ServerError("Cancelled: the server is shutting down")
-                if request_id is None:
-                    return
-            except ApiError as exc:
-                if not spec.declares(exc):
-                    error = self._server_error(spec, exc, "undeclared error")
-                elif request_id is None:
-                    self.report(IncidentKind.HANDLER_FAILED, f"{spec.path}: handler raised {exc}", exc)
-                    return
-                else:
-                    error = exc
+                error = (
+                    self._report_overdue(spec)
+                    if overdue
+                    else ServerError("Cancelled: the server is shutting down")
+                )
                 if request_id is None:
                     return
             except Exception as exc:
-                error = self._server_error(spec, exc, "handler failed")
-                if request_id is None:
+                failure = self._failed(spec, exc, request_id)
+                if failure is None or request_id is None:
                     return
+                error = failure
             else:
                 bound = self._max_buffer
                 if bound is None or self.transport.buffered <= bound or not self._over_buffer():
@@ -422,6 +486,28 @@ class Session:
                 self._overdue = set()
             self._overdue.add(task)
             task.cancel()
+
+    def _invalid_input(self, spec: MethodSpec, request_id: int | None, exc: Exception) -> None:
+        """Refuse a call whose argument does not decode (``exc`` says why)."""
+        invalid = ValidationError("Invalid input", data=codec.validation_issues(exc))
+        self._refuse(IncidentKind.INVALID_PAYLOAD, spec.path, request_id, invalid, str(invalid.data))
+
+    def _failed(self, spec: MethodSpec, exc: Exception, request_id: int | None) -> ApiError[Any] | None:
+        """A handler raised ``exc``: the error that answers its request (a declared error
+        as it is, anything else SERVER_ERROR with a ref, reported), or None for a message
+        (reported)."""
+        if _is_api_error(exc) and spec.declares(exc):
+            if request_id is not None:
+                return exc
+            self.report(IncidentKind.HANDLER_FAILED, f"{spec.path}: handler raised {exc}", exc)
+            return None
+        error = self._server_error(spec, exc, "undeclared error" if _is_api_error(exc) else "handler failed")
+        return error if request_id is not None else None
+
+    def _report_overdue(self, spec: MethodSpec) -> ServerError:
+        error = ServerError("Deadline exceeded")
+        self.report(IncidentKind.DEADLINE_EXCEEDED, f"{spec.path}: cancelled at its deadline", error)
+        return error
 
     def _server_error(self, spec: MethodSpec, exc: Exception, what: str) -> ServerError:
         ref = ref_of(exc)

@@ -39,7 +39,14 @@ async def _from_callback(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] 
     """Start ``coro`` from a loop callback, where no task is current (as a transport does)."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[asyncio.Task[None] | None] = loop.create_future()
-    loop.call_soon(lambda: done.set_result(_start(coro)))
+
+    def step() -> None:
+        try:
+            done.set_result(_start(coro))
+        except BaseException as exc:  # what the first step raised, for the test to see
+            done.set_exception(exc)
+
+    loop.call_soon(step)
     return await done
 
 
@@ -181,20 +188,38 @@ async def inside_another_task(loop: asyncio.AbstractEventLoop) -> None:
     assert asyncio.current_task() is outer
 
 
-async def an_exception_is_kept_by_a_task(loop: asyncio.AbstractEventLoop) -> None:
+async def an_exception_is_raised_to_the_starter(loop: asyncio.AbstractEventLoop) -> None:
     reported: list[BaseException | None] = []
     loop.set_exception_handler(lambda _, context: reported.append(context.get("exception")))
 
     async def call() -> None:
         raise ValueError("boom")
 
-    assert await _from_callback(call()) is None
-    for _ in range(10):  # the task finishes on the next iteration; collected, it is reported
+    with pytest.raises(ValueError, match="boom"):
+        await _from_callback(call())
+    for _ in range(3):  # no task holds it: the loop has nothing to report
         await asyncio.sleep(0)
         gc.collect()
-        if reported:
-            break
-    assert [type(exc) for exc in reported] == [ValueError]
+    assert reported == []
+
+
+async def an_exception_ends_a_kept_task_too(loop: asyncio.AbstractEventLoop) -> None:
+    reported: list[BaseException | None] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context.get("exception")))
+    kept: list[asyncio.Task[Any]] = []
+
+    async def call() -> None:
+        kept.append(asyncio.current_task())  # type: ignore[arg-type]
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        await _from_callback(call())
+    (task,) = kept
+    await asyncio.wait({task}, timeout=WAIT)
+    assert isinstance(task.exception(), ValueError)
+    del task, kept[:]
+    gc.collect()
+    assert reported == []  # raised to the starter: the task's copy is not reported again
 
 
 async def a_task_kept_by_the_call_ends_as_a_task(loop: asyncio.AbstractEventLoop) -> None:
@@ -228,7 +253,8 @@ SCENARIOS: list[Scenario] = [
     a_done_callback_added_in_the_first_step,
     sleep_zero_resumes_on_the_next_iteration,
     inside_another_task,
-    an_exception_is_kept_by_a_task,
+    an_exception_is_raised_to_the_starter,
+    an_exception_ends_a_kept_task_too,
     a_task_kept_by_the_call_ends_as_a_task,
 ]
 

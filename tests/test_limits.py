@@ -58,6 +58,9 @@ class FloodServer(Protocol):
     @grestws.notify
     async def note(self, blob: Blob) -> None: ...
 
+    @grestws.notify
+    async def stall(self) -> None: ...
+
 
 class FloodClient(Protocol):
     @grestws.notify
@@ -77,6 +80,7 @@ class Board:
         self.ended: asyncio.Queue[str] = asyncio.Queue()
         self.notes: asyncio.Queue[Blob] = asyncio.Queue()
         self.incidents: list[grestws.Incident] = []
+        self.reported: asyncio.Queue[grestws.Incident] = asyncio.Queue()
         self.connections: list[grestws.ServerConnection[FloodClient]] = []
 
 
@@ -105,6 +109,9 @@ class FloodHandler(FloodServer):
     async def linger(self) -> None:
         await self._wait_forever("linger")
 
+    async def stall(self) -> None:
+        await self._wait_forever("stall")
+
     async def rare(self) -> int:
         return 1
 
@@ -123,7 +130,11 @@ class FloodHandler(FloodServer):
 
 
 def flood_app(board: Board, **limits: Any) -> grestws.App:
-    app = grestws.App(limits=grestws.Limits(**limits), on_error=board.incidents.append)
+    def report(incident: grestws.Incident) -> None:
+        board.incidents.append(incident)
+        board.reported.put_nowait(incident)
+
+    app = grestws.App(limits=grestws.Limits(**limits), on_error=report)
     app.add(FloodApi, lambda conn: FloodHandler(conn, board))
     return app
 
@@ -441,6 +452,21 @@ class TestDeadlines:
             assert await asyncio.wait_for(board.ended.get(), WAIT) == "block"
             assert await client.outgoing.echo(Blob("alive")) == Blob("alive")
         assert "deadline_exceeded" in kinds(board)
+
+    async def test_a_message_past_its_deadline_is_cancelled_and_reported(
+        self, start_server: StartServer
+    ) -> None:
+        board = Board()
+        server = await start_server(flood_app(board, deadline=0.05))
+        async with grestws.connect(server.url, FloodApi) as client:
+            await client.outgoing.stall()
+            assert await asyncio.wait_for(board.ended.get(), WAIT) == "stall"
+            incident = await asyncio.wait_for(board.reported.get(), WAIT)
+            assert incident.kind is grestws.IncidentKind.DEADLINE_EXCEEDED
+            assert incident.message == "Flood.stall: cancelled at its deadline"
+            (conn,) = server.connections
+            assert conn.in_flight == 0
+            assert await client.outgoing.echo(Blob("alive")) == Blob("alive")
 
     async def test_a_method_deadline_overrides_the_app(self, start_server: StartServer) -> None:
         board = Board()

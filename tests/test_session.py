@@ -632,6 +632,48 @@ class TestHandlerErrors:
         assert error.ref is not None
         assert await round_trip(peer) == []
 
+    async def test_message_handler_failing_after_a_wait_is_reported(
+        self, raw: tuple[End, MemoryTransport]
+    ) -> None:
+        local, peer = raw
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def fails_later(failure: Failure) -> None:
+            entered.set()
+            await release.wait()
+            _raise(failure.kind)
+
+        local.session.bind_one(local.session.incoming.methods["note_fail"], fails_later)
+        await peer.send(b'm:%b::{"kind":"plain"}' % local.serves("note_fail"))
+        await within(entered.wait())
+        assert local.session.in_flight == 1
+        release.set()
+        error = await within(local.errors.get())
+        assert isinstance(error, ServerError)
+        assert error.message == f"{local.serves('note_fail').decode()}: handler failed"
+        assert await local.session.wait_idle(WAIT)
+        assert await round_trip(peer) == []
+
+    async def test_message_handler_cancelled_with_the_session_is_not_reported(
+        self, raw: tuple[End, MemoryTransport]
+    ) -> None:
+        local, peer = raw
+        entered = asyncio.Event()
+
+        async def waits(failure: Failure) -> None:
+            entered.set()
+            await asyncio.Event().wait()
+
+        local.session.bind_one(local.session.incoming.methods["note_fail"], waits)
+        await peer.send(b'm:%b::{"kind":"plain"}' % local.serves("note_fail"))
+        await within(entered.wait())
+        (task,) = local.session.cancel_tasks()
+        await within(asyncio.wait((task,)))
+        assert task.cancelled()
+        assert await local.session.wait_idle(WAIT)
+        assert await round_trip(peer) == []
+        assert local.errors.empty()
+
     async def test_message_handler_raising_an_implicit_error_is_reported(
         self, raw: tuple[End, MemoryTransport]
     ) -> None:

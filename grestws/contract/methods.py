@@ -330,9 +330,9 @@ class MethodSpec:
     """
 
     __slots__ = (
-        "_input_decoder",
-        "_result_decoder",
         "deadline",
+        "decode_input",
+        "decode_result",
         "deep_input",
         "deep_result",
         "error_classes",
@@ -423,8 +423,16 @@ class MethodSpec:
         self.explicit_error_classes = tuple(options.errors)
 
         try:
-            self._input_decoder = msgspec.json.Decoder(self.input_type) if self.has_input else None
-            self._result_decoder = msgspec.json.Decoder(self.result_type) if self.has_result else None
+            self.decode_input: Callable[[bytes | memoryview], Any] = (
+                msgspec.json.Decoder(self.input_type).decode if self.has_input else _nothing
+            )
+            """Decode and validate an incoming argument (``None`` for a method without one).
+            Raises ``msgspec.ValidationError`` or ``msgspec.DecodeError`` if it does not fit."""
+            self.decode_result: Callable[[bytes | memoryview], Any] = (
+                msgspec.json.Decoder(self.result_type).decode if self.has_result else _nothing
+            )
+            """Decode and validate the success data of a response (``None`` if the method
+            has none)."""
             for error_cls in declared.values():
                 error_cls.data_decoder()
         except TypeError as exc:
@@ -436,24 +444,6 @@ class MethodSpec:
 
     def __repr__(self) -> str:
         return f"<MethodSpec {self.kind.value} {self.path}>"
-
-    def decode_input(self, data: bytes | memoryview) -> Any:
-        """Decode and validate an incoming argument (``None`` for a method without one).
-
-        Raises:
-            msgspec.ValidationError, msgspec.DecodeError: the payload does not fit.
-        """
-        decoder = self._input_decoder
-        if decoder is None:
-            return None
-        return decoder.decode(data)
-
-    def decode_result(self, data: bytes | memoryview) -> Any:
-        """Decode and validate the success data of a response (``None`` if the method has none)."""
-        decoder = self._result_decoder
-        if decoder is None:
-            return None
-        return decoder.decode(data)
 
     def error_class(self, type_name: str) -> type[ApiError[Any]] | None:
         """The error class a response's ``type`` names: declared first, then standard."""
@@ -468,3 +458,8 @@ class MethodSpec:
         if error.remote:
             return isinstance(error, self.explicit_error_classes)
         return isinstance(error, self.error_classes)
+
+
+def _nothing(data: bytes | memoryview) -> None:
+    """The decoder of a method without an argument, or without a success value."""
+    return

@@ -31,10 +31,13 @@ __all__ = (
     "validation_issues",
 )
 
-_TYPES = {member.value[0]: member for member in FrameType}
-"""Frame types by their letter's byte."""
-_WITH_ID = (FrameType.REQ, FrameType.RES)
-_WITH_PATH = (FrameType.REQ, FrameType.RES, FrameType.MSG)
+_KINDS = {member.value: member for member in FrameType}
+"""Frame types by their letter (``b"m"``)."""
+_REQ = FrameType.REQ
+_RES = FrameType.RES
+_MSG = FrameType.MSG
+_WITH_ID = (_REQ, _RES)
+_WITH_PATH = (_REQ, _RES, _MSG)
 _MAX_ID = 2**53 - 1  # the largest integer a JavaScript peer holds exactly
 _MAX_ID_DIGITS = len(str(_MAX_ID))
 _MAX_PATH = 256
@@ -48,6 +51,8 @@ _OK_PREFIX = b'{"success":true,"type":"OK","data":'
 _VIEW_FROM = 16 * 1024
 """Data at least this long stays in the received message, as a ``memoryview``: a large
 payload is never copied on its way to the decoder."""
+
+_SHAPE = "expected <type>:<path>:<id>:<data>"
 
 
 def decode_frame(raw: bytes | bytearray | str, positioned: bool = False) -> Frame:
@@ -67,55 +72,59 @@ def decode_frame(raw: bytes | bytearray | str, positioned: bool = False) -> Fram
             id in ``m`` (unless ``positioned``). The path and id of ``h k x p o`` are
             ignored, since they carry none.
     """
+    data: bytes | memoryview
+    if type(raw) is bytes and len(raw) < _VIEW_FROM:
+        try:
+            letter, path_bytes, id_bytes, data = raw.split(b":", 3)
+        except ValueError:
+            raise FrameError(_SHAPE) from None
+    else:
+        letter, path_bytes, id_bytes, data = _split(raw)
+    kind = _KINDS.get(letter)
+    if kind is None:
+        raise FrameError(f"unknown frame type {letter[:8]!r}")
+    if kind not in _WITH_PATH:
+        return Frame(kind, "", None, data)
+    if not path_bytes or len(path_bytes) > _MAX_PATH:
+        raise FrameError(
+            f"{kind.value.decode()!r} frame without a path" if not path_bytes else "path too long"
+        )
+    try:
+        path = path_bytes.decode()
+    except UnicodeDecodeError:
+        raise FrameError("path is not UTF-8") from None
+    if kind is _MSG:
+        if not id_bytes:
+            return Frame(kind, path, None, data)
+        if positioned:
+            return Frame(kind, path, None, data, id_bytes)
+        raise FrameError("'m' frame must not carry an id")
+    if not id_bytes.isdigit() or len(id_bytes) > _MAX_ID_DIGITS or id_bytes[0] == 48:
+        raise FrameError(f"{kind.value.decode()!r} frame needs a decimal id from 1 upward")
+    frame_id = int(id_bytes)
+    if frame_id > _MAX_ID:
+        raise FrameError(f"id over {_MAX_ID}")
+    return Frame(kind, path, frame_id, data)
+
+
+def _split(raw: bytes | bytearray | str) -> tuple[bytes, bytes, bytes, bytes | memoryview]:
+    """The four fields of a frame that is not small ``bytes``: a ``str`` or a small
+    ``bytearray`` is split as bytes; of a large frame only the head is copied, and the
+    data is a ``memoryview`` of ``raw``."""
     if isinstance(raw, str):
         raw = raw.encode()
     if len(raw) < _VIEW_FROM:
-        parts = (raw if type(raw) is bytes else bytes(raw)).split(b":", 3)
+        parts = bytes(raw).split(b":", 3)
         if len(parts) != 4:
-            raise FrameError("expected <type>:<path>:<id>:<data>")
-        return _fields(parts[0], parts[1], parts[2], parts[3], positioned)
-    # A large frame: only its head is copied.
+            raise FrameError(_SHAPE)
+        return parts[0], parts[1], parts[2], parts[3]
     first = raw.find(b":", 0, 9)
     second = raw.find(b":", first + 1) if first >= 0 else -1
     third = raw.find(b":", second + 1) if second >= 0 else -1
     if third < 0:
-        raise FrameError("expected <type>:<path>:<id>:<data>")
+        raise FrameError(_SHAPE)
     head = bytes(raw[:third])
-    return _fields(
-        head[:first], head[first + 1 : second], head[second + 1 :], memoryview(raw)[third + 1 :], positioned
-    )
-
-
-def _fields(
-    letter: bytes, path_bytes: bytes, id_bytes: bytes, data: bytes | memoryview, positioned: bool
-) -> Frame:
-    """The frame of four fields, checked as :func:`decode_frame` says."""
-    if len(letter) != 1 or letter[0] not in _TYPES:
-        raise FrameError(f"unknown frame type {letter[:8]!r}")
-    kind = _TYPES[letter[0]]
-    if kind in _WITH_PATH:
-        if not path_bytes:
-            raise FrameError(f"{letter.decode()!r} frame without a path")
-        if len(path_bytes) > _MAX_PATH:
-            raise FrameError("path too long")
-        try:
-            path = path_bytes.decode()
-        except UnicodeDecodeError:
-            raise FrameError("path is not UTF-8") from None
-    else:
-        path = ""
-    if kind in _WITH_ID:
-        if not id_bytes.isdigit() or len(id_bytes) > _MAX_ID_DIGITS or id_bytes[0] == 48:
-            raise FrameError(f"{letter.decode()!r} frame needs a decimal id from 1 upward")
-        frame_id = int(id_bytes)
-        if frame_id > _MAX_ID:
-            raise FrameError(f"id over {_MAX_ID}")
-        return Frame(kind, path, frame_id, data)
-    if id_bytes and kind is FrameType.MSG:
-        if positioned:
-            return Frame(kind, path, None, data, id_bytes)
-        raise FrameError("'m' frame must not carry an id")
-    return Frame(kind, path, None, data)
+    return head[:first], head[first + 1 : second], head[second + 1 :], memoryview(raw)[third + 1 :]
 
 
 def encode_frame(kind: FrameType, path: str = "", id: int | None = None, data: bytes = b"") -> bytes:

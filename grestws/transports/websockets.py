@@ -13,6 +13,7 @@ keepalive: any frame counts as activity, and a silent peer is dropped after ping
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from time import monotonic as _monotonic
 from typing import Any
@@ -22,7 +23,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.connection import Connection as WebSocket
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.frames import DATA_OPCODES, CloseCode, Frame
+from websockets.frames import DATA_OPCODES, CloseCode, Frame, Opcode
 from websockets.protocol import CLOSED, OPEN, Event
 
 from grestws.exceptions import ConnectError, ConnectionClosedError
@@ -38,18 +39,25 @@ __all__ = (
     "WebsocketsTransport",
 )
 
+logger = logging.getLogger("grestws")
+
+_TEXT = Opcode.TEXT
+
 
 class Messages(Inbox):
     """Joins fragmented messages and hands every whole message to the sink, in order.
 
     Messages that arrive before a sink is set are kept and handed over when it is set.
+
+    Attributes:
+        fragments: The parts of a fragmented message so far, or None between messages.
     """
 
-    __slots__ = ("_fragments",)
+    __slots__ = ("fragments",)
 
     def __init__(self) -> None:
         super().__init__()
-        self._fragments: list[bytes | bytearray] | None = None
+        self.fragments: list[bytes | bytearray] | None = None
 
     def take(self, frame: Frame) -> bool:
         """Handle a data frame; False for any other frame (left to websockets)."""
@@ -58,14 +66,14 @@ class Messages(Inbox):
         data = frame.data  # bytes, or a bytearray that websockets made for this frame alone
         if isinstance(data, memoryview):
             data = data.tobytes()
-        if self._fragments is not None:
-            self._fragments.append(data)
+        if self.fragments is not None:
+            self.fragments.append(data)
             if not frame.fin:
                 return True
-            data = b"".join(self._fragments)
-            self._fragments = None
+            data = b"".join(self.fragments)
+            self.fragments = None
         elif not frame.fin:
-            self._fragments = [data]
+            self.fragments = [data]
             return True
         self.hand(data)
         return True
@@ -84,8 +92,20 @@ class _PushMessages(WebSocket):
         liveness = self.liveness
         if liveness is not None:
             liveness.last_seen = _monotonic()
-        if not (isinstance(event, Frame) and self.messages.take(event)):
-            super().process_event(event)
+        if type(event) is Frame:
+            messages = self.messages
+            sink = messages.sink
+            data = event.data
+            if event.fin and event.opcode is _TEXT and sink is not None and messages.fragments is None:
+                # The usual message: whole, in one frame, with a sink to go to.
+                try:
+                    sink(data if type(data) is not memoryview else data.tobytes())
+                except Exception:  # a sink must not break websockets' callback
+                    logger.exception("failed to handle a message")
+                return
+            if messages.take(event):
+                return
+        super().process_event(event)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.liveness is not None:

@@ -47,14 +47,16 @@ if sys.version_info >= (3, 12):
             ``None`` if it returned in that step, else the task that runs the rest.
 
         Raises:
-            What the step raised (a ``CancelledError`` too).
+            What the step raised, but a ``CancelledError``: that ends the task cancelled,
+            as in any task.
         """
         task = asyncio.Task(coro, loop=loop, context=context, eager_start=True)
         if not task.done():
             return task
-        error = task.exception()  # raises the CancelledError of a cancelled task
-        if error is not None:
-            raise error
+        if not task.cancelled():
+            error = task.exception()
+            if error is not None:
+                raise error
         return None
 
 else:  # pragma: no cover - one of the two branches runs on any given Python
@@ -184,8 +186,8 @@ else:  # pragma: no cover - one of the two branches runs on any given Python
             ``None`` if it returned in that step, else the task that runs the rest.
 
         Raises:
-            What the step raised (a ``CancelledError`` too); a task that something
-            holds ends with it as well.
+            What the step raised, but a ``CancelledError``: that ends the task cancelled,
+            as in any task. A task that something holds ends with what was raised too.
         """
         if _spare:
             task = _spare.pop()
@@ -225,7 +227,7 @@ else:  # pragma: no cover - one of the two branches runs on any given Python
             del task._call_coro, task._call_context
             if not _spare:
                 _spare.append(task)
-            if outcome == _RAISED:
+            if outcome == _RAISED and not isinstance(value, asyncio.CancelledError):
                 raise value
             return None
         # A task now, if it was not: it runs the rest, or holds the outcome (also for
@@ -234,7 +236,7 @@ else:  # pragma: no cover - one of the two branches runs on any given Python
         task._outcome = outcome
         task._value = value
         task._schedule()
-        if outcome == _RAISED:
+        if outcome == _RAISED and not isinstance(value, asyncio.CancelledError):
             task.add_done_callback(_retrieve)  # raised here: nobody need ask the task
             raise value
         return task if outcome == _YIELDED else None

@@ -280,10 +280,7 @@ class Session:
                 return
         else:
             context = self._context or self.base_context()
-        try:
-            task = inline.start(self._loop, self._serve(entry, request_id, data), context.copy())
-        except asyncio.CancelledError:  # the handler's own (not the session's): it ends the call
-            return
+        task = inline.start(self._loop, self._serve(entry, request_id, data), context.copy())
         if task is not None:  # it has to wait
             self._track(task, entry[0].deadline)
 
@@ -367,8 +364,6 @@ class Session:
             if type(call) is not _Coroutine:
                 call = _awaiting(call)  # an awaitable of another kind, from a plain function
             task = inline.start(self._loop, call, context)
-        except asyncio.CancelledError:  # the handler's own (not the session's): it ends the call
-            return
         except Exception as exc:
             self._failed(spec, exc, None)
             return

@@ -203,6 +203,13 @@ async def an_exception_is_raised_to_the_starter(loop: asyncio.AbstractEventLoop)
     assert reported == []
 
 
+async def a_cancelled_error_ends_the_call(loop: asyncio.AbstractEventLoop) -> None:
+    async def call() -> None:
+        raise asyncio.CancelledError
+
+    assert await _from_callback(call()) is None  # as a task would end: cancelled, not raised
+
+
 async def an_exception_ends_a_kept_task_too(loop: asyncio.AbstractEventLoop) -> None:
     reported: list[BaseException | None] = []
     loop.set_exception_handler(lambda _, context: reported.append(context.get("exception")))
@@ -255,6 +262,7 @@ SCENARIOS: list[Scenario] = [
     inside_another_task,
     an_exception_is_raised_to_the_starter,
     an_exception_ends_a_kept_task_too,
+    a_cancelled_error_ends_the_call,
     a_task_kept_by_the_call_ends_as_a_task,
 ]
 

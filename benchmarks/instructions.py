@@ -1,0 +1,250 @@
+"""CPU instructions per message, counted by valgrind: a measure machine noise cannot blur.
+
+``python -m benchmarks.instructions`` runs each scenario twice under
+``valgrind --tool=callgrind`` (with no messages, then with ``--count``), with
+``PYTHONHASHSEED=0``, and prints the difference per message and its ratio to plain
+websockets. The counts are the process's own (user space): what the kernel does for a
+socket is the same for every peer and left out. Two scenarios, the two sides of fan-out:
+
+- ``push``: a client connection is handed the server's frames of one ``Tick`` push, ten per
+  ``data_received`` (as the network hands them over), and the next batch after a loop
+  iteration. websockets is read the way the benchmark's websockets peer reads it (a task
+  awaiting ``recv()`` and decoding with msgspec); grestws calls its typed handler.
+- ``broadcast``: a server with 100 client connections (in another process, not counted)
+  pushes one ``Tick`` to all of them per loop iteration: ``websockets.broadcast`` against
+  ``grestws.broadcast``.
+
+Needs valgrind; a count takes about half a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+
+import msgspec
+
+__all__ = ("main",)
+
+PEERS = ("websockets", "grestws", "grestws-picows")
+SCENARIOS = ("push", "broadcast")
+_BATCH = 10
+_CONNECTIONS = 100
+_WARMUP = 20
+_COLLECTED = re.compile(rb"Collected : (\d+)")
+
+_CLIENTS = """
+import asyncio, sys
+import grestws
+from websockets.asyncio.client import connect
+from benchmarks.peers.grestws_peer import BenchApi, _Ticks
+
+async def main(peer: str, url: str, count: int) -> None:
+    if peer == "websockets":
+        clients = [await connect(url, compression=None) for _ in range(count)]
+        async def drain(ws):
+            async for _ in ws:
+                pass
+        readers = [asyncio.ensure_future(drain(ws)) for ws in clients]
+    else:
+        options = {}
+        if peer == "grestws-picows":
+            from grestws.transports.picows import PicowsDialer
+            options["dialer"] = PicowsDialer()
+        handlers = _Ticks(None)
+        clients = [await grestws.connect(url, BenchApi, handlers=handlers, **options) for _ in range(count)]
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+async def _push(peer: str, count: int) -> None:
+    """Feed ``count`` pushes to one client connection of ``peer``; see the module."""
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+    from websockets.frames import Frame, Opcode
+
+    import grestws
+    from benchmarks.payloads import Tick, tick
+    from benchmarks.peers.grestws_peer import BenchApi, BenchClient, _Ticks, bench_app
+    from grestws.protocol import codec
+
+    received = 0
+
+    def on_tick(_: Tick) -> None:
+        nonlocal received
+        received += 1
+
+    if peer == "websockets":
+        server = await serve(_wait_closed, "127.0.0.1", 0, compression=None)
+        ws = await connect(f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}", compression=None)
+        decoder = msgspec.json.Decoder(Tick)
+
+        async def read() -> None:
+            while True:
+                on_tick(decoder.decode(await ws.recv(decode=False)))
+
+        reader = asyncio.ensure_future(read())
+        payload = msgspec.json.encode(tick(42))
+        feed: Callable[[bytes], None] = ws.data_received
+    else:
+        options = {"transport": "picows"} if peer == "grestws-picows" else {}
+        grestws_server = await grestws.serve(bench_app(), "127.0.0.1", 0, **options)
+        dialer = {}
+        if peer == "grestws-picows":
+            from grestws.transports.picows import PicowsDialer
+
+            dialer["dialer"] = PicowsDialer()
+        client = await grestws.connect(grestws_server.url, BenchApi, handlers=_Ticks(on_tick), **dialer)
+        await asyncio.sleep(0.05)  # the client's reader is running
+        spec = BenchApi.contract.server_to_client.spec_for(BenchClient.tick)
+        payload = bytes(codec.encode_call(spec.prefix, None, tick(42), True))
+        feed = _feeder(client)
+    data = Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[]) * _BATCH
+    for _ in range(_WARMUP):
+        feed(data)
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.05)
+    start = received
+    for _ in range(count // _BATCH):
+        feed(data)
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.05)
+    if received - start != count // _BATCH * _BATCH:
+        raise SystemExit(f"{peer}: {received - start} of {count} pushes arrived")
+    if peer == "websockets":
+        reader.cancel()
+
+
+def _feeder(client: object) -> Callable[[bytes], None]:
+    """How bytes from the network reach a grestws client's connection: websockets'
+    ``data_received``, or picows' buffer protocol."""
+    transport = client._session.transport  # type: ignore[attr-defined]
+    if hasattr(transport, "ws"):
+        return transport.ws.data_received  # type: ignore[no-any-return]
+    protocol = transport._ws.underlying_transport.get_protocol()
+
+    def feed(data: bytes) -> None:
+        buffer = protocol.get_buffer(len(data))
+        buffer[: len(data)] = data
+        protocol.buffer_updated(len(data))
+
+    return feed
+
+
+async def _wait_closed(ws: object) -> None:
+    await ws.wait_closed()  # type: ignore[attr-defined]
+
+
+async def _broadcast(peer: str, count: int) -> None:
+    """Push ``count`` ticks to each of the connections of a client process; see the module."""
+    import websockets
+
+    import grestws
+    from benchmarks.payloads import tick
+    from benchmarks.peers.grestws_peer import BenchClient, bench_app
+
+    message = tick(42)
+    send: Callable[[], object]
+    if peer == "websockets":
+        listeners: set[object] = set()
+
+        async def handler(ws: object) -> None:
+            listeners.add(ws)
+            await _wait_closed(ws)
+
+        server = await websockets.serve(handler, "127.0.0.1", 0, compression=None)
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        encode = msgspec.json.Encoder().encode
+
+        def send() -> object:
+            return websockets.broadcast(listeners, encode(message))  # type: ignore[arg-type]
+    else:
+        options = {"transport": "picows"} if peer == "grestws-picows" else {}
+        grestws_server = await grestws.serve(bench_app(), "127.0.0.1", 0, **options)
+        url = grestws_server.url
+
+        def send() -> object:
+            return grestws.broadcast(grestws_server.connections, BenchClient.tick, message)
+
+    clients = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _CLIENTS, peer, url, str(_CONNECTIONS),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    assert clients.stdout is not None
+    try:
+        if (await asyncio.wait_for(clients.stdout.readline(), 120)).strip() != b"ready":
+            raise SystemExit(f"{peer}: the clients did not connect")
+        for _ in range(_WARMUP):
+            send()
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.2)
+        for _ in range(count):
+            send()
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.2)
+    finally:
+        clients.kill()
+        await clients.wait()
+
+
+def _run(scenario: str, peer: str, count: int) -> None:
+    """The process valgrind counts."""
+    coroutine = _push(peer, count) if scenario == "push" else _broadcast(peer, count)
+    asyncio.run(coroutine)
+
+
+def count_instructions(valgrind: str, scenario: str, peer: str, count: int) -> int:
+    """Instructions of one run of ``scenario`` for ``peer`` with ``count`` messages."""
+    command = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
+    command += ["-m", "benchmarks.instructions", "--run", scenario, peer, str(count)]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, capture_output=True, env=env, timeout=600, check=False)
+    found = _COLLECTED.search(done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"{scenario} {peer}: failed\n{done.stderr.decode(errors='replace')[-2000:]}")
+    return int(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.instructions", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--count", type=int, default=20_000, help="pushes per push run (broadcasts: 1/100)")
+    parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated peers")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument("--run", nargs=3, metavar=("SCENARIO", "PEER", "COUNT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        scenario, peer, count = args.run
+        _run(scenario, peer, int(count))
+        return
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("valgrind is not installed (apt install valgrind)")
+    print("| scenario | peer | instructions per message | ÷ websockets |")
+    print("|---|---|--:|--:|")
+    for scenario in args.scenarios.split(","):
+        messages = args.count if scenario == "push" else args.count // _CONNECTIONS
+        delivered = messages if scenario == "push" else messages * _CONNECTIONS
+        base: float | None = None
+        for peer in args.peers.split(","):
+            empty = count_instructions(valgrind, scenario, peer, 0)
+            full = count_instructions(valgrind, scenario, peer, messages)
+            each = (full - empty) / delivered
+            if peer == "websockets":
+                base = each
+            ratio = f"{each / base:.2f}" if base else ""
+            print(f"| {scenario} | {peer} | {each:,.0f} | {ratio} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

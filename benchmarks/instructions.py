@@ -26,9 +26,12 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import msgspec
+
+from grestws.transports import Dialed, Dialer
 
 __all__ = ("main",)
 
@@ -83,6 +86,7 @@ async def _push(peer: str, count: int) -> None:
         nonlocal received
         received += 1
 
+    reader: asyncio.Future[None] | None = None
     if peer == "websockets":
         server = await serve(_wait_closed, "127.0.0.1", 0, compression=None)
         ws = await connect(f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}", compression=None)
@@ -96,18 +100,14 @@ async def _push(peer: str, count: int) -> None:
         payload = msgspec.json.encode(tick(42))
         feed: Callable[[bytes], None] = ws.data_received
     else:
-        options = {"transport": "picows"} if peer == "grestws-picows" else {}
+        options: dict[str, Any] = {"transport": "picows"} if peer == "grestws-picows" else {}
         grestws_server = await grestws.serve(bench_app(), "127.0.0.1", 0, **options)
-        dialer = {}
-        if peer == "grestws-picows":
-            from grestws.transports.picows import PicowsDialer
-
-            dialer["dialer"] = PicowsDialer()
-        client = await grestws.connect(grestws_server.url, BenchApi, handlers=_Ticks(on_tick), **dialer)
+        dialer = _Keeping(peer)
+        await grestws.connect(grestws_server.url, BenchApi, handlers=_Ticks(on_tick), dialer=dialer)
         await asyncio.sleep(0.05)  # the client's reader is running
         spec = BenchApi.contract.server_to_client.spec_for(BenchClient.tick)
         payload = bytes(codec.encode_call(spec.prefix, None, tick(42), True))
-        feed = _feeder(client)
+        feed = dialer.feeder()
     data = Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[]) * _BATCH
     for _ in range(_WARMUP):
         feed(data)
@@ -120,24 +120,47 @@ async def _push(peer: str, count: int) -> None:
     await asyncio.sleep(0.05)
     if received - start != count // _BATCH * _BATCH:
         raise SystemExit(f"{peer}: {received - start} of {count} pushes arrived")
-    if peer == "websockets":
+    if reader is not None:
         reader.cancel()
 
 
-def _feeder(client: object) -> Callable[[bytes], None]:
-    """How bytes from the network reach a grestws client's connection: websockets'
-    ``data_received``, or picows' buffer protocol."""
-    transport = client._session.transport  # type: ignore[attr-defined]
-    if hasattr(transport, "ws"):
-        return transport.ws.data_received  # type: ignore[no-any-return]
-    protocol = transport._ws.underlying_transport.get_protocol()
+class _Keeping:
+    """The client's dialer (websockets' or picows'), keeping the transport it opens."""
 
-    def feed(data: bytes) -> None:
-        buffer = protocol.get_buffer(len(data))
-        buffer[: len(data)] = data
-        protocol.buffer_updated(len(data))
+    def __init__(self, peer: str) -> None:
+        from grestws.transports.websockets import WebsocketsDialer
 
-    return feed
+        self.dialer: Dialer = WebsocketsDialer()
+        if peer == "grestws-picows":
+            from grestws.transports.picows import PicowsDialer
+
+            self.dialer = PicowsDialer()
+        self.transport: object = None
+
+    async def __call__(self, url: str, headers: Mapping[str, str], /) -> Dialed:
+        dialed = await self.dialer(url, headers)
+        self.transport = dialed.transport
+        return dialed
+
+    def feeder(self) -> Callable[[bytes], None]:
+        """How bytes from the network reach the connection: websockets'
+        ``data_received``, or picows' buffer protocol."""
+        from grestws.transports.picows import PicowsTransport
+        from grestws.transports.websockets import WebsocketsTransport
+
+        transport = self.transport
+        if isinstance(transport, WebsocketsTransport):
+            return transport.ws.data_received
+        assert isinstance(transport, PicowsTransport)
+        assert transport.ws is not None
+        protocol: Any = transport.ws.underlying_transport.get_protocol()
+
+        def feed(data: bytes) -> None:
+            buffer = protocol.get_buffer(len(data))
+            buffer[: len(data)] = data
+            protocol.buffer_updated(len(data))
+
+        return feed
 
 
 async def _wait_closed(ws: object) -> None:
@@ -166,9 +189,10 @@ async def _broadcast(peer: str, count: int) -> None:
         encode = msgspec.json.Encoder().encode
 
         def send() -> object:
-            return websockets.broadcast(listeners, encode(message))  # type: ignore[arg-type]
+            websockets.broadcast(listeners, encode(message))  # type: ignore[arg-type]
+            return None
     else:
-        options = {"transport": "picows"} if peer == "grestws-picows" else {}
+        options: dict[str, Any] = {"transport": "picows"} if peer == "grestws-picows" else {}
         grestws_server = await grestws.serve(bench_app(), "127.0.0.1", 0, **options)
         url = grestws_server.url
 
@@ -216,7 +240,7 @@ def count_instructions(valgrind: str, scenario: str, peer: str, count: int) -> i
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.instructions", description=__doc__.split("\n")[0]
+        prog="python -m benchmarks.instructions", description=(__doc__ or "").split("\n")[0]
     )
     parser.add_argument("--count", type=int, default=20_000, help="pushes per push run (broadcasts: 1/100)")
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated peers")

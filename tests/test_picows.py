@@ -15,16 +15,18 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import httpx
 import pytest
+from picows import WSTransport
 from websockets.asyncio.client import connect as ws_connect
 
 import grestws
 from grestws.server import TransportName
-from grestws.transports.picows import PicowsDialer
+from grestws.transports import Dialed
+from grestws.transports.picows import PicowsDialer, PicowsTransport
 from tests.proxy import TcpProxy
 from tests.support import (
     WAIT,
@@ -123,6 +125,23 @@ class TestDialerCalls:
         async with serving(room_app(Hub()), served_by) as server, dial(server.url) as client:
             posted = await asyncio.wait_for(client.outgoing.post(Note(text=text)), WAIT)
             assert posted.text == text
+
+    async def test_the_transport_shows_picows_own_once_upgraded(self, served_by: TransportName) -> None:
+        dialed: list[Dialed] = []
+
+        async def keeping(url: str, headers: Mapping[str, str], /) -> Dialed:
+            dialed.append(await PicowsDialer()(url, headers))
+            return dialed[0]
+
+        async with serving(room_app(Hub()), served_by) as server:
+            client = await grestws.connect(server.url, RoomApi, dialer=keeping)
+            try:
+                (first,) = dialed
+                assert isinstance(first.transport, PicowsTransport)
+                assert isinstance(first.transport.ws, WSTransport)
+            finally:
+                await client.close()
+        assert PicowsTransport().ws is None  # not upgraded yet
 
 
 class TestDialerCloseCodes:

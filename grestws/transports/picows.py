@@ -254,6 +254,11 @@ class PicowsTransport(WSListener):
     # -- writing ----------------------------------------------------------------------
 
     @property
+    def ws(self) -> WSTransport | None:
+        """picows' transport of the connection, None before the upgrade is done."""
+        return self._ws
+
+    @property
     def remote_address(self) -> Any:
         """The peer's address (``(host, port)``), or None before the upgrade."""
         ws = self._ws

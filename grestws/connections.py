@@ -105,7 +105,8 @@ class ServerConnection(Connection, Generic[S2C]):
     @property
     def is_open(self) -> bool:
         """True from the handshake's ``k`` until the connection closes or is told to."""
-        return self.accepted and not (self._closing or self._session.closed)  # not self.closed
+        # What the ``closed`` property says, without a second property call: fan-out asks it.
+        return self.accepted and not (self._closing or self._session.closed)
 
     def _identity(self) -> Identity | None:
         return self.identity

@@ -356,7 +356,7 @@ class Session:
             self._invalid_input(spec, None, exc)
             return
         try:
-            call: Any  # the handler's awaitable, a coroutine to start
+            call: Any  # the handler's awaitable: _invoke's call, made in the call's context
             if takes_self:
                 call = context.run(fn, self._target, arg) if spec.has_input else context.run(fn, self._target)
             else:
@@ -426,10 +426,8 @@ class Session:
                     result = await run_intercepted(
                         self.interceptors, call, lambda: self._invoke(fn, takes_self, spec.has_input, arg)
                     )
-                elif takes_self:
-                    result = await (fn(self._target, arg) if spec.has_input else fn(self._target))
                 else:
-                    result = await (fn(arg) if spec.has_input else fn())
+                    result = await self._invoke(fn, takes_self, spec.has_input, arg)
                 if request_id is None:
                     return
                 reply = codec.encode_reply(spec.path_bytes, request_id, result, spec.has_result)

@@ -33,11 +33,9 @@ __all__ = (
 
 _KINDS = {member.value: member for member in FrameType}
 """Frame types by their letter (``b"m"``)."""
-_REQ = FrameType.REQ
-_RES = FrameType.RES
 _MSG = FrameType.MSG
-_WITH_ID = (_REQ, _RES)
-_WITH_PATH = (_REQ, _RES, _MSG)
+_WITH_PATH = (FrameType.REQ, FrameType.RES, _MSG)
+"""The frame types with a path; of these, ``r`` and ``s`` carry an id."""
 _MAX_ID = 2**53 - 1  # the largest integer a JavaScript peer holds exactly
 _MAX_ID_DIGITS = len(str(_MAX_ID))
 _MAX_PATH = 256

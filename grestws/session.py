@@ -67,6 +67,8 @@ Handler = Callable[..., Awaitable[Any]]
 
 
 _decode_frame = codec.decode_frame
+_VIEW_FROM = codec.VIEW_FROM
+_M = FrameType.MSG.value[0]
 _REQ = FrameType.REQ
 _MSG = FrameType.MSG
 _RES = FrameType.RES
@@ -120,6 +122,7 @@ class Session:
         "_max_dropped_pushes",
         "_max_in_flight",
         "_message_contexts",
+        "_messages",
         "_overdue",
         "_pending",
         "_push_buffer",
@@ -166,6 +169,10 @@ class Session:
         self.close_reason = ""
         self.closed = False
         self._handlers: Mapping[str, Entry] = {}
+        self._messages: dict[bytes, Entry] = {}
+        """The handlers a message may go to without decoding its frame, by
+        :func:`~grestws.protocol.codec.message_key`: those with no checks on the way but
+        the gate (see :meth:`_route_messages`)."""
         self._target: object = None
         self._pending: dict[int, asyncio.Future[bytes | memoryview]] = {}
         self._loop = asyncio.get_running_loop()
@@ -196,10 +203,23 @@ class Session:
         self._target = handler
         table = self.incoming.bind(handler)
         self._handlers = {**self._handlers, **table} if self._handlers else table
+        self._route_messages()
 
     def bind_one(self, spec: MethodSpec, fn: Handler) -> None:
         """Serve one incoming method with the function ``fn``."""
         self._handlers = {**self._handlers, spec.path: (spec, fn, False)}
+        self._route_messages()
+
+    def _route_messages(self) -> None:
+        """Key the handlers a message reaches straight from its frame's head: not with
+        interceptors, nor methods that need a permission or a depth check."""
+        if self.interceptors:
+            return
+        self._messages = {
+            codec.message_key(path): entry
+            for path, entry in self._handlers.items()
+            if not entry[0].gated and not entry[0].deep_input
+        }
 
     # -- reading ----------------------------------------------------------------------
 
@@ -222,6 +242,16 @@ class Session:
         """Handle one incoming frame; never raises for anything the peer sent."""
         if self._dropping:
             return  # frames the peer sent before it was dropped are not served
+        messages = self._messages
+        if messages and raw and raw[0] == _M and len(raw) < _VIEW_FROM:
+            # The usual frame, a small message without a stream position, goes straight to
+            # its handler: ``m:<path>::<data>``.
+            head, _, data = bytes(raw).partition(b"::")
+            entry = messages.get(head)
+            if entry is not None:
+                if self.gate is None or not self._limited(entry[0], None, entry[0].path):
+                    self._deliver(entry, data)
+                return
         positions = self.positions
         try:
             frame = _decode_frame(raw, positions is not None)
@@ -254,13 +284,8 @@ class Session:
         request_id = frame.id
         entry = self._handlers.get(path)
         spec = entry[0] if entry is not None else self.incoming.by_path.get(path)
-        gate = self.gate
-        if gate is not None:
-            wait = gate.admit(spec)
-            cap = self._max_in_flight
-            if wait or (spec is not None and cap is not None and len(self._tasks) >= cap):
-                self._over_limit(wait, spec, request_id, path)
-                return
+        if self.gate is not None and self._limited(spec, request_id, path):
+            return
         if spec is not None and spec.gated and not spec.permission.allows(self.identity):
             self._refuse_call(spec, request_id)  # before ROUTE_NOT_FOUND: gated routes stay hidden
             return
@@ -274,15 +299,26 @@ class Session:
             self._refuse(IncidentKind.INVALID_PAYLOAD, path, request_id, invalid, "too deep")
             return
         if request_id is None:  # a message: its context is made once per method
-            context = self._message_contexts.get(path) or self._message_context(path)
             if not self.interceptors:
-                self._deliver(entry, data, context.copy())
+                self._deliver(entry, data)
                 return
+            context = self._message_contexts.get(path) or self._message_context(path)
         else:
             context = self._context or self.base_context()
         task = inline.start(self._loop, self._serve(entry, request_id, data), context.copy())
         if task is not None:  # it has to wait
             self._track(task, entry[0].deadline)
+
+    def _limited(self, spec: MethodSpec | None, request_id: int | None, path: str) -> bool:
+        """Charge a call to the gate; refuse it (and say so) over a rate or the in-flight cap."""
+        gate = self.gate
+        assert gate is not None
+        wait = gate.admit(spec)
+        cap = self._max_in_flight
+        if wait or (spec is not None and cap is not None and len(self._tasks) >= cap):
+            self._over_limit(wait, spec, request_id, path)
+            return True
+        return False
 
     def _admitted(self) -> bool:
         """Charge a frame that is no call (a ping, a malformed frame) to the rate."""
@@ -344,17 +380,19 @@ class Session:
         at = math.inf if deadline is None or deadline == math.inf or gate is None else _monotonic() + deadline
         self._tasks.add(task, at, None)
 
-    def _deliver(self, entry: Entry, data: bytes | memoryview, context: contextvars.Context) -> None:
-        """Serve a message (a call nobody answers) in ``context``: its handler's coroutine
-        is the call's task, started at once (see :mod:`grestws.inline`). What it raises is
-        reported; if it has to wait, it is tracked as in flight and held to its deadline
-        until it ends."""
+    def _deliver(self, entry: Entry, data: bytes | memoryview) -> None:
+        """Serve a message (a call nobody answers) in a copy of its method's context: its
+        handler's coroutine is the call's task, started at once (see :mod:`grestws.inline`).
+        What it raises is reported; if it has to wait, it is tracked as in flight and held
+        to its deadline until it ends."""
         spec, fn, takes_self = entry
         try:
             arg = spec.decode_input(data)
         except Exception as exc:  # msgspec's errors, and RecursionError on deep data
             self._invalid_input(spec, None, exc)
             return
+        path = spec.path
+        context = (self._message_contexts.get(path) or self._message_context(path)).copy()
         try:
             call: Any  # the handler's awaitable: _invoke's call, made in the call's context
             if takes_self:

@@ -440,6 +440,56 @@ class TestContext:
             current_message()
 
 
+class TestMessageFrames:
+    """A message goes to its handler straight from the frame's head (``m:<path>::``);
+    every frame must come out as decoding it would."""
+
+    @pytest.mark.parametrize("kind", [bytes, bytearray])
+    async def test_data_may_hold_the_separators(
+        self, raw: tuple[End, MemoryTransport], kind: type[bytes] | type[bytearray]
+    ) -> None:
+        local, peer = raw
+        local.session.receive(kind(b'm:%b::{"name":"a::b:c","count":2}' % local.serves("note")))
+        item, who = await within(local.handler.notes.get())
+        assert item == Item("a::b:c", 2)
+        assert (who.path, who.id) == (local.serves("note").decode(), None)
+        assert await round_trip(peer) == []
+
+    async def test_a_message_to_a_request_runs_it_unanswered(self, raw: tuple[End, MemoryTransport]) -> None:
+        local, peer = raw
+        await peer.send(b'm:%b::{"name":"x"}' % local.serves("echo"))
+        assert await round_trip(peer) == []
+        assert local.handler.calls == ["echo"]
+
+    @pytest.mark.parametrize(
+        "frame",
+        [b"m:%b", b"m:%b:", b"m:%b:::", b"m:%b :: {}", b"m: %b::{}", b"n:%b::{}", b"m:%b:7:{}"],
+        ids=["no-fields", "two-fields", "empty-data", "spaced", "spaced-path", "unknown-type", "an-id"],
+    )
+    async def test_a_head_that_is_no_key_is_decoded(
+        self, raw: tuple[End, MemoryTransport], frame: bytes
+    ) -> None:
+        local, peer = raw
+        local.session.receive(frame % local.serves("note"))
+        assert await within(local.errors.get()) is not None
+        assert await round_trip(peer) == []
+        assert local.handler.calls == []
+
+    async def test_a_handler_bound_later_is_reached(self, raw: tuple[End, MemoryTransport]) -> None:
+        local, peer = raw
+        spec = local.session.incoming.methods["note_fail"]
+        seen: list[Failure] = []
+
+        async def note_fail(failure: Failure) -> None:
+            seen.append(failure)
+
+        local.session.bind_one(spec, note_fail)
+        await peer.send(b'm:%b::{"kind":"plain"}' % spec.path.encode())
+        assert await round_trip(peer) == []
+        assert seen == [Failure("plain")]
+        assert local.errors.empty()
+
+
 class TestUnknownPath:
     async def test_request_gets_route_not_found(self, raw: tuple[End, MemoryTransport]) -> None:
         local, peer = raw

@@ -28,6 +28,7 @@ __all__ = (
     "encode_positioned",
     "encode_reply",
     "encode_response",
+    "message_key",
     "validation_issues",
 )
 
@@ -46,9 +47,9 @@ _OK_EMPTY = b'{"success":true,"type":"OK"}'
 _OK_PREFIX = b'{"success":true,"type":"OK","data":'
 
 
-_VIEW_FROM = 16 * 1024
-"""Data at least this long stays in the received message, as a ``memoryview``: a large
-payload is never copied on its way to the decoder."""
+VIEW_FROM = 16 * 1024
+"""Data of a frame at least this long stays in the received message, as a ``memoryview``:
+a large payload is never copied on its way to the decoder."""
 
 _SHAPE = "expected <type>:<path>:<id>:<data>"
 
@@ -71,7 +72,7 @@ def decode_frame(raw: bytes | bytearray | str, positioned: bool = False) -> Fram
             ignored, since they carry none.
     """
     data: bytes | memoryview
-    if type(raw) is bytes and len(raw) < _VIEW_FROM:
+    if type(raw) is bytes and len(raw) < VIEW_FROM:
         try:
             letter, path_bytes, id_bytes, data = raw.split(b":", 3)
         except ValueError:
@@ -111,7 +112,7 @@ def _split(raw: bytes | bytearray | str) -> tuple[bytes, bytes, bytes, bytes | m
     data is a ``memoryview`` of ``raw``."""
     if isinstance(raw, str):
         raw = raw.encode()
-    if len(raw) < _VIEW_FROM:
+    if len(raw) < VIEW_FROM:
         parts = bytes(raw).split(b":", 3)
         if len(parts) != 4:
             raise FrameError(_SHAPE)
@@ -123,6 +124,15 @@ def _split(raw: bytes | bytearray | str) -> tuple[bytes, bytes, bytes, bytes | m
         raise FrameError(_SHAPE)
     head = bytes(raw[:third])
     return head[:first], head[first + 1 : second], head[second + 1 :], memoryview(raw)[third + 1 :]
+
+
+def message_key(path: str) -> bytes:
+    """How a message to ``path`` without a stream position starts, ``m:<path>``, up to the
+    ``::`` that closes its empty id field: ``m:<path>::<data>``. A receiver may look up the
+    bytes before a frame's first ``::`` among these keys instead of decoding the frame: a
+    frame whose head is such a key decodes to exactly that message, with the rest as its
+    data."""
+    return b"m:" + path.encode()
 
 
 def encode_frame(kind: FrameType, path: str = "", id: int | None = None, data: bytes = b"") -> bytes:

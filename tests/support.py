@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
 from websockets.asyncio.client import ClientConnection
@@ -463,9 +463,12 @@ def split_frame(text: str | bytes) -> RawFrame:
 
 
 @contextlib.asynccontextmanager
-async def raw_socket(url: str, *, handshake: bool = True) -> AsyncIterator[ClientConnection]:
-    """A plain websockets connection to ``url``; with ``handshake``, ``h`` was sent and ``k`` seen."""
-    async with ws_connect(url, open_timeout=WAIT) as ws:
+async def raw_socket(
+    url: str, *, handshake: bool = True, compression: Literal["deflate"] | None = "deflate"
+) -> AsyncIterator[ClientConnection]:
+    """A plain websockets connection to ``url``; with ``handshake``, ``h`` was sent and ``k``
+    seen. It offers permessage-deflate unless ``compression`` is None."""
+    async with ws_connect(url, open_timeout=WAIT, compression=compression) as ws:
         if handshake:
             await ws.send("h:::{}")
             assert await asyncio.wait_for(ws.recv(), WAIT) == "k:::null"

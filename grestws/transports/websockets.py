@@ -24,7 +24,7 @@ from websockets.asyncio.connection import Connection as WebSocket
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.frames import DATA_OPCODES, CloseCode, Frame, Opcode
-from websockets.protocol import CLOSED, OPEN, Event
+from websockets.protocol import CLOSED, OPEN, SERVER, Event
 
 from grestws.exceptions import ConnectError, ConnectionClosedError
 from grestws.liveness import Liveness
@@ -42,6 +42,24 @@ __all__ = (
 logger = logging.getLogger("grestws")
 
 _TEXT = Opcode.TEXT
+
+_SHARED_UP_TO = 64 * 1024
+"""The largest frame whose wire form is kept for the next connection (see :func:`_wire`)."""
+_shared: tuple[bytes, bytes] = (b"", b"")
+
+
+def _wire(frame: bytes) -> bytes:
+    """``frame`` as a server's unmasked text frame with no extension: the same bytes on
+    every such connection. The last one is kept (up to :data:`_SHARED_UP_TO` bytes), so a
+    frame broadcast to many connections is serialized once."""
+    global _shared
+    shared = _shared
+    if shared[0] is frame:
+        return shared[1]
+    wire = Frame(_TEXT, frame).serialize(mask=False)
+    if len(frame) <= _SHARED_UP_TO:
+        _shared = (frame, wire)
+    return wire
 
 
 class Messages(Inbox):
@@ -133,7 +151,7 @@ class WebsocketsTransport:
             dropped.
     """
 
-    __slots__ = ("_dead", "_protocol", "_sent", "_socket", "close_timeout", "messages", "ws")
+    __slots__ = ("_dead", "_plain", "_protocol", "_sent", "_socket", "close_timeout", "messages", "ws")
 
     def __init__(
         self,
@@ -150,6 +168,8 @@ class WebsocketsTransport:
         self.close_timeout = close_timeout
         self._dead = False
         self._sent: tuple[int, str] | None = None
+        # A server's frames with no extension are the same bytes on every connection.
+        self._plain = ws.protocol.side is SERVER and not ws.protocol.extensions
         if ping_interval is not None and ws.protocol.state is OPEN:
             ws.liveness = Liveness(ws.loop, ping_interval, ping_timeout, self._ping, self._drop_dead)
 
@@ -189,9 +209,12 @@ class WebsocketsTransport:
         protocol = self._protocol
         if protocol.state is not OPEN or self._socket.is_closing():
             raise self._closed()
-        # What websockets.broadcast does for each connection: grestws never sends
-        # fragmented messages, so nothing can be interleaved with this frame.
-        protocol.send_text(frame)
+        # grestws never sends fragmented messages, so nothing can be interleaved with this
+        # frame; websockets' protocol keeps no state of the data frames it sends.
+        if self._plain and type(frame) is bytes and not protocol.debug:
+            self._socket.write(_wire(frame))
+            return
+        protocol.send_text(frame)  # what websockets.broadcast does for each connection
         self.ws.send_data()
 
     async def send(self, frame: bytes | bytearray) -> None:

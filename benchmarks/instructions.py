@@ -7,8 +7,8 @@ websockets. The counts are the process's own (user space): what the kernel does 
 socket is the same for every peer and left out. Two scenarios, the two sides of fan-out:
 
 - ``push``: a client connection is handed the server's frames of one ``Tick`` push, ten per
-  ``data_received`` (as the network hands them over), and the next batch after a loop
-  iteration. websockets is read the way the benchmark's websockets peer reads it (a task
+  ``data_received`` (``--batch``; as the network hands them over), and the next batch after
+  a loop iteration. websockets is read the way the benchmark's websockets peer reads it (a task
   awaiting ``recv()`` and decoding with msgspec); grestws calls its typed handler.
 - ``broadcast``: a server with 100 client connections (in another process, not counted)
   pushes one ``Tick`` to all of them per loop iteration: ``websockets.broadcast`` against
@@ -69,7 +69,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 """
 
 
-async def _push(peer: str, count: int) -> None:
+async def _push(peer: str, count: int, batch: int = _BATCH) -> None:
     """Feed ``count`` pushes to one client connection of ``peer``; see the module."""
     from websockets.asyncio.client import connect
     from websockets.asyncio.server import serve
@@ -108,17 +108,17 @@ async def _push(peer: str, count: int) -> None:
         spec = BenchApi.contract.server_to_client.spec_for(BenchClient.tick)
         payload = bytes(codec.encode_call(spec.prefix, None, tick(42), True))
         feed = dialer.feeder()
-    data = Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[]) * _BATCH
+    data = Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[]) * batch
     for _ in range(_WARMUP):
         feed(data)
         await asyncio.sleep(0)
     await asyncio.sleep(0.05)
     start = received
-    for _ in range(count // _BATCH):
+    for _ in range(count // batch):
         feed(data)
         await asyncio.sleep(0)
     await asyncio.sleep(0.05)
-    if received - start != count // _BATCH * _BATCH:
+    if received - start != count // batch * batch:
         raise SystemExit(f"{peer}: {received - start} of {count} pushes arrived")
     if reader is not None:
         reader.cancel()
@@ -220,16 +220,16 @@ async def _broadcast(peer: str, count: int) -> None:
         await clients.wait()
 
 
-def _run(scenario: str, peer: str, count: int) -> None:
+def _run(scenario: str, peer: str, count: int, batch: int) -> None:
     """The process valgrind counts."""
-    coroutine = _push(peer, count) if scenario == "push" else _broadcast(peer, count)
+    coroutine = _push(peer, count, batch) if scenario == "push" else _broadcast(peer, count)
     asyncio.run(coroutine)
 
 
-def count_instructions(valgrind: str, scenario: str, peer: str, count: int) -> int:
+def count_instructions(valgrind: str, scenario: str, peer: str, count: int, batch: int = _BATCH) -> int:
     """Instructions of one run of ``scenario`` for ``peer`` with ``count`` messages."""
     command = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
-    command += ["-m", "benchmarks.instructions", "--run", scenario, peer, str(count)]
+    command += ["-m", "benchmarks.instructions", "--batch", str(batch), "--run", scenario, peer, str(count)]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     done = subprocess.run(command, capture_output=True, env=env, timeout=600, check=False)
     found = _COLLECTED.search(done.stderr)
@@ -245,11 +245,14 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20_000, help="pushes per push run (broadcasts: 1/100)")
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated peers")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument(
+        "--batch", type=int, default=_BATCH, help=f"push frames per data_received (default {_BATCH})"
+    )
     parser.add_argument("--run", nargs=3, metavar=("SCENARIO", "PEER", "COUNT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
         scenario, peer, count = args.run
-        _run(scenario, peer, int(count))
+        _run(scenario, peer, int(count), args.batch)
         return
     valgrind = shutil.which("valgrind")
     if valgrind is None:
@@ -261,8 +264,8 @@ def main() -> None:
         delivered = messages if scenario == "push" else messages * _CONNECTIONS
         base: float | None = None
         for peer in args.peers.split(","):
-            empty = count_instructions(valgrind, scenario, peer, 0)
-            full = count_instructions(valgrind, scenario, peer, messages)
+            empty = count_instructions(valgrind, scenario, peer, 0, args.batch)
+            full = count_instructions(valgrind, scenario, peer, messages, args.batch)
             each = (full - empty) / delivered
             if peer == "websockets":
                 base = each

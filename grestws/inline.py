@@ -60,13 +60,12 @@ if sys.version_info >= (3, 12):
         return None
 
 else:  # pragma: no cover - one of the two branches runs on any given Python
-    from asyncio.tasks import _enter_task, _leave_task
-
     _refcount = sys.getrefcount
     _weakrefcount = weakref.getweakrefcount
 
     _current_tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = vars(asyncio.tasks)["_current_tasks"]
-    """What ``asyncio.current_task(loop)`` reads, without the function call."""
+    """What ``asyncio.current_task(loop)`` reads and asyncio's ``_enter_task`` and
+    ``_leave_task`` write (the C implementation's own dict), used here without the calls."""
 
     _YIELDED, _RETURNED, _RAISED = range(3)
 
@@ -197,10 +196,10 @@ else:  # pragma: no cover - one of the two branches runs on any given Python
         task._call_loop = loop
         task._call_context = context
         task._call_coro = coro
+        # What _leave_task and _enter_task do, without their calls: the outer task (the
+        # one whose callback this is, if any) steps aside while this one runs.
         outer = _current_tasks.get(loop)
-        if outer is not None:
-            _leave_task(loop, outer)
-        _enter_task(loop, task)
+        _current_tasks[loop] = task
         outcome = _RETURNED
         value: Any = None
         try:
@@ -214,9 +213,10 @@ else:  # pragma: no cover - one of the two branches runs on any given Python
             value = exc
             outcome = _RAISED
         finally:
-            _leave_task(loop, task)
             if outer is not None:
-                _enter_task(loop, outer)
+                _current_tasks[loop] = outer
+            else:
+                del _current_tasks[loop]
         if (
             outcome != _YIELDED
             and not task._scheduled

@@ -162,8 +162,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--chart",
         type=Path,
         default=None,
-        help="PNG chart (default docs/performance.png; OUT/quick.png with --quick, OUT/baseline.png "
-        "with --baseline)",
+        help="PNG chart (default docs/performance.png; OUT/chart.png with --out, OUT/quick.png with "
+        "--quick, OUT/baseline.png with --baseline)",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds one run may take")
     parser.add_argument(
@@ -181,6 +181,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeats is None:
         args.repeats = 2 if args.quick else 5
+    chosen_out = args.out is not None
     if args.out is None:
         args.out = ROOT / "benchmarks" / "results"
         # a comparison or a smoke run leaves the published results alone
@@ -193,6 +194,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             args.chart = args.out / "quick.png"
         elif args.baseline is not None:
             args.chart = args.out / "baseline.png"
+        elif chosen_out:  # results kept elsewhere leave the published chart alone
+            args.chart = args.out / "chart.png"
         else:
             args.chart = ROOT / "docs" / "performance.png"
     return args

@@ -69,6 +69,7 @@ Handler = Callable[..., Awaitable[Any]]
 _decode_frame = codec.decode_frame
 _VIEW_FROM = codec.VIEW_FROM
 _M = FrameType.MSG.value[0]
+_EMPTY = b""  # b"" + raw: raw as bytes, at the cost of a copy only when it is a bytearray
 _REQ = FrameType.REQ
 _MSG = FrameType.MSG
 _RES = FrameType.RES
@@ -246,7 +247,7 @@ class Session:
         if messages and raw and raw[0] == _M and len(raw) < _VIEW_FROM:
             # The usual frame, a small message without a stream position, goes straight to
             # its handler: ``m:<path>::<data>``.
-            head, _, data = bytes(raw).partition(b"::")
+            head, _, data = (_EMPTY + raw).partition(b"::")  # bytes, as a key must be
             entry = messages.get(head)
             if entry is not None:
                 if self.gate is None or not self._limited(entry[0], None, entry[0].path):
@@ -488,10 +489,9 @@ class Session:
                     return
                 error = failure
             else:
-                bound = self._max_buffer
-                if bound is None or self.transport.buffered <= bound or not self._over_buffer():
-                    with contextlib.suppress(ConnectionClosedError):  # the peer is gone: nobody to answer
-                        await self.transport.send(reply)
+                with contextlib.suppress(ConnectionClosedError):  # the peer is gone: nobody to answer
+                    if not await self.transport.send(reply, self._max_buffer):
+                        self._too_slow()
                 return
             self._write_error(spec.path, request_id, error)
         finally:
@@ -558,16 +558,19 @@ class Session:
         """Whether the peer has left more unread than the limit allows; closes it if so."""
         bound = self._max_buffer
         if bound is not None and self.transport.buffered > bound:
-            self.close_soon(CLOSE_TRY_AGAIN_LATER, "Too slow to read", IncidentKind.SLOW_CONSUMER)
+            self._too_slow()
             return True
         return False
 
+    def _too_slow(self) -> None:
+        """Close a peer that has left more unread than ``max_outgoing_buffer``."""
+        self.close_soon(CLOSE_TRY_AGAIN_LATER, "Too slow to read", IncidentKind.SLOW_CONSUMER)
+
     def _write_now(self, frame: bytes | bytearray) -> None:
         """Write an answer without waiting: nothing of it stays in a task."""
-        if self._over_buffer():
-            return
         with contextlib.suppress(ConnectionClosedError):  # the peer is gone: nobody to answer
-            self.transport.write(frame)
+            if not self.transport.write(frame, self._max_buffer):
+                self._too_slow()
 
     def _write_error(self, path: str, request_id: int, error: ApiError[Any]) -> None:
         self._write_now(codec.encode_response(path.encode(), request_id, error_envelope(error)))
@@ -582,25 +585,22 @@ class Session:
         """
         if self.closed or self._dropping:
             return False
-        transport = self.transport
-        bound = self._push_buffer
-        if bound is not None and transport.buffered > bound:
-            self._drop_push(bound)
-            return False
         try:
-            transport.write(frame)
+            if self.transport.write(frame, self._push_buffer):
+                self._dropped_pushes = 0
+                return True
         except ConnectionClosedError:
             return False
-        self._dropped_pushes = 0
-        return True
+        self._drop_push()
+        return False
 
-    def _drop_push(self, bound: int) -> None:
-        """Count a push not written to a peer that has ``bound`` bytes unread; close a peer
-        over the outgoing limit or one that missed too many pushes in a row."""
+    def _drop_push(self) -> None:
+        """Count a push not written to a peer with more than ``push_buffer`` bytes unread;
+        close a peer over the outgoing limit or one that missed too many pushes in a row."""
         if self._over_buffer():
             return
         self._dropped_pushes += 1
-        self.report(IncidentKind.PUSH_DROPPED, f"dropped a push: over {bound} bytes unread")
+        self.report(IncidentKind.PUSH_DROPPED, f"dropped a push: over {self._push_buffer} bytes unread")
         cap = self._max_dropped_pushes
         if cap is not None and self._dropped_pushes >= cap:
             reason = f"Missed {cap} pushes in a row"
@@ -660,9 +660,9 @@ class Session:
         if timeout is not None:
             self._timeouts.add(request_id, _monotonic() + timeout, (spec.path, timeout))
         try:
-            if self._max_buffer is not None and self._over_buffer():
+            if not await self.transport.send(frame, self._max_buffer):
+                self._too_slow()
                 raise ConnectionClosedError(CLOSE_TRY_AGAIN_LATER, "Too slow to read")
-            await self.transport.send(frame)
             data = await future
         finally:
             self._pending.pop(request_id, None)

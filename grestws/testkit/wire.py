@@ -101,17 +101,21 @@ class RecordingTransport:
 
         self._inner.deliver_to(received)
 
-    def write(self, frame: bytes | bytearray) -> None:
-        self._inner.write(frame)
-        self.log.note(Direction.SENT, frame)
+    def write(self, frame: bytes | bytearray, limit: int | None = None) -> bool:
+        written = self._inner.write(frame, limit)
+        if written:
+            self.log.note(Direction.SENT, frame)
+        return written
 
     @property
     def buffered(self) -> int:
         return self._inner.buffered
 
-    async def send(self, frame: bytes | bytearray) -> None:
+    async def send(self, frame: bytes | bytearray, limit: int | None = None) -> bool:
+        if limit is not None and self._inner.buffered > limit:
+            return False
         self.log.note(Direction.SENT, frame)  # before the wait, so a quick answer comes after it
-        await self._inner.send(frame)
+        return await self._inner.send(frame)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self._inner.close(code, reason)

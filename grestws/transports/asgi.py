@@ -303,35 +303,47 @@ class AsgiTransport:
         if self._close_sent is not None:
             raise ConnectionClosedError(*self._close_sent)
 
-    def write(self, frame: bytes | bytearray) -> None:
-        """Queue ``frame`` for sending; never waits.
+    def write(self, frame: bytes | bytearray, limit: int | None = None) -> bool:
+        """Queue ``frame`` for sending, never waiting: whatever is queued already, or only
+        if no more than ``limit`` bytes are.
+
+        Returns:
+            Whether ``frame`` was queued (False: over ``limit``).
 
         Raises:
             ConnectionClosedError: the connection is closing or closed.
         """
         self._check_open()
+        if limit is not None and self._buffered > limit:
+            return False
         self._queue.append(frame)
         self._buffered += len(frame)
         self._start_writer()
+        return True
 
-    async def send(self, frame: bytes | bytearray) -> None:
-        """Send ``frame``; wait while more than 64 KiB is queued before it, or while the
-        ASGI server holds it back. A connection given up on (see :meth:`drop`) ends the
-        wait at once.
+    async def send(self, frame: bytes | bytearray, limit: int | None = None) -> bool:
+        """Send ``frame`` (unless more than ``limit`` bytes are queued); wait while more
+        than 64 KiB is queued before it, or while the ASGI server holds it back. A
+        connection given up on (see :meth:`drop`) ends the wait at once.
 
         Cancelling it leaves the connection usable: a frame queued behind others is sent
         anyway; one being handed to the ASGI server is sent or not, as that server's
         ``send`` does when cancelled.
 
+        Returns:
+            Whether ``frame`` was sent or queued.
+
         Raises:
             ConnectionClosedError: the connection is closed, or closed while waiting.
         """
         self._check_open()
+        if limit is not None and self._buffered > limit:
+            return False
         if self._writing:
             self.write(frame)
             if self._buffered > _HIGH_WATER:
                 await self._wait_drained()
-            return
+            return True
         self._writing = True
         task = self._sender = asyncio.current_task()
         try:
@@ -347,6 +359,7 @@ class AsgiTransport:
             self._writing = False
             if self._queue:
                 self._start_writer()
+        return True
 
     async def _send_text(self, frame: bytes | bytearray) -> None:
         try:

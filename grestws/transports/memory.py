@@ -77,18 +77,26 @@ class MemoryTransport:
         """Always 0: the pipe hands every frame over at once."""
         return 0
 
-    async def send(self, frame: bytes | bytearray) -> None:
-        """Hand ``frame`` to the other end; never waits (the pipe is unbounded).
+    async def send(self, frame: bytes | bytearray, limit: int | None = None) -> bool:
+        """Hand ``frame`` to the other end; never waits (the pipe is unbounded, so
+        ``limit`` never holds it back).
 
         Cancel-safe: it does not suspend, so a frame is either sent whole or not at all.
+
+        Returns:
+            True.
 
         Raises:
             ConnectionClosedError: the pipe is closed; carries its code and reason.
         """
-        self.write(frame)
+        return self.write(frame)
 
-    def write(self, frame: bytes | bytearray) -> None:
-        """Hand ``frame`` to the other end, as :meth:`send` does.
+    def write(self, frame: bytes | bytearray, limit: int | None = None) -> bool:
+        """Hand ``frame`` to the other end, as :meth:`send` does; nothing is ever
+        buffered, so ``limit`` never holds it back.
+
+        Returns:
+            True.
 
         Raises:
             ConnectionClosedError: the pipe is closed; carries its code and reason.
@@ -101,6 +109,7 @@ class MemoryTransport:
             asyncio.get_running_loop().call_soon(peer._deliver, frame)
         else:
             self._outbox.put_nowait(frame)
+        return True
 
     def _deliver(self, frame: bytes | bytearray) -> None:
         if self._sink is not None:

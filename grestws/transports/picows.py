@@ -270,8 +270,12 @@ class PicowsTransport(WSListener):
         socket = self._socket
         return 0 if socket is None else socket.get_write_buffer_size()
 
-    def write(self, frame: bytes | bytearray) -> None:
-        """Write ``frame`` now, whatever is buffered already; never waits.
+    def write(self, frame: bytes | bytearray, limit: int | None = None) -> bool:
+        """Write ``frame`` now, never waiting: whatever is buffered already, or only if
+        no more than ``limit`` bytes are.
+
+        Returns:
+            Whether ``frame`` was written (False: over ``limit``).
 
         Raises:
             ConnectionClosedError: the connection is closing or closed.
@@ -280,24 +284,32 @@ class PicowsTransport(WSListener):
         socket = self._socket
         if ws is None or socket is None or socket.is_closing() or ws.is_close_frame_sent:
             raise self._closed_error()
+        if limit is not None and socket.get_write_buffer_size() > limit:
+            return False
         ws.send(_TEXT, frame)
+        return True
 
-    async def send(self, frame: bytes | bytearray) -> None:
-        """Write ``frame`` and, when the write buffer is over its high-water mark, wait
-        until it drains.
+    async def send(self, frame: bytes | bytearray, limit: int | None = None) -> bool:
+        """Write ``frame`` (unless more than ``limit`` bytes are buffered) and, when the
+        write buffer is over its high-water mark, wait until it drains.
 
         Cancelling it leaves the connection usable: the frame is written already.
+
+        Returns:
+            Whether ``frame`` was written.
 
         Raises:
             ConnectionClosedError: the connection is closed, or closed while waiting.
         """
-        self.write(frame)
+        if not self.write(frame, limit):
+            return False
         while self._paused and not self._closed.done():
             if self._drained is None:
                 self._drained = self._loop.create_future()
             await asyncio.shield(self._drained)
         if self._closed.done():
             raise self._closed_error()
+        return True
 
     def _wake(self) -> None:
         drained, self._drained = self._drained, None

@@ -200,32 +200,47 @@ class WebsocketsTransport:
         """Bytes written but not yet taken by the network."""
         return self._socket.get_write_buffer_size()
 
-    def write(self, frame: bytes | bytearray) -> None:
-        """Write ``frame`` now, whatever is buffered already; never waits.
+    def write(self, frame: bytes | bytearray, limit: int | None = None) -> bool:
+        """Write ``frame`` now, never waiting: whatever is buffered already, or only if
+        no more than ``limit`` bytes are.
+
+        Returns:
+            Whether ``frame`` was written (False: over ``limit``).
 
         Raises:
             ConnectionClosedError: the connection is closing or closed.
         """
         protocol = self._protocol
-        if protocol.state is not OPEN or self._socket.is_closing():
+        socket = self._socket
+        if protocol.state is not OPEN or socket.is_closing():
             raise self._closed()
+        if limit is not None and socket.get_write_buffer_size() > limit:
+            return False
         # grestws never sends fragmented messages, so nothing can be interleaved with this
         # frame; websockets' protocol keeps no state of the data frames it sends.
         if self._plain and type(frame) is bytes and not protocol.debug:
-            self._socket.write(_wire(frame))
-            return
+            socket.write(_wire(frame))
+            return True
         protocol.send_text(frame)  # what websockets.broadcast does for each connection
         self.ws.send_data()
+        return True
 
-    async def send(self, frame: bytes | bytearray) -> None:
-        """Write ``frame`` and, when the write buffer is full, wait until it drains.
+    async def send(self, frame: bytes | bytearray, limit: int | None = None) -> bool:
+        """Write ``frame`` (unless more than ``limit`` bytes are buffered) and, when the
+        write buffer is full, wait until it drains.
+
+        Returns:
+            Whether ``frame`` was written.
 
         Raises:
             ConnectionClosedError: the connection is closed, or closed while waiting.
         """
         protocol = self._protocol
-        if protocol.state is not OPEN or self._socket.is_closing():
+        socket = self._socket
+        if protocol.state is not OPEN or socket.is_closing():
             raise self._closed()
+        if limit is not None and socket.get_write_buffer_size() > limit:
+            return False
         protocol.send_text(frame)  # as write() does, without the extra call on the hot path
         ws = self.ws
         ws.send_data()
@@ -234,6 +249,7 @@ class WebsocketsTransport:
                 await ws.drain()
             except (ConnectionClosed, OSError) as exc:
                 raise self._closed() from exc
+        return True
 
     def _closed(self) -> ConnectionClosedError:
         ws = self.ws

@@ -172,7 +172,7 @@ else:  # pragma: no cover - one of the two branches runs on any given Python
                 except StopIteration:
                     return
 
-    _spare: list[_Call] = []
+    _spare: _Call | None = None
     """A task whose call returned in its first step, never scheduled, that nothing refers
     to any more (not even weakly): the next call's, rather than a new one."""
 
@@ -188,11 +188,13 @@ else:  # pragma: no cover - one of the two branches runs on any given Python
             What the step raised, but a ``CancelledError``: that ends the task cancelled,
             as in any task. A task that something holds ends with what was raised too.
         """
-        if _spare:
-            task = _spare.pop()
-        else:
+        global _spare
+        task = _spare
+        if task is None:
             task = _Call.__new__(_Call)
             task._scheduled = False
+        else:
+            _spare = None  # a call started in this one's first step gets a task of its own
         task._call_loop = loop
         task._call_context = context
         task._call_coro = coro
@@ -225,8 +227,8 @@ else:  # pragma: no cover - one of the two branches runs on any given Python
         ):
             # Nothing refers to the task: it need not end as a task, and may serve again.
             del task._call_coro, task._call_context
-            if not _spare:
-                _spare.append(task)
+            if _spare is None:
+                _spare = task
             if outcome == _RAISED and not isinstance(value, asyncio.CancelledError):
                 raise value
             return None

@@ -250,6 +250,24 @@ async def a_task_kept_by_the_call_ends_as_a_task(loop: asyncio.AbstractEventLoop
     assert task.result() is None
 
 
+async def a_call_started_in_another_calls_first_step(loop: asyncio.AbstractEventLoop) -> None:
+    seen: list[int] = []  # ids: a task nothing keeps may serve again
+
+    async def inner() -> None:
+        seen.append(id(asyncio.current_task()))
+
+    async def outer() -> None:
+        seen.append(id(asyncio.current_task()))
+        assert inline.start(loop, inner(), contextvars.copy_context()) is None
+        seen.append(id(asyncio.current_task()))
+
+    for _ in range(3):
+        assert await _from_callback(outer()) is None
+    for first in range(0, len(seen), 3):
+        outer_task, inner_task, outer_again = seen[first : first + 3]
+        assert inner_task != outer_task == outer_again
+
+
 SCENARIOS: list[Scenario] = [
     finishes_without_a_task,
     keeps_its_task_across_a_wait,
@@ -264,6 +282,7 @@ SCENARIOS: list[Scenario] = [
     an_exception_ends_a_kept_task_too,
     a_cancelled_error_ends_the_call,
     a_task_kept_by_the_call_ends_as_a_task,
+    a_call_started_in_another_calls_first_step,
 ]
 
 

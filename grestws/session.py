@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import inspect
 import logging
 import math
 import types
@@ -65,6 +66,11 @@ logger = logging.getLogger("grestws")
 
 Handler = Callable[..., Awaitable[Any]]
 
+MessageRoute = tuple[MethodSpec, Handler, bool]
+"""How a message reaches its handler: the method, its function (bound to the handler
+object where it takes one) and whether calling it runs none of its code (an ``async def``
+function, which only makes its coroutine)."""
+
 
 _decode_frame = codec.decode_frame
 _VIEW_FROM = codec.VIEW_FROM
@@ -81,6 +87,18 @@ _Coroutine: type[Any] = types.CoroutineType
 
 async def _awaiting(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
+
+
+def _message_route(entry: Entry, target: object) -> MessageRoute:
+    """The route of a message to the handler function of ``entry`` (of ``target``)."""
+    spec, fn, takes_self = entry
+    if takes_self:
+        fn = types.MethodType(fn, target)
+    function = getattr(fn, "__func__", fn)
+    direct = isinstance(function, types.FunctionType) and bool(
+        function.__code__.co_flags & inspect.CO_COROUTINE
+    )
+    return spec, fn, direct
 
 
 def _is_api_error(error: Exception) -> TypeGuard[ApiError[Any]]:
@@ -123,6 +141,7 @@ class Session:
         "_max_dropped_pushes",
         "_max_in_flight",
         "_message_contexts",
+        "_message_routes",
         "_messages",
         "_overdue",
         "_pending",
@@ -170,8 +189,10 @@ class Session:
         self.close_reason = ""
         self.closed = False
         self._handlers: Mapping[str, Entry] = {}
-        self._messages: dict[bytes, Entry] = {}
-        """The handlers a message may go to without decoding its frame, by
+        self._message_routes: dict[str, MessageRoute] = {}
+        """How a message reaches its handler, by path."""
+        self._messages: dict[bytes, MessageRoute] = {}
+        """The routes a message may take without decoding its frame, by
         :func:`~grestws.protocol.codec.message_key`: those with no checks on the way but
         the gate (see :meth:`_route_messages`)."""
         self._target: object = None
@@ -212,14 +233,18 @@ class Session:
         self._route_messages()
 
     def _route_messages(self) -> None:
-        """Key the handlers a message reaches straight from its frame's head: not with
-        interceptors, nor methods that need a permission or a depth check."""
+        """How a message reaches its handler (with interceptors it is served as a request
+        is), and the routes keyed straight from a frame's head: not those of methods that
+        need a permission or a depth check."""
         if self.interceptors:
             return
+        target = self._target
+        routes = {path: _message_route(entry, target) for path, entry in self._handlers.items()}
+        self._message_routes = routes
         self._messages = {
-            codec.message_key(path): entry
-            for path, entry in self._handlers.items()
-            if not entry[0].gated and not entry[0].deep_input
+            codec.message_key(path): route
+            for path, route in routes.items()
+            if not route[0].gated and not route[0].deep_input
         }
 
     # -- reading ----------------------------------------------------------------------
@@ -248,10 +273,10 @@ class Session:
             # The usual frame, a small message without a stream position, goes straight to
             # its handler: ``m:<path>::<data>``.
             head, _, data = (_EMPTY + raw).partition(b"::")  # bytes, as a key must be
-            entry = messages.get(head)
-            if entry is not None:
-                if self.gate is None or not self._limited(entry[0], None, entry[0].path):
-                    self._deliver(entry, data)
+            route = messages.get(head)
+            if route is not None:
+                if self.gate is None or not self._limited(route[0], None, route[0].path):
+                    self._deliver(route, data)
                 return
         positions = self.positions
         try:
@@ -301,7 +326,7 @@ class Session:
             return
         if request_id is None:  # a message: its context is made once per method
             if not self.interceptors:
-                self._deliver(entry, data)
+                self._deliver(self._message_routes[path], data)
                 return
             context = self._message_contexts.get(path) or self._message_context(path)
         else:
@@ -381,12 +406,12 @@ class Session:
         at = math.inf if deadline is None or deadline == math.inf or gate is None else _monotonic() + deadline
         self._tasks.add(task, at, None)
 
-    def _deliver(self, entry: Entry, data: bytes | memoryview) -> None:
+    def _deliver(self, route: MessageRoute, data: bytes | memoryview) -> None:
         """Serve a message (a call nobody answers) in a copy of its method's context: its
         handler's coroutine is the call's task, started at once (see :mod:`grestws.inline`).
         What it raises is reported; if it has to wait, it is tracked as in flight and held
         to its deadline until it ends."""
-        spec, fn, takes_self = entry
+        spec, fn, direct = route
         try:
             arg = spec.decode_input(data)
         except Exception as exc:  # msgspec's errors, and RecursionError on deep data
@@ -395,11 +420,11 @@ class Session:
         path = spec.path
         context = (self._message_contexts.get(path) or self._message_context(path)).copy()
         try:
-            call: Any  # the handler's awaitable: _invoke's call, made in the call's context
-            if takes_self:
-                call = context.run(fn, self._target, arg) if spec.has_input else context.run(fn, self._target)
+            call: Any  # the handler's awaitable, made in the call's context if making it runs code
+            if spec.has_input:
+                call = fn(arg) if direct else context.run(fn, arg)
             else:
-                call = context.run(fn, arg) if spec.has_input else context.run(fn)
+                call = fn() if direct else context.run(fn)
             if type(call) is not _Coroutine:
                 call = _awaiting(call)  # an awaitable of another kind, from a plain function
             task = inline.start(self._loop, call, context)

@@ -489,6 +489,25 @@ class TestMessageFrames:
         assert seen == [Failure("plain")]
         assert local.errors.empty()
 
+    async def test_a_plain_function_is_called_in_the_message_context(
+        self, raw: tuple[End, MemoryTransport]
+    ) -> None:
+        """A handler that is no ``async def`` runs code when called: it is called in the
+        message's context, as the coroutine of an ``async def`` handler runs."""
+        local, peer = raw
+        spec = local.session.incoming.methods["note_fail"]
+        seen: list[str] = []
+
+        def note_fail(failure: Failure) -> Awaitable[None]:
+            seen.append(current_message().path)
+            return asyncio.sleep(0)
+
+        local.session.bind_one(spec, note_fail)
+        await peer.send(b'm:%b::{"kind":"plain"}' % spec.path.encode())
+        assert await round_trip(peer) == []
+        assert seen == [spec.path]
+        assert local.errors.empty()
+
 
 class TestUnknownPath:
     async def test_request_gets_route_not_found(self, raw: tuple[End, MemoryTransport]) -> None:

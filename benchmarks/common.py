@@ -184,11 +184,19 @@ def cpu_seconds() -> float:
     return float(times.user + times.system)
 
 
+def user_seconds() -> float:
+    """User CPU seconds this process has used (of :func:`cpu_seconds`)."""
+    return float(_this_process.cpu_times().user)
+
+
 def process_stats(collect: bool = False) -> ServerStats:
     """This process's RSS and CPU time; ``collect`` runs the garbage collector first."""
     if collect:
         gc.collect()
-    return ServerStats(rss=_this_process.memory_info().rss, cpu=cpu_seconds())
+    times = _this_process.cpu_times()
+    return ServerStats(
+        rss=_this_process.memory_info().rss, cpu=float(times.user + times.system), user=float(times.user)
+    )
 
 
 def percentile(values: Sequence[int], q: float) -> int:

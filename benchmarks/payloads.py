@@ -96,6 +96,8 @@ class ServerStats(msgspec.Struct):
     """Resident set size in bytes."""
     cpu: float
     """User plus system CPU seconds since the process started."""
+    user: float = 0.0
+    """The user-space part of ``cpu``: the rest is the kernel's (its sockets, above all)."""
 
 
 class FanoutRequest(msgspec.Struct):

@@ -29,6 +29,7 @@ from benchmarks.common import (
     prepare_process,
     process_stats,
     run_loop,
+    user_seconds,
 )
 from benchmarks.payloads import CATALOG, ECHO, Catalog, Document, Echo, ServerStats, Tick, document
 
@@ -109,23 +110,32 @@ class Peer(abc.ABC, Generic[C]):
 
 
 class _CpuMeter:
-    """CPU time of both processes over a measured section."""
+    """CPU time of both processes over a measured section, and its user-space part."""
 
     def __init__(self, peer: Peer[Any], conn: Any) -> None:
         self.peer = peer
         self.conn = conn
-        self.server = 0.0
-        self.client = 0.0
+        self.server = (0.0, 0.0)
+        self.client = (0.0, 0.0)
 
     async def start(self) -> None:
-        self.server = (await self.peer.stats(self.conn)).cpu
-        self.client = cpu_seconds()
+        stats = await self.peer.stats(self.conn)
+        self.server = (stats.cpu, stats.user)
+        self.client = (cpu_seconds(), user_seconds())
 
     async def per_unit(self, units: int) -> dict[str, float]:
-        """CPU microseconds per call (or delivery) of each process since :meth:`start`."""
-        client = cpu_seconds() - self.client
-        server = (await self.peer.stats(self.conn)).cpu - self.server
-        return {"client_cpu_us": client / units * 1e6, "server_cpu_us": server / units * 1e6}
+        """CPU microseconds per call (or delivery) of each process since :meth:`start`,
+        all of it and in user space."""
+        client = (cpu_seconds() - self.client[0], user_seconds() - self.client[1])
+        stats = await self.peer.stats(self.conn)
+        server = (stats.cpu - self.server[0], stats.user - self.server[1])
+        each = 1e6 / units
+        return {
+            "client_cpu_us": client[0] * each,
+            "server_cpu_us": server[0] * each,
+            "client_user_us": client[1] * each,
+            "server_user_us": server[1] * each,
+        }
 
 
 class _Deliveries:

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import contextvars
 import functools
-import inspect
 import logging
 import math
 import types
@@ -23,7 +22,7 @@ from typing import Any, TypeGuard
 
 from grestws import inline
 from grestws.context import Connection, MessageInfo, _connection, _message
-from grestws.contract.contract import ContractHalf, Entry
+from grestws.contract.contract import ContractHalf, Entry, MessageRoute, message_route
 from grestws.contract.envelopes import error_envelope, read_response, ref_of
 from grestws.contract.methods import MethodSpec
 from grestws.deadlines import Deadlines
@@ -66,11 +65,6 @@ logger = logging.getLogger("grestws")
 
 Handler = Callable[..., Awaitable[Any]]
 
-MessageRoute = tuple[MethodSpec, Handler, bool]
-"""How a message reaches its handler: the method, its function (bound to the handler
-object where it takes one) and whether calling it runs none of its code (an ``async def``
-function, which only makes its coroutine)."""
-
 
 _decode_frame = codec.decode_frame
 _VIEW_FROM = codec.VIEW_FROM
@@ -87,18 +81,6 @@ _Coroutine: type[Any] = types.CoroutineType
 
 async def _awaiting(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
-
-
-def _message_route(entry: Entry, target: object) -> MessageRoute:
-    """The route of a message to the handler function of ``entry`` (of ``target``)."""
-    spec, fn, takes_self = entry
-    if takes_self:
-        fn = types.MethodType(fn, target)
-    function = getattr(fn, "__func__", fn)
-    direct = isinstance(function, types.FunctionType) and bool(
-        function.__code__.co_flags & inspect.CO_COROUTINE
-    )
-    return spec, fn, direct
 
 
 def _is_api_error(error: Exception) -> TypeGuard[ApiError[Any]]:
@@ -239,7 +221,7 @@ class Session:
         if self.interceptors:
             return
         target = self._target
-        routes = {path: _message_route(entry, target) for path, entry in self._handlers.items()}
+        routes = {path: message_route(entry, target) for path, entry in self._handlers.items()}
         self._message_routes = routes
         self._messages = {
             codec.message_key(path): route

@@ -24,7 +24,15 @@ from grestws.middleware import Middleware, overrides
 from grestws.permissions import Permission
 from grestws.protocol.codec import validation_issues
 
-__all__ = ("Caller", "ContractHalf", "Entry", "SocketContract", "SocketSchema")
+__all__ = (
+    "Caller",
+    "ContractHalf",
+    "Entry",
+    "MessageRoute",
+    "SocketContract",
+    "SocketSchema",
+    "message_route",
+)
 
 C2S = TypeVar("C2S")
 S2C = TypeVar("S2C")
@@ -33,6 +41,24 @@ QT = TypeVar("QT")
 
 Entry = tuple[MethodSpec, Callable[..., Awaitable[Any]], bool]
 """A dispatch table entry: the method, its function, and whether it takes the handler first."""
+
+MessageRoute = tuple[MethodSpec, Callable[..., Awaitable[Any]], bool]
+"""How a message reaches its handler: the method, its function (bound to the handler
+object where it takes one) and whether calling it runs none of its code (an ``async def``
+function, which only makes its coroutine)."""
+
+
+def message_route(entry: Entry, target: object) -> MessageRoute:
+    """The route of a message to the function of ``entry`` (a method of ``target``)."""
+    spec, fn, takes_self = entry
+    if takes_self:
+        fn = types.MethodType(fn, target)
+    function = getattr(fn, "__func__", fn)
+    direct = isinstance(function, types.FunctionType) and bool(
+        function.__code__.co_flags & inspect.CO_COROUTINE
+    )
+    return spec, fn, direct
+
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

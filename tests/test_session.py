@@ -1111,7 +1111,7 @@ class TestMemoryPair:
     async def test_deliver_to_hands_queued_frames_first_then_pushes(self) -> None:
         a, b = memory_pair()
         await a.send(b"queued")
-        got: list[bytes] = []
+        got: list[bytes | bytearray] = []
         b.deliver_to(got.append)
         assert got == [b"queued"]
         await a.send(b"pushed")

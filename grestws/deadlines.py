@@ -22,47 +22,48 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-class Deadlines(Generic[K, V]):
+class Deadlines(dict[K, tuple[float, V]], Generic[K, V]):
     """Deadlines by key, each with a value; ``expire(key, value)`` runs for every key whose
     deadline has passed, from a loop callback, once. Deadlines are ``time.monotonic()``
     seconds (the clock of asyncio's own loop; the timer is set by delay, whatever the
     loop's clock).
+
+    It is the dict of each key's ``(deadline, value)``, so that ``len()``, ``in`` and
+    truth cost what they cost a dict (a session asks them of every call); add and
+    discard keys with :meth:`add` and :meth:`discard`, which keep the timer right.
 
     Args:
         loop: The event loop whose timer is used.
         expire: Called for each expired key; it must not raise.
     """
 
-    __slots__ = ("_at", "_expire", "_loop", "_timer", "_timer_at")
+    __slots__ = ("_expire", "_loop", "_timer", "_timer_at")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, expire: Callable[[K, V], None]) -> None:
+        super().__init__()
         self._loop = loop
         self._expire = expire
-        self._at: dict[K, tuple[float, V]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
 
     def add(self, key: K, when: float, value: V) -> None:
         """Expire ``key`` at ``time.monotonic()`` time ``when`` (``math.inf``: never)
         unless it is discarded first."""
-        self._at[key] = (when, value)
+        self[key] = (when, value)
         if when < self._timer_at:
             self._arm(when)
 
     def discard(self, key: K) -> None:
         """Forget ``key``'s deadline (nothing if it has none)."""
-        self._at.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._at)
+        self.pop(key, None)
 
     def __iter__(self) -> Iterator[K]:
         """The keys, as a snapshot: adding or discarding while iterating is safe."""
-        return iter(list(self._at))
+        return iter(list(self.keys()))
 
     def clear(self) -> None:
         """Forget every deadline and stop the timer."""
-        self._at.clear()
+        super().clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -81,13 +82,13 @@ class Deadlines(Generic[K, V]):
         now = monotonic()
         earliest = math.inf
         due: list[tuple[K, V]] = []
-        for key, (when, value) in self._at.items():
+        for key, (when, value) in self.items():
             if when <= now:
                 due.append((key, value))
             elif when < earliest:
                 earliest = when
         for key, _ in due:
-            del self._at[key]
+            del self[key]
         if earliest < math.inf:
             self._arm(earliest)
         for key, value in due:

@@ -10,7 +10,6 @@ an ASGI server or over an in-memory pipe. Both sides use it: the server's sessio
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import logging
@@ -472,8 +471,10 @@ class Session:
                     result = await run_intercepted(
                         self.interceptors, call, lambda: self._invoke(fn, takes_self, spec.has_input, arg)
                     )
+                elif takes_self:
+                    result = await (fn(self._target, arg) if spec.has_input else fn(self._target))
                 else:
-                    result = await self._invoke(fn, takes_self, spec.has_input, arg)
+                    result = await (fn(arg) if spec.has_input else fn())
                 if request_id is None:
                     return
                 reply = codec.encode_reply(spec.path_bytes, request_id, result, spec.has_result)
@@ -496,9 +497,11 @@ class Session:
                     return
                 error = failure
             else:
-                with contextlib.suppress(ConnectionClosedError):  # the peer is gone: nobody to answer
+                try:
                     if not await self.transport.send(reply, self._max_buffer):
                         self._too_slow()
+                except ConnectionClosedError:
+                    pass  # the peer is gone: nobody to answer
                 return
             self._write_error(spec.path, request_id, error)
         finally:
@@ -575,9 +578,11 @@ class Session:
 
     def _write_now(self, frame: bytes | bytearray) -> None:
         """Write an answer without waiting: nothing of it stays in a task."""
-        with contextlib.suppress(ConnectionClosedError):  # the peer is gone: nobody to answer
+        try:
             if not self.transport.write(frame, self._max_buffer):
                 self._too_slow()
+        except ConnectionClosedError:
+            pass  # the peer is gone: nobody to answer
 
     def _write_error(self, path: str, request_id: int, error: ApiError[Any]) -> None:
         self._write_now(codec.encode_response(path.encode(), request_id, error_envelope(error)))

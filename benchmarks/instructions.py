@@ -4,7 +4,8 @@
 ``valgrind --tool=callgrind`` (with no messages, then with ``--count``), with
 ``PYTHONHASHSEED=0``, and prints the difference per message and its ratio to plain
 websockets. The counts are the process's own (user space): what the kernel does for a
-socket is the same for every peer and left out. Two scenarios, the two sides of fan-out:
+socket is the same for every peer and left out. Four scenarios, the two sides of fan-out
+and the two sides of calls:
 
 - ``push``: a client connection is handed the server's frames of one ``Tick`` push, ten per
   ``data_received`` (``--batch``; as the network hands them over), and the next batch after
@@ -13,6 +14,16 @@ socket is the same for every peer and left out. Two scenarios, the two sides of 
 - ``broadcast``: a server with 100 client connections (in another process, not counted)
   pushes one ``Tick`` to all of them per loop iteration: ``websockets.broadcast`` against
   ``grestws.broadcast``.
+- ``serve``: a server answers one client (a plain websockets client in another process,
+  not counted) that keeps 64 small calls in flight: the benchmark's websockets echo
+  server (``async for message in ws: await ws.send(message)``) against grestws's typed
+  ``echo`` request, its input validated and its result encoded (and the benchmark's
+  plain picows echo server with ``--peers picows``). How many frames a read hands over
+  depends on the timing of the two processes, so these counts vary by a percent or two
+  between runs, where the fan-out ones do not.
+- ``call``: a client keeps 64 small calls in flight to its peer's benchmark server (in
+  another process, not counted): the benchmark's own pipelined clients, websockets'
+  (send the JSON, decode the echo) against grestws's typed ``echo`` calls.
 
 Needs valgrind; a count takes about half a minute.
 """
@@ -36,10 +47,11 @@ from grestws.transports import Dialed, Dialer
 __all__ = ("main",)
 
 PEERS = ("websockets", "grestws", "grestws-picows")
-SCENARIOS = ("push", "broadcast")
+SCENARIOS = ("push", "broadcast", "serve", "call")
 _BATCH = 10
 _CONNECTIONS = 100
 _WARMUP = 20
+_DEPTH = 64
 _COLLECTED = re.compile(rb"Collected : (\d+)")
 
 _CLIENTS = """
@@ -220,9 +232,110 @@ async def _broadcast(peer: str, count: int) -> None:
         await clients.wait()
 
 
+_CALLER = """
+import asyncio, sys
+from websockets.asyncio.client import connect
+
+async def main(url: str, head: bytes, body: bytes, count: int, depth: int) -> None:
+    async with connect(url, compression=None, max_size=None) as ws:
+        if head:  # grestws: the handshake first
+            await ws.send(b"h:::{}", text=True)
+            if not (await ws.recv(decode=False)).startswith(b"k"):
+                raise SystemExit("the handshake was refused")
+        sent = answered = 0
+        async def call() -> None:
+            nonlocal sent
+            sent += 1
+            await ws.send((head % sent) + body if head else body, text=True)
+        for _ in range(min(depth, count)):
+            await call()
+        while answered < count:
+            await ws.recv(decode=False)
+            answered += 1
+            if sent < count:
+                await call()
+
+asyncio.run(main(sys.argv[1], sys.argv[2].encode(), sys.argv[3].encode(), int(sys.argv[4]), int(sys.argv[5])))
+"""
+
+
+async def _serve(peer: str, count: int) -> None:
+    """Answer ``count`` calls (after a warm-up) of a client in another process; see the module."""
+    from websockets.asyncio.server import serve
+
+    import grestws
+    from benchmarks.payloads import ECHO
+    from benchmarks.peers.grestws_peer import BenchApi, BenchServer, bench_app
+
+    body = msgspec.json.encode(ECHO)
+    if peer == "websockets":
+
+        async def echo(ws: Any) -> None:
+            async for message in ws:
+                await ws.send(message)
+
+        server = await serve(echo, "127.0.0.1", 0, compression=None)
+        url, head = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}", b""
+    elif peer == "picows":
+        from benchmarks.peers import picows_peer
+
+        url, head = f"ws://127.0.0.1:{await picows_peer._serve()}/echo", b""
+    else:
+        options: dict[str, Any] = {"transport": "picows"} if peer == "grestws-picows" else {}
+        grestws_server = await grestws.serve(bench_app(), "127.0.0.1", 0, **options)
+        url = grestws_server.url + BenchApi.path
+        head = BenchApi.contract.client_to_server.spec_for(BenchServer.echo).prefix + b"%d:"
+    for calls in (_WARMUP * _DEPTH, count):
+        if not calls:
+            continue
+        caller = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _CALLER, url, head.decode(), body.decode(), str(calls), str(_DEPTH)
+        )  # fmt: skip
+        if await asyncio.wait_for(caller.wait(), 300) != 0:
+            raise SystemExit(f"{peer}: the caller failed")
+
+
+async def _call(peer: str, count: int) -> None:
+    """Make ``count`` calls (after a warm-up) to ``peer``'s server in another process; see
+    the module."""
+    from benchmarks.common import PEER_ENV, server_command
+    from benchmarks.peers.grestws_peer import GrestwsPeer
+    from benchmarks.peers.grestws_picows_peer import GrestwsPicowsPeer
+    from benchmarks.peers.websockets_peer import WebsocketsPeer
+    from benchmarks.shapes import Peer
+
+    peers: dict[str, type[Peer[Any]]] = {
+        "websockets": WebsocketsPeer,
+        "grestws": GrestwsPeer,
+        "grestws-picows": GrestwsPicowsPeer,
+    }
+    server = await asyncio.create_subprocess_exec(
+        *server_command(peer, "asyncio", None), stdout=subprocess.PIPE, env=PEER_ENV
+    )
+    assert server.stdout is not None
+    try:
+        port = int(await asyncio.wait_for(server.stdout.readline(), 120))
+        client = peers[peer]("127.0.0.1", port)
+        conn = await client.connect()
+        await client.pipeline(conn, _WARMUP * _DEPTH, _DEPTH)
+        if count:
+            await client.pipeline(conn, count, _DEPTH)
+        await client.close(conn)
+    finally:
+        server.kill()
+        await server.wait()
+
+
 def _run(scenario: str, peer: str, count: int, batch: int) -> None:
     """The process valgrind counts."""
-    coroutine = _push(peer, count, batch) if scenario == "push" else _broadcast(peer, count)
+    if scenario == "push":
+        coroutine = _push(peer, count, batch)
+    elif scenario == "broadcast":
+        coroutine = _broadcast(peer, count)
+    elif scenario == "serve":
+        coroutine = _serve(peer, count)
+    else:
+        coroutine = _call(peer, count)
     asyncio.run(coroutine)
 
 
@@ -242,7 +355,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.instructions", description=(__doc__ or "").split("\n")[0]
     )
-    parser.add_argument("--count", type=int, default=20_000, help="pushes per push run (broadcasts: 1/100)")
+    parser.add_argument(
+        "--count",
+        type=int,
+        default=20_000,
+        help="pushes per push run, calls per serve and call run (broadcasts: 1/100)",
+    )
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated peers")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated scenarios")
     parser.add_argument(
@@ -260,8 +378,8 @@ def main() -> None:
     print("| scenario | peer | instructions per message | ÷ websockets |")
     print("|---|---|--:|--:|")
     for scenario in args.scenarios.split(","):
-        messages = args.count if scenario == "push" else args.count // _CONNECTIONS
-        delivered = messages if scenario == "push" else messages * _CONNECTIONS
+        messages = args.count // _CONNECTIONS if scenario == "broadcast" else args.count
+        delivered = messages * _CONNECTIONS if scenario == "broadcast" else messages
         base: float | None = None
         for peer in args.peers.split(","):
             empty = count_instructions(valgrind, scenario, peer, 0, args.batch)

@@ -28,9 +28,10 @@ class Deadlines(dict[K, tuple[float, V]], Generic[K, V]):
     seconds (the clock of asyncio's own loop; the timer is set by delay, whatever the
     loop's clock).
 
-    It is the dict of each key's ``(deadline, value)``, so that ``len()``, ``in`` and
-    truth cost what they cost a dict (a session asks them of every call); add and
-    discard keys with :meth:`add` and :meth:`discard`, which keep the timer right.
+    It is the dict of each key's ``(deadline, value)``, so that ``len()``, ``in``,
+    truth and ``pop(key, None)`` (forgetting a key's deadline: the timer needs nothing)
+    cost what they cost a dict, no Python call: a session asks them of every call. Add
+    keys with :meth:`add`, which arms the timer.
 
     Args:
         loop: The event loop whose timer is used.
@@ -52,10 +53,6 @@ class Deadlines(dict[K, tuple[float, V]], Generic[K, V]):
         self[key] = (when, value)
         if when < self._timer_at:
             self._arm(when)
-
-    def discard(self, key: K) -> None:
-        """Forget ``key``'s deadline (nothing if it has none)."""
-        self.pop(key, None)
 
     def __iter__(self) -> Iterator[K]:
         """The keys, as a snapshot: adding or discarding while iterating is safe."""

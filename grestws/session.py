@@ -419,7 +419,7 @@ class Session:
     def _message_ended(self, spec: MethodSpec, task: asyncio.Task[Any]) -> None:
         """A message's handler that had to wait has ended: out of the in-flight set, and
         what it raised (or its deadline passing) reported."""
-        self._tasks.discard(task)
+        self._tasks.pop(task, None)
         late = False
         if self._overdue is not None and task in self._overdue:
             self._overdue.discard(task)
@@ -508,7 +508,7 @@ class Session:
             if self._tasks:  # none is tracked while every call finishes without waiting
                 task = asyncio.current_task()
                 if task is not None:
-                    self._tasks.discard(task)
+                    self._tasks.pop(task, None)
                     if self._overdue is not None:
                         self._overdue.discard(task)
 
@@ -678,7 +678,7 @@ class Session:
             data = await future
         finally:
             self._pending.pop(request_id, None)
-            self._timeouts.discard(request_id)
+            self._timeouts.pop(request_id, None)
             if not future.done():
                 future.cancel()
         # The envelope is one level deeper than the result it carries.

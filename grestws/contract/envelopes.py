@@ -83,8 +83,10 @@ def read_response(spec: MethodSpec, data: bytes | memoryview) -> Any:
     if data[:_OK_HEAD_LENGTH] == _OK_HEAD and data[-1:] == b"}":
         # The envelope grestws writes: the result is all between its head and the final
         # brace, so it is decoded once, in place. Anything else takes the general path.
-        with contextlib.suppress(Exception):
+        try:
             return spec.decode_result(memoryview(data)[_OK_HEAD_LENGTH:-1])
+        except Exception:  # the general path below says what is wrong
+            pass
     try:
         envelope = codec.decode_result(data)
     except Exception as exc:  # msgspec errors, and RecursionError on deep data

@@ -273,15 +273,18 @@ class Session:
         kind = frame.type
         if kind is _RES:
             future = self._pending.pop(frame.id or 0, None)
-            if future is not None and not future.done():
-                future.set_result(frame.data)
+            if future is not None:
+                if not future.done():
+                    future.set_result(frame.data)
+            elif self.gate is not None:
+                self._admitted()  # an answer to nothing asked (or asked too long ago)
         elif kind is _REQ:
             self._dispatch(frame)
         elif kind is _MSG:
             if positions is not None and frame.position and not positions.take(frame.position):
                 return  # a replayed push that arrived already
             self._dispatch(frame)
-        elif kind is _PING and (self.gate is None or self._admitted()):
+        elif (self.gate is None or self._admitted()) and kind is _PING:  # p o h k x: charged
             self._write_now(PONG)
         # o frames only prove liveness; h k x after the handshake mean nothing.
 

@@ -405,6 +405,22 @@ class TestRate:
         assert answers.count("OK") <= 3
         assert "policy_close" in kinds(board)
 
+    @pytest.mark.parametrize(
+        "frame",
+        ["o:::", "s:Flood.echo:99:{}", "h:::{}", "k:::null"],
+        ids=["pong", "answer-to-nothing", "second-h", "k"],
+    )
+    async def test_frames_asking_nothing_are_charged_too(self, start_server: StartServer, frame: str) -> None:
+        """A flood of frames that ask nothing (pongs, answers to nothing asked, handshake
+        frames after the handshake) costs the server a frame each, as a call does: it is
+        charged to the rate, and a peer that keeps going is closed."""
+        board = Board()
+        server = await start_server(flood_app(board, rate=grestws.Rate(3, per=3600)))
+        async with raw(server) as ws:
+            fire(ws, [frame] * 20)
+            assert await closed_with(ws) == (1008, "Too many requests")
+        assert "policy_close" in kinds(board)
+
     async def test_a_method_rate(self, start_server: StartServer) -> None:
         server = await start_server(flood_app(Board()))
         async with grestws.connect(server.url, FloodApi) as client:

@@ -49,13 +49,13 @@ class Deadlines(dict[K, tuple[float, V]], Generic[K, V]):
 
     def add(self, key: K, when: float, value: V) -> None:
         """Expire ``key`` at ``time.monotonic()`` time ``when`` (``math.inf``: never)
-        unless it is discarded first."""
+        unless it is popped first."""
         self[key] = (when, value)
         if when < self._timer_at:
             self._arm(when)
 
     def __iter__(self) -> Iterator[K]:
-        """The keys, as a snapshot: adding or discarding while iterating is safe."""
+        """The keys, as a snapshot: adding or popping keys while iterating is safe."""
         return iter(list(self.keys()))
 
     def clear(self) -> None:

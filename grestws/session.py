@@ -21,7 +21,7 @@ from typing import Any, TypeGuard
 
 from grestws import inline
 from grestws.context import Connection, MessageInfo, _connection, _message
-from grestws.contract.contract import ContractHalf, Entry, MessageRoute, message_route
+from grestws.contract.contract import CallRoute, ContractHalf, Entry, call_route
 from grestws.contract.envelopes import error_envelope, read_response, ref_of
 from grestws.contract.methods import MethodSpec
 from grestws.deadlines import Deadlines
@@ -122,11 +122,11 @@ class Session:
         "_max_dropped_pushes",
         "_max_in_flight",
         "_message_contexts",
-        "_message_routes",
         "_messages",
         "_overdue",
         "_pending",
         "_push_buffer",
+        "_routes",
         "_target",
         "_tasks",
         "_timeouts",
@@ -170,12 +170,12 @@ class Session:
         self.close_reason = ""
         self.closed = False
         self._handlers: Mapping[str, Entry] = {}
-        self._message_routes: dict[str, MessageRoute] = {}
-        """How a message reaches its handler, by path."""
-        self._messages: dict[bytes, MessageRoute] = {}
+        self._routes: dict[str, CallRoute] = {}
+        """How a call reaches its handler, by path."""
+        self._messages: dict[bytes, CallRoute] = {}
         """The routes a message may take without decoding its frame, by
         :func:`~grestws.protocol.codec.message_key`: those with no checks on the way but
-        the gate (see :meth:`_route_messages`)."""
+        the gate (see :meth:`_route`)."""
         self._target: object = None
         self._pending: dict[int, asyncio.Future[bytes | memoryview]] = {}
         self._loop = asyncio.get_running_loop()
@@ -206,22 +206,22 @@ class Session:
         self._target = handler
         table = self.incoming.bind(handler)
         self._handlers = {**self._handlers, **table} if self._handlers else table
-        self._route_messages()
+        self._route()
 
     def bind_one(self, spec: MethodSpec, fn: Handler) -> None:
         """Serve one incoming method with the function ``fn``."""
         self._handlers = {**self._handlers, spec.path: (spec, fn, False)}
-        self._route_messages()
+        self._route()
 
-    def _route_messages(self) -> None:
-        """How a message reaches its handler (with interceptors it is served as a request
-        is), and the routes keyed straight from a frame's head: not those of methods that
-        need a permission or a depth check."""
+    def _route(self) -> None:
+        """How a call reaches its handler, and, without interceptors (with them a message
+        is served as a request is), the routes of messages keyed straight from a frame's
+        head: not those of methods that need a permission or a depth check."""
+        target = self._target
+        routes = {path: call_route(entry, target) for path, entry in self._handlers.items()}
+        self._routes = routes
         if self.interceptors:
             return
-        target = self._target
-        routes = {path: message_route(entry, target) for path, entry in self._handlers.items()}
-        self._message_routes = routes
         self._messages = {
             codec.message_key(path): route
             for path, route in routes.items()
@@ -292,32 +292,32 @@ class Session:
         """Start serving an incoming call, or answer it at once when it cannot be served."""
         path = frame.path
         request_id = frame.id
-        entry = self._handlers.get(path)
-        spec = entry[0] if entry is not None else self.incoming.by_path.get(path)
+        route = self._routes.get(path)
+        spec = route[0] if route is not None else self.incoming.by_path.get(path)
         if self.gate is not None and self._limited(spec, request_id, path):
             return
         if spec is not None and spec.gated and not spec.permission.allows(self.identity):
             self._refuse_call(spec, request_id)  # before ROUTE_NOT_FOUND: gated routes stay hidden
             return
-        if entry is None:
+        if route is None:
             missing = RouteNotFoundError(f"Route not found: {path}")
             self._refuse(IncidentKind.UNKNOWN_ROUTE, path, request_id, missing, "no such route")
             return
         data = frame.data
-        if entry[0].deep_input and len(data) > self._max_depth and too_deep(data, self._max_depth):
+        if route[0].deep_input and len(data) > self._max_depth and too_deep(data, self._max_depth):
             invalid = self._too_deep("Invalid input")
             self._refuse(IncidentKind.INVALID_PAYLOAD, path, request_id, invalid, "too deep")
             return
         if request_id is None:  # a message: its context is made once per method
             if not self.interceptors:
-                self._deliver(self._message_routes[path], data)
+                self._deliver(route, data)
                 return
             context = self._message_contexts.get(path) or self._message_context(path)
         else:
             context = self._context or self.base_context()
-        task = inline.start(self._loop, self._serve(entry, request_id, data), context.copy())
+        task = inline.start(self._loop, self._serve(route, request_id, data), context.copy())
         if task is not None:  # it has to wait
-            self._track(task, entry[0].deadline)
+            self._track(task, route[0].deadline)
 
     def _limited(self, spec: MethodSpec | None, request_id: int | None, path: str) -> bool:
         """Charge a call to the gate; refuse it (and say so) over a rate or the in-flight cap."""
@@ -390,7 +390,7 @@ class Session:
         at = math.inf if deadline is None or deadline == math.inf or gate is None else _monotonic() + deadline
         self._tasks.add(task, at, None)
 
-    def _deliver(self, route: MessageRoute, data: bytes | memoryview) -> None:
+    def _deliver(self, route: CallRoute, data: bytes | memoryview) -> None:
         """Serve a message (a call nobody answers) in a copy of its method's context: its
         handler's coroutine is the call's task, started at once (see :mod:`grestws.inline`).
         What it raises is reported; if it has to wait, it is tracked as in flight and held
@@ -453,10 +453,10 @@ class Session:
         self._message_contexts[path] = context
         return context
 
-    async def _serve(self, entry: Entry, request_id: int | None, data: bytes | memoryview) -> None:
+    async def _serve(self, route: CallRoute, request_id: int | None, data: bytes | memoryview) -> None:
         """Serve one incoming call; the task removes itself from the in-flight set."""
         try:
-            spec, fn, takes_self = entry
+            spec, fn, _ = route
             if request_id is not None:  # a message's context has its MessageInfo already
                 _message.set(MessageInfo(spec.path, request_id))
                 if self.draining:
@@ -472,10 +472,8 @@ class Session:
                 if self.interceptors:
                     call = Call(spec, "incoming", self.connection, self.identity, arg, request_id)
                     result = await run_intercepted(
-                        self.interceptors, call, lambda: self._invoke(fn, takes_self, spec.has_input, arg)
+                        self.interceptors, call, lambda: fn(arg) if spec.has_input else fn()
                     )
-                elif takes_self:
-                    result = await (fn(self._target, arg) if spec.has_input else fn(self._target))
                 else:
                     result = await (fn(arg) if spec.has_input else fn())
                 if request_id is None:
@@ -514,12 +512,6 @@ class Session:
                     self._tasks.pop(task, None)
                     if self._overdue is not None:
                         self._overdue.discard(task)
-
-    def _invoke(self, fn: Handler, takes_self: bool, has_input: bool, arg: Any) -> Awaitable[Any]:
-        """Call the handler function of an incoming call."""
-        if takes_self:
-            return fn(self._target, arg) if has_input else fn(self._target)
-        return fn(arg) if has_input else fn()
 
     def _overrun(self, task: asyncio.Task[None], _: None) -> None:
         """A handler ran past its deadline: cancel it (its call is answered SERVER_ERROR);

@@ -25,13 +25,13 @@ from grestws.permissions import Permission
 from grestws.protocol.codec import validation_issues
 
 __all__ = (
+    "CallRoute",
     "Caller",
     "ContractHalf",
     "Entry",
-    "MessageRoute",
     "SocketContract",
     "SocketSchema",
-    "message_route",
+    "call_route",
 )
 
 C2S = TypeVar("C2S")
@@ -42,14 +42,15 @@ QT = TypeVar("QT")
 Entry = tuple[MethodSpec, Callable[..., Awaitable[Any]], bool]
 """A dispatch table entry: the method, its function, and whether it takes the handler first."""
 
-MessageRoute = tuple[MethodSpec, Callable[..., Awaitable[Any]], bool]
-"""How a message reaches its handler: the method, its function (bound to the handler
-object where it takes one) and whether calling it runs none of its code (an ``async def``
-function, which only makes its coroutine)."""
+CallRoute = tuple[MethodSpec, Callable[..., Awaitable[Any]], bool]
+"""How an incoming call reaches its handler: the method, its function (bound to the
+handler object where it takes one, so it is called with the argument alone) and whether
+calling it runs none of its code (an ``async def`` function, which only makes its
+coroutine)."""
 
 
-def message_route(entry: Entry, target: object) -> MessageRoute:
-    """The route of a message to the function of ``entry`` (a method of ``target``)."""
+def call_route(entry: Entry, target: object) -> CallRoute:
+    """The route of a call to the function of ``entry`` (a method of ``target``)."""
     spec, fn, takes_self = entry
     if takes_self:
         fn = types.MethodType(fn, target)

@@ -10,12 +10,14 @@ of them; :class:`Inbox` is the part of reading they share.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any, NamedTuple, Protocol
 
-__all__ = ("Dialed", "Dialer", "Inbox", "Refusal", "Sink", "Transport")
+__all__ = ("Dialed", "Dialer", "Inbox", "Refusal", "Sink", "Transport", "settled_sends")
 
 logger = logging.getLogger("grestws")
 
@@ -58,29 +60,49 @@ class Inbox:
             sink(data)
 
 
+_Settled = tuple[asyncio.Future[bool], asyncio.Future[bool]]
+_settled: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Settled] = weakref.WeakKeyDictionary()
+
+
+def settled_sends(loop: asyncio.AbstractEventLoop) -> _Settled:
+    """Two done futures of ``loop``, their results False and True: what a transport's
+    ``send`` returns when it has written the frame (or refused it) and need not wait, so
+    that awaiting it makes no coroutine and never suspends. Shared by every transport on
+    ``loop`` (being done, neither can be cancelled or set again)."""
+    sends = _settled.get(loop)
+    if sends is None:
+        refused, written = loop.create_future(), loop.create_future()
+        refused.set_result(False)
+        written.set_result(True)
+        sends = _settled[loop] = (refused, written)
+    return sends
+
+
 class Transport(Protocol):
     """One open message channel. Every frame is one text message of UTF-8 bytes.
 
     Incoming messages are pushed: after ``deliver_to(sink)`` the transport calls
     ``sink(frame)`` for every message, in order, from its own callbacks (messages that came
     before are kept and handed over first); the sink never blocks. ``write`` hands a frame
-    to the network without waiting, ``send`` also waits while the write buffer is full
-    (flow control); given a ``limit``, either writes nothing and returns False when more
-    than ``limit`` bytes wait in the write buffer already. Both raise
-    :class:`~grestws.exceptions.ConnectionClosedError` once the channel is closed, whatever
-    the OS said. ``buffered`` is how many bytes were written and not yet taken by the
-    network. ``close`` is idempotent and bounded in time;
-    ``wait_closed`` returns the close code and reason. ``drop`` ends a peer that broke the
-    rules: a close frame if it can go out, nothing more read, the connection gone within
-    the close timeout whether or not the peer answers. A frame handed to ``write`` or
-    ``send`` is the transport's: the caller does not change it afterwards.
+    to the network without waiting; ``send`` also waits while the write buffer is full
+    (flow control), and may write when called and return what to await (an already done
+    future when there is nothing to wait for, see :func:`settled_sends`). Given a
+    ``limit``, either writes nothing and returns False when more than ``limit`` bytes wait
+    in the write buffer already. Both raise :class:`~grestws.exceptions.ConnectionClosedError`
+    once the channel is closed, whatever the OS said (``send`` when called or when
+    awaited). ``buffered`` is how many bytes were written and not yet taken by the
+    network. ``close`` is idempotent and bounded in time; ``wait_closed`` returns the close
+    code and reason. ``drop`` ends a peer that broke the rules: a close frame if it can go
+    out, nothing more read, the connection gone within the close timeout whether or not
+    the peer answers. A frame handed to ``write`` or ``send`` is the transport's: the
+    caller does not change it afterwards.
     """
 
     def deliver_to(self, sink: Sink) -> None: ...
     def write(self, frame: bytes | bytearray, limit: int | None = None) -> bool: ...
     @property
     def buffered(self) -> int: ...
-    async def send(self, frame: bytes | bytearray, limit: int | None = None) -> bool: ...
+    def send(self, frame: bytes | bytearray, limit: int | None = None) -> Awaitable[bool]: ...
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
     def drop(self, code: int, reason: str) -> None: ...
     async def wait_closed(self) -> tuple[int | None, str]: ...

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from time import monotonic as _monotonic
 from typing import Any
 
@@ -43,7 +43,7 @@ from picows import (
 from grestws.exceptions import ConnectError, ConnectionClosedError
 from grestws.liveness import Liveness
 from grestws.protocol.frames import DEAD_PEER_REASON
-from grestws.transports import Dialed, Inbox, Sink
+from grestws.transports import Dialed, Inbox, Sink, settled_sends
 
 __all__ = ("NO_LIMIT", "PicowsDialer", "PicowsLog", "PicowsTransport")
 
@@ -109,6 +109,7 @@ class PicowsTransport(WSListener):
         "_paused",
         "_pings",
         "_reading",
+        "_sends",
         "_size",
         "_socket",
         "_ws",
@@ -138,6 +139,7 @@ class PicowsTransport(WSListener):
         self._reading = True
         self._paused = False
         self._drained: asyncio.Future[None] | None = None
+        self._sends = settled_sends(self._loop)
         self._dead = False
         self._closed: asyncio.Future[tuple[int | None, str]] = self._loop.create_future()
 
@@ -289,20 +291,26 @@ class PicowsTransport(WSListener):
         ws.send(_TEXT, frame)
         return True
 
-    async def send(self, frame: bytes | bytearray, limit: int | None = None) -> bool:
-        """Write ``frame`` (unless more than ``limit`` bytes are buffered) and, when the
-        write buffer is over its high-water mark, wait until it drains.
+    def send(self, frame: bytes | bytearray, limit: int | None = None) -> Awaitable[bool]:
+        """Write ``frame`` now (unless more than ``limit`` bytes are buffered); what it
+        returns waits, when the write buffer is over its high-water mark, until it drains.
 
-        Cancelling it leaves the connection usable: the frame is written already.
+        Cancelling the wait leaves the connection usable: the frame is written already.
 
         Returns:
-            Whether ``frame`` was written.
+            To await: whether ``frame`` was written.
 
         Raises:
-            ConnectionClosedError: the connection is closed, or closed while waiting.
+            ConnectionClosedError: the connection is closed (when called), or closed while
+                waiting (when awaited).
         """
         if not self.write(frame, limit):
-            return False
+            return self._sends[0]
+        if self._paused:
+            return self._drain()
+        return self._sends[1]
+
+    async def _drain(self) -> bool:
         while self._paused and not self._closed.done():
             if self._drained is None:
                 self._drained = self._loop.create_future()

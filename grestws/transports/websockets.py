@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from time import monotonic as _monotonic
 from typing import Any
 
@@ -29,7 +29,7 @@ from websockets.protocol import CLOSED, OPEN, SERVER, Event
 from grestws.exceptions import ConnectError, ConnectionClosedError
 from grestws.liveness import Liveness
 from grestws.protocol.frames import DEAD_PEER_REASON
-from grestws.transports import Dialed, Inbox, Sink
+from grestws.transports import Dialed, Inbox, Sink, settled_sends
 
 __all__ = (
     "Messages",
@@ -151,7 +151,17 @@ class WebsocketsTransport:
             dropped.
     """
 
-    __slots__ = ("_dead", "_plain", "_protocol", "_sent", "_socket", "close_timeout", "messages", "ws")
+    __slots__ = (
+        "_dead",
+        "_plain",
+        "_protocol",
+        "_sends",
+        "_sent",
+        "_socket",
+        "close_timeout",
+        "messages",
+        "ws",
+    )
 
     def __init__(
         self,
@@ -168,6 +178,7 @@ class WebsocketsTransport:
         self.close_timeout = close_timeout
         self._dead = False
         self._sent: tuple[int, str] | None = None
+        self._sends = settled_sends(ws.loop)
         # A server's frames with no extension are the same bytes on every connection.
         self._plain = ws.protocol.side is SERVER and not ws.protocol.extensions
         if ping_interval is not None and ws.protocol.state is OPEN:
@@ -225,30 +236,37 @@ class WebsocketsTransport:
         self.ws.send_data()
         return True
 
-    async def send(self, frame: bytes | bytearray, limit: int | None = None) -> bool:
-        """Write ``frame`` (unless more than ``limit`` bytes are buffered) and, when the
-        write buffer is full, wait until it drains.
+    def send(self, frame: bytes | bytearray, limit: int | None = None) -> Awaitable[bool]:
+        """Write ``frame`` now (unless more than ``limit`` bytes are buffered); what it
+        returns waits, when the write buffer is full, until it drains.
+
+        Cancelling the wait leaves the connection usable: the frame is written already.
 
         Returns:
-            Whether ``frame`` was written.
+            To await: whether ``frame`` was written.
 
         Raises:
-            ConnectionClosedError: the connection is closed, or closed while waiting.
+            ConnectionClosedError: the connection is closed (when called), or closed while
+                waiting (when awaited).
         """
         protocol = self._protocol
         socket = self._socket
         if protocol.state is not OPEN or socket.is_closing():
             raise self._closed()
         if limit is not None and socket.get_write_buffer_size() > limit:
-            return False
+            return self._sends[0]
         protocol.send_text(frame)  # as write() does, without the extra call on the hot path
         ws = self.ws
         ws.send_data()
         if ws.paused:
-            try:
-                await ws.drain()
-            except (ConnectionClosed, OSError) as exc:
-                raise self._closed() from exc
+            return self._drain()
+        return self._sends[1]
+
+    async def _drain(self) -> bool:
+        try:
+            await self.ws.drain()
+        except (ConnectionClosed, OSError) as exc:
+            raise self._closed() from exc
         return True
 
     def _closed(self) -> ConnectionClosedError:

@@ -171,11 +171,11 @@ class Session:
         self.closed = False
         self._handlers: Mapping[str, Entry] = {}
         self._routes: dict[str, CallRoute] = {}
-        """How a call reaches its handler, by path."""
+        """How a call reaches its handler, by path: made on a method's first call."""
         self._messages: dict[bytes, CallRoute] = {}
         """The routes a message may take without decoding its frame, by
         :func:`~grestws.protocol.codec.message_key`: those with no checks on the way but
-        the gate (see :meth:`_route`)."""
+        the gate (see :meth:`_route`), once a message took them."""
         self._target: object = None
         self._pending: dict[int, asyncio.Future[bytes | memoryview]] = {}
         self._loop = asyncio.get_running_loop()
@@ -206,27 +206,32 @@ class Session:
         self._target = handler
         table = self.incoming.bind(handler)
         self._handlers = {**self._handlers, **table} if self._handlers else table
-        self._route()
+        self._forget_routes()
 
     def bind_one(self, spec: MethodSpec, fn: Handler) -> None:
         """Serve one incoming method with the function ``fn``."""
         self._handlers = {**self._handlers, spec.path: (spec, fn, False)}
-        self._route()
+        self._forget_routes()
 
-    def _route(self) -> None:
-        """How a call reaches its handler, and, without interceptors (with them a message
-        is served as a request is), the routes of messages keyed straight from a frame's
-        head: not those of methods that need a permission or a depth check."""
-        target = self._target
-        routes = {path: call_route(entry, target) for path, entry in self._handlers.items()}
-        self._routes = routes
-        if self.interceptors:
-            return
-        self._messages = {
-            codec.message_key(path): route
-            for path, route in routes.items()
-            if not route[0].gated and not route[0].deep_input
-        }
+    def _forget_routes(self) -> None:
+        if self._routes:
+            self._routes = {}
+            self._messages = {}
+
+    def _route(self, path: str) -> CallRoute | None:
+        """How a call to ``path`` reaches its handler (None: nothing serves it), kept for
+        the next call. Routes are made on a method's first call, so a connection holds
+        none for the methods it never calls. Without interceptors (with them a message is
+        served as a request is) a message's route is also keyed by its frame's head,
+        unless its method needs a permission or a depth check."""
+        entry = self._handlers.get(path)
+        if entry is None:
+            return None
+        route = self._routes[path] = call_route(entry, self._target)
+        spec = route[0]
+        if not self.interceptors and not spec.gated and not spec.deep_input:
+            self._messages[spec.message_key] = route
+        return route
 
     # -- reading ----------------------------------------------------------------------
 
@@ -292,7 +297,7 @@ class Session:
         """Start serving an incoming call, or answer it at once when it cannot be served."""
         path = frame.path
         request_id = frame.id
-        route = self._routes.get(path)
+        route = self._routes.get(path) or self._route(path)
         spec = route[0] if route is not None else self.incoming.by_path.get(path)
         if self.gate is not None and self._limited(spec, request_id, path):
             return

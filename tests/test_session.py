@@ -12,7 +12,7 @@ import contextlib
 import logging
 import re
 from collections import defaultdict
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -487,6 +487,34 @@ class TestMessageFrames:
         await peer.send(b'm:%b::{"kind":"plain"}' % spec.path.encode())
         assert await round_trip(peer) == []
         assert seen == [Failure("plain")]
+        assert local.errors.empty()
+
+    async def test_a_handler_bound_again_replaces_the_one_served_before(
+        self, raw: tuple[End, MemoryTransport]
+    ) -> None:
+        """Routes are made on a method's first call and kept; binding another function
+        to the method afterwards is what the next call reaches, by either way in."""
+        local, peer = raw
+        spec = local.session.incoming.methods["note_fail"]
+        seen: list[tuple[str, str]] = []
+
+        def recording(name: str) -> Callable[[Failure], Awaitable[None]]:
+            async def note_fail(failure: Failure) -> None:
+                seen.append((name, failure.kind))
+
+            return note_fail
+
+        small = b'm:%b::{"kind":"plain"}' % spec.path.encode()
+        large = b'm:%b::{"kind":"plain","pad":"%b"}' % (spec.path.encode(), b"x" * 70_000)
+        local.session.bind_one(spec, recording("first"))
+        for frame in (small, small, large):
+            await peer.send(frame)
+        assert await round_trip(peer) == []
+        local.session.bind_one(spec, recording("second"))
+        for frame in (small, large):
+            await peer.send(frame)
+        assert await round_trip(peer) == []
+        assert [name for name, _ in seen] == ["first"] * 3 + ["second"] * 2
         assert local.errors.empty()
 
     async def test_a_plain_function_is_called_in_the_message_context(

@@ -39,6 +39,7 @@ from grestws.exceptions import (
     ValidationError,
 )
 from grestws.permissions import PUBLIC, Permission
+from grestws.protocol.codec import message_key
 from grestws.protocol.frames import FrameType
 from grestws.rates import Rate
 
@@ -345,6 +346,7 @@ class MethodSpec:
         "idempotent",
         "input_type",
         "kind",
+        "message_key",
         "param_name",
         "path",
         "path_bytes",
@@ -441,6 +443,8 @@ class MethodSpec:
         self.deep_result = self.has_result and nests_freely(self.result_type)
         kind_letter = FrameType.REQ if self.kind is MethodKind.REQUEST else FrameType.MSG
         self.prefix = kind_letter.value + b":" + self.path.encode() + b":"
+        self.message_key = message_key(self.path)
+        """How a message to it starts, up to the ``::`` of its empty id field."""
 
     def __repr__(self) -> str:
         return f"<MethodSpec {self.kind.value} {self.path}>"

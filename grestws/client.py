@@ -123,9 +123,10 @@ class Client(Connection, Generic[C2S, S2C]):
             ``ping_timeout`` is taken for gone (a drop, then a reconnect).
         compression: Offer permessage-deflate.
         dialer: How to open the transport (:class:`~grestws.transports.Dialer`); the
-            default opens a socket with websockets, with the three options above, which
-            do not apply to another dialer. :func:`grestws.testkit.call_on` passes one
-            that connects to an App in the same process.
+            default opens a socket with websockets, with the four options above. With
+            another dialer they are the dialer's to set: giving any of them a value other
+            than its default raises ValueError. :func:`grestws.testkit.call_on` passes
+            one that connects to an App in the same process.
         reconnect: How to reconnect after a drop (:class:`~grestws.reconnect.Reconnect`);
             True (the default) for the default policy, False never to reconnect.
         wait_for_connection: Whether a call made while the client reconnects waits for the
@@ -190,6 +191,18 @@ class Client(Connection, Generic[C2S, S2C]):
                 ping_timeout=ping_timeout,
                 compression=compression,
             )
+        else:
+            chosen = (max_message_size, ping_interval, ping_timeout, compression)
+            ignored = [
+                name
+                for name, value, default in zip(_DIALED, chosen, _DIALED_DEFAULTS, strict=True)
+                if value != default
+            ]
+            if ignored:
+                raise ValueError(
+                    f"{', '.join(ignored)} would be ignored with the dialer {type(dialer).__name__}: "
+                    "the dialer opens the transport, so set them on it"
+                )
         self._dialer = dialer
         self.reconnect: Reconnect | None = (
             (Reconnect() if reconnect else None) if isinstance(reconnect, bool) else reconnect
@@ -695,6 +708,11 @@ def _join(base: str, path: str) -> str:
     if stem and prefix.endswith(stem):
         prefix = prefix.removesuffix(stem)
     return urlunsplit((url.scheme, url.netloc, prefix + path, url.query, ""))
+
+
+_DIALED = ("max_message_size", "ping_interval", "ping_timeout", "compression")
+_DIALED_DEFAULTS: tuple[object, ...] = (1 << 20, 30.0, 10.0, False)
+"""The options :class:`Client` hands to the websockets dialer it makes, and their defaults."""
 
 
 class ClientOptions(TypedDict, total=False):

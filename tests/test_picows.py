@@ -232,6 +232,27 @@ class TestDialerRefusals:
         with socket_bound() as port, pytest.raises(grestws.ConnectError):
             await grestws.connect(f"ws://127.0.0.1:{port}", RoomApi, dialer=PicowsDialer(), reconnect=False)
 
+    @pytest.mark.parametrize(
+        ("option", "value"),
+        [("max_message_size", 4096), ("ping_interval", 5.0), ("ping_timeout", None), ("compression", True)],
+    )
+    def test_a_transport_option_beside_a_dialer_is_refused(self, option: str, value: object) -> None:
+        """The client's transport options are the default dialer's: beside another one
+        they would do nothing, so the client says so instead of ignoring them."""
+        options: dict[str, Any] = {option: value}
+        with pytest.raises(ValueError, match=f"{option} would be ignored with the dialer PicowsDialer"):
+            grestws.Client("ws://127.0.0.1:9", RoomApi, dialer=PicowsDialer(), **options)
+        # Their defaults beside a dialer lose nothing: no error.
+        grestws.Client(
+            "ws://127.0.0.1:9",
+            RoomApi,
+            dialer=PicowsDialer(),
+            max_message_size=1 << 20,
+            ping_interval=30.0,
+            ping_timeout=10.0,
+            compression=False,
+        )
+
     async def test_a_dial_cut_short_closes_its_socket(self) -> None:
         """A server that accepts and never answers the upgrade: the client gives up at its
         handshake timeout, and the socket it opened is closed (the server reads its end)."""

@@ -424,6 +424,16 @@ class TestRate:
             assert await closed_with(ws) == (1008, "Too many requests")
         assert "policy_close" in kinds(board)
 
+    async def test_a_dropped_peer_sees_the_close_at_once(self, start_server: StartServer) -> None:
+        """A dropped peer's socket is half-closed behind the close frame: a peer that
+        reads gets the close code at once, not at the server's close timeout (30 s here),
+        though the server reads nothing more from it."""
+        board = Board()
+        server = await start_server(flood_app(board, rate=grestws.Rate(3, per=3600), close_timeout=30.0))
+        async with raw(server) as ws:
+            fire(ws, ["o:::"] * 20)
+            assert await closed_with(ws) == (1008, "Too many requests")
+
     async def test_a_method_rate(self, start_server: StartServer) -> None:
         server = await start_server(flood_app(Board()))
         async with grestws.connect(server.url, FloodApi) as client:

@@ -43,7 +43,7 @@ from picows import (
 from grestws.exceptions import ConnectError, ConnectionClosedError
 from grestws.liveness import Liveness
 from grestws.protocol.frames import DEAD_PEER_REASON
-from grestws.transports import Dialed, Inbox, Sink, settled_sends
+from grestws.transports import Dialed, Inbox, Sink, end_writing, settled_sends
 
 __all__ = ("NO_LIMIT", "PicowsDialer", "PicowsLog", "PicowsTransport")
 
@@ -100,6 +100,7 @@ class PicowsTransport(WSListener):
         "_closed",
         "_dead",
         "_drained",
+        "_dropped",
         "_fragments",
         "_inbox",
         "_liveness",
@@ -137,6 +138,7 @@ class PicowsTransport(WSListener):
         self._fragments: list[bytes] | None = None
         self._size = 0
         self._reading = True
+        self._dropped = False
         self._paused = False
         self._drained: asyncio.Future[None] | None = None
         self._sends = settled_sends(self._loop)
@@ -350,10 +352,15 @@ class PicowsTransport(WSListener):
         takes more than ``close_timeout`` (a peer that does not read never answers it).
 
         Idempotent; concurrent calls wait for the same close; cancelling it drops the
-        connection.
+        connection. A connection dropped already (:meth:`drop`) reads nothing, so no
+        answer can come: it is dropped at once.
         """
         ws = self._ws
         if ws is None or self._closed.done():
+            return
+        if self._dropped:  # it reads nothing, so no answer can come
+            ws.underlying_transport.abort()
+            await asyncio.shield(self._closed)
             return
         if not (ws.is_close_frame_sent or ws.is_disconnected):
             ws.send_close(WSCloseCode(code), reason.encode())
@@ -372,6 +379,7 @@ class PicowsTransport(WSListener):
         connection ``close_timeout`` later at the latest: for a peer that broke the rules,
         which may never read the close frame, let alone answer it."""
         self._reading = False
+        self._dropped = True
         ws = self._ws
         if ws is None:
             return
@@ -380,6 +388,7 @@ class PicowsTransport(WSListener):
         underlying = ws.underlying_transport
         if not underlying.is_closing():
             underlying.pause_reading()
+            end_writing(underlying)
             self._loop.call_later(self.close_timeout, underlying.abort)
 
     async def wait_closed(self) -> tuple[int | None, str]:

@@ -29,7 +29,7 @@ from websockets.protocol import CLOSED, OPEN, SERVER, Event
 from grestws.exceptions import ConnectError, ConnectionClosedError
 from grestws.liveness import Liveness
 from grestws.protocol.frames import DEAD_PEER_REASON
-from grestws.transports import Dialed, Inbox, Sink, settled_sends
+from grestws.transports import Dialed, Inbox, Sink, end_writing, settled_sends
 
 __all__ = (
     "Messages",
@@ -153,6 +153,7 @@ class WebsocketsTransport:
 
     __slots__ = (
         "_dead",
+        "_dropped",
         "_plain",
         "_protocol",
         "_sends",
@@ -177,6 +178,7 @@ class WebsocketsTransport:
         self.messages = ws.messages
         self.close_timeout = close_timeout
         self._dead = False
+        self._dropped = False
         self._sent: tuple[int, str] | None = None
         self._sends = settled_sends(ws.loop)
         # A server's frames with no extension are the same bytes on every connection.
@@ -282,9 +284,14 @@ class WebsocketsTransport:
         """Close with ``code`` and ``reason``; drop the connection if the closing handshake
         takes more than ``close_timeout`` (a peer that does not read never answers it).
 
-        Idempotent; cancelling it drops the connection.
+        Idempotent; cancelling it drops the connection. A connection dropped already
+        (:meth:`drop`) reads nothing, so no answer can come: it is dropped at once.
         """
         ws = self.ws
+        if self._dropped:
+            ws.transport.abort()
+            await ws.wait_closed()
+            return
         if self._sent is None and ws.protocol.state is OPEN:
             self._sent = (code, reason)
         try:
@@ -308,9 +315,11 @@ class WebsocketsTransport:
             self._sent = (code, reason)
             ws.protocol.send_close(code, reason)
             ws.send_data()
+        self._dropped = True
         transport = ws.transport
         if not transport.is_closing():
             transport.pause_reading()
+            end_writing(transport)
             ws.loop.call_later(self.close_timeout, transport.abort)
 
     async def wait_closed(self) -> tuple[int | None, str]:

@@ -353,12 +353,13 @@ class PicowsTransport(WSListener):
 
         Idempotent; concurrent calls wait for the same close; cancelling it drops the
         connection. A connection dropped already (:meth:`drop`) reads nothing, so no
-        answer can come: it is dropped at once.
+        answer can come: once its close frame is out of the write buffer, it is dropped
+        at once.
         """
         ws = self._ws
         if ws is None or self._closed.done():
             return
-        if self._dropped:  # it reads nothing, so no answer can come
+        if self._dropped and not ws.underlying_transport.get_write_buffer_size():
             ws.underlying_transport.abort()
             await asyncio.shield(self._closed)
             return

@@ -285,10 +285,11 @@ class WebsocketsTransport:
         takes more than ``close_timeout`` (a peer that does not read never answers it).
 
         Idempotent; cancelling it drops the connection. A connection dropped already
-        (:meth:`drop`) reads nothing, so no answer can come: it is dropped at once.
+        (:meth:`drop`) reads nothing, so no answer can come: once its close frame is out
+        of the write buffer, it is dropped at once.
         """
         ws = self.ws
-        if self._dropped:
+        if self._dropped and not ws.transport.get_write_buffer_size():
             ws.transport.abort()
             await ws.wait_closed()
             return

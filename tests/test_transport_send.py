@@ -7,9 +7,7 @@ at once; a closed connection raises when ``send`` is called."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
@@ -19,6 +17,8 @@ from grestws.transports import Dialed, Transport
 from grestws.transports.picows import PicowsDialer
 from grestws.transports.websockets import WebsocketsDialer
 from tests.support import WAIT
+
+Stalled = tuple[Transport, asyncio.Event]
 
 DIALERS: dict[str, Callable[[], Callable[..., Awaitable[Dialed]]]] = {
     "websockets": WebsocketsDialer,
@@ -30,10 +30,11 @@ MOST_FRAMES = 2_000
 (128 MB: far more than loopback socket buffers hold)."""
 
 
-@contextlib.asynccontextmanager
-async def stalled_peer() -> AsyncIterator[tuple[str, asyncio.Event]]:
-    """A WebSocket server on loopback that stops reading every connection until the
-    event is set, then reads everything (and discards it)."""
+@pytest.fixture(params=sorted(DIALERS))
+async def stalled(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Transport, asyncio.Event]]:
+    """A client transport (each dialer in turn) to a WebSocket server on loopback that
+    reads nothing until the event is set, then reads everything (and discards it); the
+    transport is closed at the end, the server reading again."""
     resume = asyncio.Event()
 
     async def handler(ws: ServerConnection) -> None:
@@ -45,12 +46,12 @@ async def stalled_peer() -> AsyncIterator[tuple[str, asyncio.Event]]:
 
     async with serve(handler, "127.0.0.1", 0, max_size=None) as server:
         port = server.sockets[0].getsockname()[1]
-        yield f"ws://127.0.0.1:{port}/", resume
-
-
-@pytest.fixture(params=sorted(DIALERS))
-def dialer(request: pytest.FixtureRequest) -> Callable[..., Awaitable[Dialed]]:
-    return DIALERS[request.param]()
+        dialed = await DIALERS[request.param]()(f"ws://127.0.0.1:{port}/", {})
+        try:
+            yield dialed.transport, resume
+        finally:
+            resume.set()
+            await dialed.transport.close()
 
 
 async def fill(transport: Transport) -> Awaitable[bool]:
@@ -64,52 +65,35 @@ async def fill(transport: Transport) -> Awaitable[bool]:
 
 
 class TestSend:
-    async def test_a_send_with_room_is_done_when_called(self, dialer: Any) -> None:
-        async with stalled_peer() as (url, resume):
-            dialed = await dialer(url, {})
-            try:
-                sent = dialed.transport.send(b"m:Bench.tick::1")
-                assert asyncio.isfuture(sent)
-                assert sent.done()
-                assert sent.result() is True
-            finally:
-                resume.set()
-                await dialed.transport.close()
+    async def test_a_send_with_room_is_done_when_called(self, stalled: Stalled) -> None:
+        transport, _ = stalled
+        sent = transport.send(b"m:Bench.tick::1")
+        assert asyncio.isfuture(sent)
+        assert sent.done()
+        assert sent.result() is True
 
-    async def test_a_full_buffer_waits_until_the_peer_reads(self, dialer: Any) -> None:
-        async with stalled_peer() as (url, resume):
-            dialed = await dialer(url, {})
-            try:
-                waiting = asyncio.ensure_future(await fill(dialed.transport))
-                await asyncio.sleep(0)
-                assert not waiting.done()
-                resume.set()
-                assert await asyncio.wait_for(waiting, WAIT) is True
-            finally:
-                resume.set()
-                await dialed.transport.close()
+    async def test_a_full_buffer_waits_until_the_peer_reads(self, stalled: Stalled) -> None:
+        transport, resume = stalled
+        waiting = asyncio.ensure_future(await fill(transport))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        resume.set()
+        assert await asyncio.wait_for(waiting, WAIT) is True
 
-    async def test_over_the_limit_nothing_is_written(self, dialer: Any) -> None:
-        async with stalled_peer() as (url, resume):
-            dialed = await dialer(url, {})
-            transport = dialed.transport
-            try:
-                waiting = asyncio.ensure_future(await fill(transport))
-                before = transport.buffered
-                assert before > 0
-                refused = transport.send(FRAME, limit=before - 1)
-                assert await refused is False
-                assert transport.buffered == before
-                resume.set()
-                await asyncio.wait_for(waiting, WAIT)
-            finally:
-                resume.set()
-                await transport.close()
+    async def test_over_the_limit_nothing_is_written(self, stalled: Stalled) -> None:
+        transport, resume = stalled
+        waiting = asyncio.ensure_future(await fill(transport))
+        before = transport.buffered
+        assert before > 0
+        refused = transport.send(FRAME, limit=before - 1)
+        assert await refused is False
+        assert transport.buffered == before
+        resume.set()
+        await asyncio.wait_for(waiting, WAIT)
 
-    async def test_a_closed_connection_raises_when_called(self, dialer: Any) -> None:
-        async with stalled_peer() as (url, resume):
-            resume.set()
-            dialed = await dialer(url, {})
-            await dialed.transport.close()
-            with pytest.raises(ConnectionClosedError):
-                dialed.transport.send(b"m:Bench.tick::1")
+    async def test_a_closed_connection_raises_when_called(self, stalled: Stalled) -> None:
+        transport, resume = stalled
+        resume.set()
+        await transport.close()
+        with pytest.raises(ConnectionClosedError):
+            transport.send(b"m:Bench.tick::1")

@@ -194,9 +194,7 @@ class Client(Connection, Generic[C2S, S2C]):
         else:
             chosen = (max_message_size, ping_interval, ping_timeout, compression)
             ignored = [
-                name
-                for name, value, default in zip(_DIALED, chosen, _DIALED_DEFAULTS, strict=True)
-                if value != default
+                name for name, value in zip(_DIALED, chosen, strict=True) if value != _dialed_default(name)
             ]
             if ignored:
                 raise ValueError(
@@ -711,8 +709,12 @@ def _join(base: str, path: str) -> str:
 
 
 _DIALED = ("max_message_size", "ping_interval", "ping_timeout", "compression")
-_DIALED_DEFAULTS: tuple[object, ...] = (1 << 20, 30.0, 10.0, False)
-"""The options :class:`Client` hands to the websockets dialer it makes, and their defaults."""
+"""The options :class:`Client` hands to the websockets dialer it makes."""
+
+
+def _dialed_default(name: str) -> object:
+    """The default of one of :class:`Client`'s :data:`_DIALED` options, from its signature."""
+    return inspect.signature(Client).parameters[name].default
 
 
 class ClientOptions(TypedDict, total=False):

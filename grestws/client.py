@@ -225,7 +225,7 @@ class Client(Connection, Generic[C2S, S2C]):
         self._session: Session | None = None
         self._outgoing: C2S | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._supervisor: asyncio.Task[None] | None = None
+        self._recovery: asyncio.Task[None] | None = None
         self._pauses = Pauses()
         self._resumption = Resumption() if recover else None
         self.close_cause: CloseCause | None = None
@@ -404,7 +404,7 @@ class Client(Connection, Generic[C2S, S2C]):
             self._finish(CloseCause.RETRIES_EXHAUSTED if exhausted else CloseCause.UNRECOVERABLE, error)
             raise
         self._move(ClientState.OPEN)
-        self._supervisor = asyncio.create_task(self._supervise(), name=f"grestws-client-{self.id[:8]}")
+        self._watch()
         return self
 
     async def _attempt(self, *, reconnect: bool, attempts: int) -> None:
@@ -520,30 +520,41 @@ class Client(Connection, Generic[C2S, S2C]):
 
     # -- staying connected ------------------------------------------------------------
 
-    async def _supervise(self) -> None:
-        """Wait for each connection to end; reconnect, or close for good."""
+    def _watch(self) -> None:
+        """Have the end of the current connection decide what comes next (no task waits
+        for it: a connection costs one task, its reader)."""
+        assert self._reader is not None
+        self._reader.add_done_callback(self._ended)
+
+    def _ended(self, reader: asyncio.Task[None]) -> None:
+        """The connection ended: close for good, or start reconnecting."""
+        if not reader.cancelled() and (error := reader.exception()) is not None:
+            logger.error("reading from %s failed", self.url, exc_info=error)
+        session = self._session
+        assert session is not None
+        self._link.down()
+        code, reason = session.close_code, session.close_reason
+        forced = self._pauses.take()
+        if self._state is not ClientState.OPEN:
+            self._finish(CloseCause.MANUAL)
+            return
+        policy = self.reconnect
+        if policy is None or not (forced or policy.retry_close(code)):
+            _run_callbacks(self._on_drop, "on_drop", Drop(code, reason, False))
+            self._finish(CloseCause.DROPPED)
+            return
+        self._move(ClientState.RECONNECTING)
+        _run_callbacks(self._on_drop, "on_drop", Drop(code, reason, True))
+        at_once = forced or code == CLOSE_SERVICE_RESTART
+        self._recovery = asyncio.get_running_loop().create_task(
+            self._recover(policy, at_once=at_once), name=f"grestws-reconnect-{self.id[:8]}"
+        )
+
+    async def _recover(self, policy: Reconnect, *, at_once: bool) -> None:
+        """Reconnect, then watch the new connection; cancelled by :meth:`close`."""
         try:
-            while True:
-                reader = self._reader
-                assert reader is not None
-                assert self._session is not None
-                await asyncio.shield(reader)
-                session = self._session
-                self._link.down()
-                code, reason = session.close_code, session.close_reason
-                forced = self._pauses.take()
-                if self._state is not ClientState.OPEN:
-                    self._finish(CloseCause.MANUAL)
-                    return
-                policy = self.reconnect
-                if policy is None or not (forced or policy.retry_close(code)):
-                    _run_callbacks(self._on_drop, "on_drop", Drop(code, reason, False))
-                    self._finish(CloseCause.DROPPED)
-                    return
-                self._move(ClientState.RECONNECTING)
-                _run_callbacks(self._on_drop, "on_drop", Drop(code, reason, True))
-                if not await self._come_back(policy, at_once=forced or code == CLOSE_SERVICE_RESTART):
-                    return
+            if await self._come_back(policy, at_once=at_once):
+                self._watch()
         except asyncio.CancelledError:
             if self._state is not ClientState.CLOSED:
                 self._finish(CloseCause.MANUAL)
@@ -654,19 +665,19 @@ class Client(Connection, Generic[C2S, S2C]):
         state = self._state
         if state in (ClientState.OPEN, ClientState.RECONNECTING):
             self._move(ClientState.CLOSING)
-        if state is ClientState.RECONNECTING and self._supervisor is not None:
-            self._supervisor.cancel()
+        if state is ClientState.RECONNECTING and self._recovery is not None:
+            self._recovery.cancel()
         session = self._session
         if session is not None and self._state is not ClientState.CLOSED:
             await session.transport.close(CLOSE_NORMAL, "")
         await self._wait_closed()
 
     async def _wait_closed(self) -> None:
-        supervisor = self._supervisor
-        if supervisor is not None:
-            await asyncio.wait((supervisor,))
-        elif self._reader is not None:
-            await asyncio.shield(self._reader)
+        """Wait until a reconnect under way has ended, then until the connection has."""
+        if self._recovery is not None:
+            await asyncio.wait((self._recovery,))
+        if self._reader is not None:
+            await asyncio.wait((self._reader,))
 
     @property
     def close_code(self) -> int | None:

@@ -434,6 +434,21 @@ class TestRate:
             fire(ws, ["o:::"] * 20)
             assert await closed_with(ws) == (1008, "Too many requests")
 
+    async def test_the_server_lets_a_dropped_peer_go_once_it_has_closed(
+        self, start_server: StartServer
+    ) -> None:
+        """The server's side of a dropped connection ends as soon as the peer has closed
+        its side, not at the close timeout (30 s here): what the peer sent after the
+        frame that broke the limit is read and discarded, not left in the socket."""
+        app = flood_app(Board(), rate=grestws.Rate(3, per=3600), close_timeout=30.0)
+        gone: asyncio.Queue[int | None] = asyncio.Queue()
+        app.on_disconnect(lambda conn, code, reason: gone.put_nowait(code))
+        server = await start_server(app)
+        async with raw(server) as ws:
+            fire(ws, ["o:::"] * 20)
+            assert await closed_with(ws) == (1008, "Too many requests")
+        assert await asyncio.wait_for(gone.get(), WAIT) == 1008
+
     async def test_a_method_rate(self, start_server: StartServer) -> None:
         server = await start_server(flood_app(Board()))
         async with grestws.connect(server.url, FloodApi) as client:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any, NamedTuple, Protocol
 
-__all__ = ("Dialed", "Dialer", "Inbox", "Refusal", "Sink", "Transport", "end_writing", "settled_sends")
+__all__ = ("Dialed", "Dialer", "Inbox", "Refusal", "Sink", "Transport", "settled_sends")
 
 logger = logging.getLogger("grestws")
 
@@ -76,15 +76,6 @@ def settled_sends(loop: asyncio.AbstractEventLoop) -> _Settled:
         written.set_result(True)
         sends = _settled[loop] = (refused, written)
     return sends
-
-
-def end_writing(socket: asyncio.WriteTransport) -> None:
-    """Half-close a dropped connection's socket once what is buffered (its close frame
-    last) has gone out: the peer sees the end at once, where a socket closed whole with
-    the peer's unread frames in it would reset the connection, and the close frame with
-    it. The dropping side reads nothing more and aborts the socket at its close timeout."""
-    if socket.can_write_eof():
-        socket.write_eof()
 
 
 class Transport(Protocol):

@@ -43,7 +43,8 @@ from picows import (
 from grestws.exceptions import ConnectError, ConnectionClosedError
 from grestws.liveness import Liveness
 from grestws.protocol.frames import DEAD_PEER_REASON
-from grestws.transports import Dialed, Inbox, Sink, end_writing, settled_sends
+from grestws.transports import Dialed, Inbox, Sink, settled_sends
+from grestws.transports.lingering import linger
 
 __all__ = ("NO_LIMIT", "PicowsDialer", "PicowsLog", "PicowsTransport")
 
@@ -352,9 +353,9 @@ class PicowsTransport(WSListener):
         takes more than ``close_timeout`` (a peer that does not read never answers it).
 
         Idempotent; concurrent calls wait for the same close; cancelling it drops the
-        connection. A connection dropped already (:meth:`drop`) reads nothing, so no
-        answer can come: once its close frame is out of the write buffer, it is dropped
-        at once.
+        connection. A connection dropped already (:meth:`drop`) hears no answer (it
+        discards what it reads): once its close frame is out of the write buffer, it is
+        dropped at once.
         """
         ws = self._ws
         if ws is None or self._closed.done():
@@ -376,9 +377,10 @@ class PicowsTransport(WSListener):
         await asyncio.shield(self._closed)  # picows reports the abort in the next iteration
 
     def drop(self, code: int, reason: str) -> None:
-        """Send a close frame (behind what is buffered), read nothing more, and drop the
-        connection ``close_timeout`` later at the latest: for a peer that broke the rules,
-        which may never read the close frame, let alone answer it."""
+        """Send a close frame (behind what is buffered), serve nothing more, and close the
+        socket as soon as the peer has closed its side, ``close_timeout`` later at the
+        latest (:func:`~grestws.transports.lingering.linger`): for a peer that broke the
+        rules, which may never read the close frame, let alone answer it."""
         self._reading = False
         self._dropped = True
         ws = self._ws
@@ -388,9 +390,7 @@ class PicowsTransport(WSListener):
             ws.send_close(WSCloseCode(code), reason.encode())
         underlying = ws.underlying_transport
         if not underlying.is_closing():
-            underlying.pause_reading()
-            end_writing(underlying)
-            self._loop.call_later(self.close_timeout, underlying.abort)
+            linger(underlying, self.close_timeout)
 
     async def wait_closed(self) -> tuple[int | None, str]:
         """The close code and reason: the peer's; ours when we closed and the peer never

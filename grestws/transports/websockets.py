@@ -29,7 +29,8 @@ from websockets.protocol import CLOSED, OPEN, SERVER, Event
 from grestws.exceptions import ConnectError, ConnectionClosedError
 from grestws.liveness import Liveness
 from grestws.protocol.frames import DEAD_PEER_REASON
-from grestws.transports import Dialed, Inbox, Sink, end_writing, settled_sends
+from grestws.transports import Dialed, Inbox, Sink, settled_sends
+from grestws.transports.lingering import linger
 
 __all__ = (
     "Messages",
@@ -285,8 +286,8 @@ class WebsocketsTransport:
         takes more than ``close_timeout`` (a peer that does not read never answers it).
 
         Idempotent; cancelling it drops the connection. A connection dropped already
-        (:meth:`drop`) reads nothing, so no answer can come: once its close frame is out
-        of the write buffer, it is dropped at once.
+        (:meth:`drop`) hears no answer (it discards what it reads): once its close frame
+        is out of the write buffer, it is dropped at once.
         """
         ws = self.ws
         if self._dropped and not ws.transport.get_write_buffer_size():
@@ -308,9 +309,10 @@ class WebsocketsTransport:
             await ws.wait_closed()
 
     def drop(self, code: int, reason: str) -> None:
-        """Send a close frame (behind what is buffered), read nothing more, and drop the
-        connection ``close_timeout`` later at the latest: for a peer that broke the rules,
-        which may never read the close frame, let alone answer it."""
+        """Send a close frame (behind what is buffered), serve nothing more, and close the
+        socket as soon as the peer has closed its side, ``close_timeout`` later at the
+        latest (:func:`~grestws.transports.lingering.linger`): for a peer that broke the
+        rules, which may never read the close frame, let alone answer it."""
         ws = self.ws
         if ws.protocol.state is OPEN:
             self._sent = (code, reason)
@@ -319,9 +321,7 @@ class WebsocketsTransport:
         self._dropped = True
         transport = ws.transport
         if not transport.is_closing():
-            transport.pause_reading()
-            end_writing(transport)
-            ws.loop.call_later(self.close_timeout, transport.abort)
+            linger(transport, self.close_timeout)
 
     async def wait_closed(self) -> tuple[int | None, str]:
         """The close code and reason: the peer's; ours when we closed and the peer never

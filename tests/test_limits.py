@@ -145,11 +145,18 @@ def kinds(board: Board) -> list[str]:
 
 @contextlib.asynccontextmanager
 async def raw(server: ServedApp, **options: Any) -> AsyncIterator[ClientConnection]:
-    """A plain socket to the flood schema that has done the handshake."""
-    async with ws_connect(server.url + FloodApi.path, open_timeout=WAIT, **options) as ws:
+    """A plain socket to the flood schema that has done the handshake; closed on the way
+    out unless the connection is gone (websockets' close() aborts the socket even then,
+    which asyncio's selector transport fails with AttributeError once it has closed by
+    draining a flood the server read)."""
+    ws = await ws_connect(server.url + FloodApi.path, open_timeout=WAIT, **options)
+    try:
         await ws.send("h:::{}")
         assert await asyncio.wait_for(ws.recv(), WAIT) == "k:::null"
         yield ws
+    finally:
+        if not ws.connection_lost_waiter.done():
+            await ws.close()
 
 
 async def closed_with(ws: ClientConnection) -> tuple[int | None, str]:

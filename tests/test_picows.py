@@ -78,7 +78,12 @@ def dial(url: str, **options: Any) -> Any:
 
 def on_close(client: grestws.Client[Any, Any]) -> asyncio.Future[Closed]:
     closed: asyncio.Future[Closed] = asyncio.get_running_loop().create_future()
-    client.on_close(lambda code, reason: closed.done() or closed.set_result((code, reason)))
+
+    def note(code: int | None, reason: str) -> None:
+        if not closed.done():
+            closed.set_result((code, reason))
+
+    client.on_close(note)
     return closed
 
 

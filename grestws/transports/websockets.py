@@ -290,6 +290,11 @@ class WebsocketsTransport:
         is out of the write buffer, it is dropped at once.
         """
         ws = self.ws
+        if ws.connection_lost_waiter.done():
+            # Closed already. Not through websockets' close(), which aborts the socket even
+            # then: asyncio's selector transport, once it closed by draining its buffer,
+            # fails an abort with AttributeError.
+            return
         if self._dropped and not ws.transport.get_write_buffer_size():
             ws.transport.abort()
             await ws.wait_closed()

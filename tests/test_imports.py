@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "grestws.origins": 1,
     "grestws._util": 1,
     "grestws.transports": 1,
+    "grestws.transports.lingering": 1,
     "grestws.broker": 1,
     "grestws.broker.envelopes": 1,
     "grestws.recovery": 1,

@@ -17,7 +17,7 @@ import contextvars
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVarTuple
+from typing import Any, TypeVarTuple
 
 import pytest
 
@@ -25,6 +25,8 @@ import grestws
 from grestws.client import ClientState
 from grestws.liveness import Liveness
 from grestws.reconnect import Drop, LinkInfo, Reconnect
+from grestws.server import TransportName
+from grestws.transports.picows import PicowsDialer
 from tests.proxy import TcpProxy
 from tests.support import WAIT, Hub, Question, RoomApi, RoomClientHandler, next_item, raw_socket, room_app
 
@@ -207,11 +209,14 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(*, ping_interval: float | None, ping_timeout: float = TIMEOUT) -> AsyncGenerator[Rig]:
+async def rig(
+    *, ping_interval: float | None, ping_timeout: float = TIMEOUT, transport: TransportName = "websockets"
+) -> AsyncGenerator[Rig]:
     hub = Hub()
     app = room_app(hub)
+    server_options: dict[str, Any] = {"ping_interval": ping_interval, "ping_timeout": ping_timeout}
     async with (
-        grestws.serve(app, "127.0.0.1", 0, ping_interval=ping_interval, ping_timeout=ping_timeout) as server,
+        grestws.serve(app, "127.0.0.1", 0, transport=transport, **server_options) as server,
         TcpProxy(server.port) as proxy,
     ):
         seen = Rig(hub, server, proxy, asyncio.Queue())
@@ -235,10 +240,18 @@ async def detected(
     return took, (code, reason)
 
 
+def pinging(transport: TransportName, interval: float | None, timeout: float = TIMEOUT) -> dict[str, Any]:
+    """A client's options to ping every ``interval`` s (None: never) over ``transport``."""
+    if transport == "picows":
+        return {"dialer": PicowsDialer(ping_interval=interval, ping_timeout=timeout)}
+    return {"ping_interval": interval, "ping_timeout": timeout}
+
+
+@pytest.mark.parametrize("transport", ["websockets", "picows"])
 class TestHalfOpen:
-    async def test_the_server_drops_a_black_holed_client(self) -> None:
-        async with rig(ping_interval=INTERVAL) as seen:
-            client = grestws.Client(seen.url, RoomApi, ping_interval=None, reconnect=False)
+    async def test_the_server_drops_a_black_holed_client(self, transport: TransportName) -> None:
+        async with rig(ping_interval=INTERVAL, transport=transport) as seen:
+            client = grestws.Client(seen.url, RoomApi, reconnect=False, **pinging(transport, None))
             await client.connect()
             try:
                 assert await asyncio.wait_for(client.outgoing.double(21), WAIT) == 42
@@ -253,7 +266,9 @@ class TestHalfOpen:
                 await client.close()
             assert client.close_code == 1006
 
-    async def test_both_ends_drop_a_black_holed_link_and_the_client_comes_back(self) -> None:
+    async def test_both_ends_drop_a_black_holed_link_and_the_client_comes_back(
+        self, transport: TransportName
+    ) -> None:
         loop = asyncio.get_running_loop()
         drops: asyncio.Queue[Event] = asyncio.Queue()
         reconnecting: list[bool] = []
@@ -266,13 +281,12 @@ class TestHalfOpen:
             drops.put_nowait((loop.time(), drop.code, drop.reason))
             reconnecting.append(drop.reconnecting)
 
-        async with rig(ping_interval=INTERVAL) as seen:
+        async with rig(ping_interval=INTERVAL, transport=transport) as seen:
             client = grestws.Client(
                 seen.url,
                 RoomApi,
                 handlers=RoomClientHandler(),
-                ping_interval=INTERVAL,
-                ping_timeout=TIMEOUT,
+                **pinging(transport, INTERVAL),
                 handshake_timeout=1.0,
                 reconnect=Reconnect(initial_delay=0.05, max_delay=0.05),
                 setup=setup,
@@ -305,12 +319,12 @@ class TestHalfOpen:
                 await client.close()
             assert drops.empty()
 
-    async def test_a_peer_that_sends_frames_but_no_pongs_stays(self) -> None:
+    async def test_a_peer_that_sends_frames_but_no_pongs_stays(self, transport: TransportName) -> None:
         """The client reads nothing, so the server's pings go unanswered; its application
         frames, each sent after a ping went out, keep it connected until they stop."""
         interval, timeout = 0.2, 1.0
         loop = asyncio.get_running_loop()
-        async with rig(ping_interval=interval, ping_timeout=timeout) as seen:
+        async with rig(ping_interval=interval, ping_timeout=timeout, transport=transport) as seen:
             async with raw_socket(seen.url + RoomApi.path) as ws:
                 ws.transport.pause_reading()
                 sent = loop.time()

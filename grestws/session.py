@@ -179,11 +179,13 @@ class Session:
         self._target: object = None
         self._pending: dict[int, asyncio.Future[bytes | memoryview]] = {}
         self._loop = asyncio.get_running_loop()
-        self._timeouts: Deadlines[int, tuple[str, float]] = Deadlines(self._loop, self._time_out)
+        # The requests this side made that wait for an answer, each held to its timeout;
+        # made by the first request with a timeout (a server seldom makes one).
+        self._timeouts: Deadlines[int, tuple[str, float]] | None = None
         # Incoming calls in flight, each held to its deadline (math.inf: none).
         self._tasks: Deadlines[asyncio.Task[None], None] = Deadlines(self._loop, self._overrun)
         self._overdue: set[asyncio.Task[None]] | None = None  # made when a deadline first passes
-        self._cancelled: set[asyncio.Task[None]] = set()  # cancelled by cancel_tasks, answered
+        self._cancelled: set[asyncio.Task[None]] | None = None  # cancelled by cancel_tasks, answered
         self._last_id = 0
         self._context: contextvars.Context | None = None
         self._message_contexts: dict[str, contextvars.Context] = {}
@@ -487,7 +489,8 @@ class Session:
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 overdue = task is not None and self._overdue is not None and task in self._overdue
-                if task is None or not (overdue or task in self._cancelled):
+                cancelled = self._cancelled is not None and task in self._cancelled
+                if task is None or not (overdue or cancelled):
                     raise
                 task.uncancel()
                 error = (
@@ -670,7 +673,10 @@ class Session:
         future: asyncio.Future[bytes | memoryview] = self._loop.create_future()
         self._pending[request_id] = future
         if timeout is not None:
-            self._timeouts.add(request_id, _monotonic() + timeout, (spec.path, timeout))
+            timeouts = self._timeouts
+            if timeouts is None:
+                timeouts = self._timeouts = Deadlines(self._loop, self._time_out)
+            timeouts.add(request_id, _monotonic() + timeout, (spec.path, timeout))
         try:
             if not await self.transport.send(frame, self._max_buffer):
                 self._too_slow()
@@ -678,7 +684,8 @@ class Session:
             data = await future
         finally:
             self._pending.pop(request_id, None)
-            self._timeouts.pop(request_id, None)
+            if timeout is not None and self._timeouts is not None:
+                self._timeouts.pop(request_id, None)
             if not future.done():
                 future.cancel()
         # The envelope is one level deeper than the result it carries.
@@ -718,7 +725,8 @@ class Session:
         self.close_code = code
         self.close_reason = reason
         self.closed = True
-        self._timeouts.clear()
+        if self._timeouts is not None:
+            self._timeouts.clear()
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
@@ -748,10 +756,13 @@ class Session:
         Returns their tasks, which end soon after."""
         tasks = list(self._tasks)
         self._tasks.clear()
+        cancelled = self._cancelled
+        if cancelled is None:
+            cancelled = self._cancelled = set()
         for task in tasks:
             if not task.done():
-                self._cancelled.add(task)
-                task.add_done_callback(self._cancelled.discard)
+                cancelled.add(task)
+                task.add_done_callback(cancelled.discard)
                 task.cancel()
         return tasks
 

@@ -672,6 +672,7 @@ class Session:
         frame = codec.encode_call(spec.prefix, request_id, arg, spec.has_input)
         future: asyncio.Future[bytes | memoryview] = self._loop.create_future()
         self._pending[request_id] = future
+        timeouts = None
         if timeout is not None:
             timeouts = self._timeouts
             if timeouts is None:
@@ -684,8 +685,8 @@ class Session:
             data = await future
         finally:
             self._pending.pop(request_id, None)
-            if timeout is not None and self._timeouts is not None:
-                self._timeouts.pop(request_id, None)
+            if timeouts is not None:
+                timeouts.pop(request_id, None)
             if not future.done():
                 future.cancel()
         # The envelope is one level deeper than the result it carries.

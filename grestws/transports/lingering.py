@@ -53,8 +53,10 @@ def linger(socket: asyncio.Transport, close_timeout: float) -> None:
 
     The peer sees the close at once, and the connection ends as soon as the peer has
     closed too. Where the socket cannot be half-closed (TLS), it is left unread until it
-    is aborted at ``close_timeout``.
+    is aborted at ``close_timeout``. A socket already closing is left to close.
     """
+    if socket.is_closing():
+        return
     timer = asyncio.get_running_loop().call_later(close_timeout, socket.abort)
     if not socket.can_write_eof():
         socket.pause_reading()

@@ -388,9 +388,7 @@ class PicowsTransport(WSListener):
             return
         if not (ws.is_close_frame_sent or ws.is_disconnected):
             ws.send_close(WSCloseCode(code), reason.encode())
-        underlying = ws.underlying_transport
-        if not underlying.is_closing():
-            linger(underlying, self.close_timeout)
+        linger(ws.underlying_transport, self.close_timeout)
 
     async def wait_closed(self) -> tuple[int | None, str]:
         """The close code and reason: the peer's; ours when we closed and the peer never

@@ -324,9 +324,7 @@ class WebsocketsTransport:
             ws.protocol.send_close(code, reason)
             ws.send_data()
         self._dropped = True
-        transport = ws.transport
-        if not transport.is_closing():
-            linger(transport, self.close_timeout)
+        linger(ws.transport, self.close_timeout)
 
     async def wait_closed(self) -> tuple[int | None, str]:
         """The close code and reason: the peer's; ours when we closed and the peer never

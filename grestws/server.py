@@ -212,8 +212,10 @@ def serve(
         settle_allocator()
         server: Server | None = None
 
-        async def handle(connection: Transport, request: ConnectRequest) -> None:
-            await app.handle(connection, request, server)
+        def handle(connection: Transport, request: ConnectRequest) -> Awaitable[None]:
+            # A plain function handing over app.handle's coroutine: no frame of its own
+            # stays alive for the connection's lifetime.
+            return app.handle(connection, request, server)
 
         if transport == "picows":
             listener = await _picows_listen(app, handle, host, port, ping_interval, ping_timeout, options)
@@ -277,17 +279,19 @@ async def _websockets_listen(
 ) -> Listener:
     """Listen with the websockets asyncio server; every connection goes to ``handle``."""
 
-    async def handler(ws: WebSocketConnection) -> None:
+    def handler(ws: WebSocketConnection) -> Awaitable[None]:
         assert isinstance(ws, PushServerConnection)  # made by create_connection
         request = ws.request
         assert request is not None  # websockets sets it before calling the handler
+        connect = connect_request(request, ws)
+        ws.response = None  # the 101 answer sent: nothing reads it after the handshake
         transport = WebsocketsTransport(
             ws,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             close_timeout=app.limits.close_timeout,
         )
-        await handle(transport, connect_request(request, ws))
+        return handle(transport, connect)
 
     def process_request(ws: WebSocketConnection, request: Request) -> Response | None:
         refusal = app.refusal(urlsplit(request.path).path, Headers(request.headers.raw_items()))

@@ -10,27 +10,24 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, Protocol, Self, TypedDict, TypeVar, overload
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from typing_extensions import Unpack
 
-from grestws._util import Opening, settle_allocator
+from grestws._util import Opening
 from grestws.context import Connection
 from grestws.contract.contract import Caller, SocketSchema
 from grestws.contract.methods import MethodSpec
+from grestws.dialing import Headers, dial, handshake, schema_url, with_query
 from grestws.exceptions import (
     ConnectionClosedError,
     GrestwsError,
-    HandshakeTimeoutError,
     InvalidStateError,
-    ValidationError,
 )
-from grestws.handshake import FirstFrame, offer
+from grestws.handshake import FirstFrame
 from grestws.incidents import PEER_LOG, Incident, IncidentKind, Incidents
 from grestws.interceptors import Intercepted, Interceptor
 from grestws.link import Link
-from grestws.middleware import ClientHandshake
-from grestws.protocol.frames import CLOSE_INVALID_QUERY, CLOSE_NORMAL, CLOSE_SERVICE_RESTART
+from grestws.protocol.frames import CLOSE_NORMAL, CLOSE_SERVICE_RESTART
 from grestws.protocol.positions import RECOVERY_HEADER, Resumption
 from grestws.reconnect import Backoff, CloseCause, Drop, LinkInfo, Pauses, Reconnect
 from grestws.session import Session
@@ -89,10 +86,6 @@ _TRANSITIONS: dict[ClientState, set[ClientState]] = {
     ClientState.CLOSING: {ClientState.CLOSED, ClientState.OPEN},  # OPEN: a cancelled disconnect
     ClientState.CLOSED: set(),
 }
-
-Headers = Mapping[str, str] | Callable[[], Mapping[str, str] | Awaitable[Mapping[str, str]]]
-"""Handshake headers, or a function giving them (a token provider), called for every
-connection: the first and each reconnect."""
 
 Setup = Callable[[LinkInfo], Awaitable[object]]
 """A setup callback: run on every connection before calls go out on it."""
@@ -177,7 +170,7 @@ class Client(Connection, Generic[C2S, S2C]):
         given = (url,) if isinstance(url, str) else tuple(url)
         if not given:
             raise ValueError("no URL to connect to")
-        self.urls = tuple(_join(one, schema.path) for one in given)
+        self.urls = tuple(schema_url(one, schema.path) for one in given)
         self._url_index = 0
         self.query: Any = query
         self.timeout = timeout
@@ -416,10 +409,15 @@ class Client(Connection, Generic[C2S, S2C]):
         """
         url = self.url
         if self.schema.query is not None:
-            url = _with_query(url, self.schema.encode_query(self.query))
-        transport = await self._dial(url)
-        acceptance = await self._handshake(transport)
+            url = with_query(url, self.schema.encode_query(self.query))
+        dialed = await dial(self._dialer, url, self.upgrade_headers, self.handshake_timeout, self.url)
+        self.remote_address = dialed.remote_address
+        transport = dialed.transport
         resumption = self._resumption
+        extra = {} if resumption is None else {RECOVERY_HEADER: resumption.offer()}
+        acceptance = await handshake(
+            transport, self.schema, self.url, self.headers, extra, self.handshake_timeout
+        )
         recovered = None if resumption is None else resumption.accepted(acceptance.frame.data)
         session = self._wire(transport, acceptance)
         try:
@@ -439,46 +437,6 @@ class Client(Connection, Generic[C2S, S2C]):
                 await setup(info)
         finally:
             Link.set_up(token)
-
-    async def _dial(self, url: str) -> Transport:
-        """Open the transport.
-
-        Raises:
-            ConnectError: it could not be opened.
-            HandshakeTimeoutError: not within ``handshake_timeout``.
-        """
-        settle_allocator()
-        try:
-            async with asyncio.timeout(self.handshake_timeout):
-                dialed = await self._dialer(url, self.upgrade_headers)
-        except TimeoutError as exc:
-            raise HandshakeTimeoutError(
-                f"{self.url}: no connection within {self.handshake_timeout:g} s"
-            ) from exc
-        self.remote_address = dialed.remote_address
-        return dialed.transport
-
-    async def _handshake(self, transport: Transport) -> FirstFrame:
-        """Send ``h`` and wait for ``k``; close the socket when it fails.
-
-        Raises:
-            ApiError: the server refused (``x``).
-            ValidationError: the server closed with 4000 (invalid query).
-            HandshakeTimeoutError: no answer within ``handshake_timeout``.
-            ConnectionClosedError: the server closed the socket first.
-        """
-        try:
-            headers = await self._handshake_headers()
-            return await offer(transport, headers, self.schema.contract.errors, self.handshake_timeout)
-        except BaseException as exc:
-            await transport.close()
-            if isinstance(exc, ConnectionClosedError) and exc.code == CLOSE_INVALID_QUERY:
-                raise ValidationError(exc.reason or "Invalid query parameters", data=[]) from exc
-            if isinstance(exc, TimeoutError):
-                raise HandshakeTimeoutError(
-                    f"{self.url}: no handshake answer within {self.handshake_timeout:g} s"
-                ) from exc
-            raise
 
     def _wire(self, transport: Transport, acceptance: FirstFrame) -> Session:
         """Make the session, bind the handlers, hand it the frames and start reading."""
@@ -501,22 +459,6 @@ class Client(Connection, Generic[C2S, S2C]):
         self._session = session
         self._reader = asyncio.create_task(session.run(), name=f"grestws-read-{self.id[:8]}")
         return session
-
-    async def _handshake_headers(self) -> dict[str, str]:
-        """The ``h`` headers: the client's own (or its provider's), then what each
-        middleware adds, in order."""
-        headers = self.headers
-        if callable(headers):
-            made = headers()
-            given = await made if inspect.isawaitable(made) else made
-        else:
-            given = headers
-        handshake = ClientHandshake(self.url, dict(given))
-        for middleware in self.schema.middleware:
-            middleware.update_handshake(handshake)
-        if self._resumption is not None:
-            handshake.headers[RECOVERY_HEADER] = self._resumption.offer()
-        return handshake.headers
 
     # -- staying connected ------------------------------------------------------------
 
@@ -699,24 +641,6 @@ def _run_callbacks(callbacks: Sequence[Callable[[Any], object]], what: str, valu
             callback(value)
         except Exception:
             logger.exception("%s callback failed", what)
-
-
-def _with_query(url: str, params: Mapping[str, str]) -> str:
-    parts = urlsplit(url)
-    query = "&".join(filter(None, (parts.query, urlencode(params))))
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
-
-
-def _join(base: str, path: str) -> str:
-    """``base`` with the schema's ``path`` appended, unless its path already ends with it."""
-    url = urlsplit(base)
-    if url.scheme not in ("ws", "wss"):
-        raise ValueError(f"expected a ws:// or wss:// URL, got {base!r}")
-    prefix = url.path.rstrip("/")
-    stem = path.rstrip("/")
-    if stem and prefix.endswith(stem):
-        prefix = prefix.removesuffix(stem)
-    return urlunsplit((url.scheme, url.netloc, prefix + path, url.query, ""))
 
 
 _DIALED = ("max_message_size", "ping_interval", "ping_timeout", "compression")

@@ -65,6 +65,7 @@ LAYERS: dict[str, int] = {
     "grestws.transports.picows_server": 6,
     "grestws.transports.asgi": 6,
     "grestws.link": 6,
+    "grestws.dialing": 7,
     "grestws.recovery.sessions": 6,
     "grestws.rooms": 7,
     "grestws.app": 7,

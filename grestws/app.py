@@ -33,6 +33,7 @@ from grestws.protocol.frames import (
 from grestws.recovery import Recovery
 from grestws.rooms import Rooms
 from grestws.session import Session
+from grestws.topics import serve_topics
 from grestws.transports import Refusal, Transport
 from grestws.transports.asgi import AsgiEntry, Receive, Scope, Send
 
@@ -344,7 +345,7 @@ class App:
                 self.connections.identified(conn)
                 self.rooms.connected(conn)
                 if route.topics:
-                    self.rooms.serve_topics(conn)
+                    serve_topics(self.rooms, conn)
                 if self._on_connect:
                     await self._run_hooks(self._on_connect, conn)
                 await session.run()

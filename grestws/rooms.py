@@ -35,6 +35,7 @@ from grestws.protocol.frames import CLOSE_NORMAL, CLOSE_POLICY
 from grestws.protocol.positions import positioned_frame
 from grestws.recovery import Recovery
 from grestws.recovery.sessions import Sessions, now_ms
+from grestws.topics import topic_room
 
 __all__ = ("Exclude", "Rooms", "push_frame", "topic_room")
 
@@ -61,12 +62,6 @@ def push_frame(spec: MethodSpec, arg: Any) -> bytes:
     if spec.kind is not MethodKind.NOTIFY:
         raise ContractError(f"{spec.path} is a request; only @notify methods can be pushed to many")
     return codec.encode_message(spec.prefix, _encoder.encode(arg) if spec.has_input else b"")
-
-
-def topic_room(topic: str, key: object) -> str:
-    """The room of the watchers of ``topic`` for ``key``: ``topic:document:"d1"`` (the key
-    as JSON, so that keys of any type name distinct rooms)."""
-    return f"topic:{topic}:{_encoder.encode(key).decode()}"
 
 
 def _excluded(exclude: Exclude) -> tuple[str, ...]:
@@ -169,41 +164,6 @@ class Rooms:
     def connected(self, conn: ServerConnection[Any]) -> None:
         """Make ``conn`` reachable by its id (the App calls it once the handshake is done)."""
         self._by_id[conn.id] = conn
-
-    def serve_topics(self, conn: ServerConnection[Any]) -> None:
-        """Serve the @watch and @unwatch methods of ``conn``'s contract: a watch runs the
-        handler's method (the access check) and then joins the topic's room; an unwatch
-        runs the handler's method if it has one, then leaves. The App calls it once the
-        handler is made."""
-        handler = conn.handler
-        for spec in conn.schema.contract.client_to_server:
-            if spec.topic is None:
-                continue
-            own = getattr(type(handler), spec.py_name, None)
-            method = None if own is None or own is spec.function else getattr(handler, spec.py_name)
-            if spec.watching and method is not None:
-                conn.serve(spec, self._watcher(conn, spec.topic, method))
-            elif not spec.watching:
-                conn.serve(spec, self._unwatcher(conn, spec.topic, method))
-
-    def _watcher(
-        self, conn: ServerConnection[Any], topic: str, check: Callable[[Any], Awaitable[None]]
-    ) -> Callable[[Any], Awaitable[None]]:
-        async def watch(key: Any) -> None:
-            await check(key)
-            self.join(conn, topic_room(topic, key))
-
-        return watch
-
-    def _unwatcher(
-        self, conn: ServerConnection[Any], topic: str, method: Callable[[Any], Awaitable[None]] | None
-    ) -> Callable[[Any], Awaitable[None]]:
-        async def unwatch(key: Any) -> None:
-            if method is not None:
-                await method(key)
-            self.leave(conn, topic_room(topic, key))
-
-        return unwatch
 
     def forget(self, conn: ServerConnection[Any]) -> None:
         """``conn`` closed: it leaves every room (the App calls it); its session, if it

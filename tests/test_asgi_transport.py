@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 import grestws
-from grestws.transports.asgi import connect_request
+from grestws.transports.asgi import AsgiTransport, connect_request
 from tests.servers import UvicornServer
 from tests.support import WAIT, Hub, Note, Posted, RoomApi, raw_socket, room_app
 
@@ -355,3 +355,52 @@ class TestSlowConsumer:
                 async with asyncio.timeout(WAIT):
                     while True:
                         await ws.recv()
+
+
+class FakeAsgi:
+    """The two callables an ASGI server hands a websocket connection, in-process: every
+    ``send`` is recorded, and waits while ``writable`` is clear (a server holding back)."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.gone = asyncio.Event()
+
+    async def receive(self) -> dict[str, Any]:
+        await self.gone.wait()
+        return {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(self, message: Any) -> None:
+        await self.writable.wait()
+        self.sent.append(message.get("text", message["type"]))
+
+
+class TestWriting:
+    async def test_a_frame_reaches_a_send_that_does_not_wait_before_write_returns(self) -> None:
+        """No task in between: a push or an answer is with the ASGI server when write()
+        returns, as with uvicorn while the peer reads."""
+        asgi = FakeAsgi()
+        transport = AsgiTransport(asgi.receive, asgi.send, grestws.Limits())
+        assert transport.write(b"m:Room.note::1")
+        assert transport.write(b"m:Room.note::2")
+        assert asgi.sent == ["m:Room.note::1", "m:Room.note::2"]
+        assert transport.buffered == 0
+        asgi.gone.set()
+        assert await asyncio.wait_for(transport.wait_closed(), WAIT) == (1000, "")
+
+    async def test_frames_behind_a_send_that_waits_stay_queued_and_go_in_order(self) -> None:
+        asgi = FakeAsgi()
+        transport = AsgiTransport(asgi.receive, asgi.send, grestws.Limits())
+        asgi.writable.clear()
+        assert transport.write(b"m:Room.note::1")
+        assert transport.write(b"m:Room.note::2")
+        assert not transport.write(b"m:Room.note::3", limit=10)  # over the limit: not queued
+        assert asgi.sent == []
+        assert transport.buffered == 2 * len(b"m:Room.note::1")
+        asgi.writable.set()
+        close = asyncio.create_task(transport.close(1000, "bye"))
+        await eventually(lambda: asgi.sent == ["m:Room.note::1", "m:Room.note::2", "websocket.close"])
+        assert transport.buffered == 0
+        asgi.gone.set()
+        await asyncio.wait_for(close, WAIT)

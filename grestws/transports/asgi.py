@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
@@ -25,6 +26,7 @@ from urllib.parse import parse_qsl
 
 from grestws.context import ConnectRequest, Headers
 from grestws.exceptions import ConnectionClosedError, ContractError
+from grestws.inline import start
 from grestws.limits import Limits
 from grestws.transports import Inbox, Refusal, Sink, Transport
 
@@ -194,9 +196,11 @@ class AsgiTransport:
     """One accepted ASGI websocket connection as a grestws transport.
 
     A reader task takes ``websocket.receive`` events and hands their data to the sink;
-    frames are sent as text. ``write`` queues a frame for a writer task (ASGI's ``send``
-    is a coroutine), so ``buffered`` is what waits in that queue: it grows when the ASGI
-    server holds back because the peer does not read. ``send`` writes directly when
+    frames are sent as text. ``write`` queues a frame and starts the writer at once (see
+    :mod:`grestws.inline`): an ASGI server whose ``send`` does not wait (uvicorn's, while
+    the peer reads) takes the frame before ``write`` returns, with no task; one that
+    holds back because the peer does not read leaves the writer a task and the frames
+    queued, and ``buffered`` is what waits in that queue. ``send`` writes directly when
     nothing is queued, and waits while more than 64 KiB is queued.
 
     Args:
@@ -211,6 +215,7 @@ class AsgiTransport:
         "_buffered",
         "_close_sent",
         "_closed",
+        "_context",
         "_drained",
         "_inbox",
         "_interrupted",
@@ -234,6 +239,7 @@ class AsgiTransport:
         self._buffered = 0
         self._writing = False
         self._writer: asyncio.Task[None] | None = None
+        self._context = contextvars.copy_context()  # the writer's
         self._sender: asyncio.Task[Any] | None = None  # the task in a direct send
         self._interrupted: asyncio.Task[Any] | None = None  # the one _stop woke up
         self._drained: asyncio.Future[None] | None = None
@@ -373,9 +379,11 @@ class AsgiTransport:
         return ConnectionClosedError(code, reason)
 
     def _start_writer(self) -> None:
+        """Send what is queued now, up to the first ``send`` that has to wait; a task
+        sends the rest."""
         if not self._writing:
             self._writing = True
-            self._writer = asyncio.get_running_loop().create_task(self._flush())
+            self._writer = start(asyncio.get_running_loop(), self._flush(), self._context)
 
     async def _flush(self) -> None:
         """Send what is queued, in order; a queued close goes last."""

@@ -27,7 +27,7 @@ from grestws.handshake import FirstFrame
 from grestws.incidents import PEER_LOG, Incident, IncidentKind, Incidents
 from grestws.interceptors import Intercepted, Interceptor
 from grestws.link import Link
-from grestws.protocol.frames import CLOSE_NORMAL, CLOSE_SERVICE_RESTART
+from grestws.protocol.frames import CLOSE_NORMAL
 from grestws.protocol.positions import RECOVERY_HEADER, Resumption
 from grestws.reconnect import Backoff, CloseCause, Drop, LinkInfo, Pauses, Reconnect
 from grestws.session import Session
@@ -487,29 +487,31 @@ class Client(Connection, Generic[C2S, S2C]):
             return
         self._move(ClientState.RECONNECTING)
         _run_callbacks(self._on_drop, "on_drop", Drop(code, reason, True))
-        at_once = forced or code == CLOSE_SERVICE_RESTART
+        first = 0.0 if forced else policy.first_pause(code)
         self._recovery = asyncio.get_running_loop().create_task(
-            self._recover(policy, at_once=at_once), name=f"grestws-reconnect-{self.id[:8]}"
+            self._recover(policy, first), name=f"grestws-reconnect-{self.id[:8]}"
         )
 
-    async def _recover(self, policy: Reconnect, *, at_once: bool) -> None:
+    async def _recover(self, policy: Reconnect, first: float | None) -> None:
         """Reconnect, then watch the new connection; cancelled by :meth:`close`."""
         try:
-            if await self._come_back(policy, at_once=at_once):
+            if await self._come_back(policy, first):
                 self._watch()
         except asyncio.CancelledError:
             if self._state is not ClientState.CLOSED:
                 self._finish(CloseCause.MANUAL)
 
-    async def _come_back(self, policy: Reconnect, *, at_once: bool) -> bool:
+    async def _come_back(self, policy: Reconnect, pause: float | None) -> bool:
         """Attempt until a connection is set up (True) or the policy gives up (False,
-        closed for good)."""
+        closed for good). ``pause``: before the first attempt (None: the backoff's)."""
         backoff = Backoff(policy)
         for attempt in itertools.count(1):
             if len(self.urls) > 1:
                 self._url_index = (self._url_index + 1) % len(self.urls)
-            if not at_once:
+            if pause is None:
                 await self._pauses.pause(policy, backoff.next_delay())
+            elif pause > 0:
+                await self._pauses.pause(policy, pause)
             self._pauses.take()
             try:
                 await self._attempt(reconnect=True, attempts=attempt)
@@ -525,7 +527,8 @@ class Client(Connection, Generic[C2S, S2C]):
                     return False
                 if PEER_LOG.allow("reconnect"):
                     logger.info("reconnect to %s failed (attempt %d): %s", self.url, attempt, exc)
-                at_once = self._pauses.forced  # force_reconnect() during the attempt: no pause
+                # force_reconnect() during the attempt: no pause; else the backoff's
+                pause = 0.0 if self._pauses.forced else None
                 continue
             if self._state is not ClientState.RECONNECTING:  # closed while it connected
                 if self._session is not None:

@@ -4,7 +4,9 @@ A :class:`~grestws.client.Client` reconnects by itself unless told not to. After
 it waits a pause drawn with full jitter (a random time between 0 and a cap that doubles
 from ``initial_delay`` to ``max_delay``), makes a fresh handshake (fresh headers: a token
 provider is called again) and runs the setup callbacks again. A server that restarts
-gracefully closes with 1012: the client comes back at once, trying the next URL first.
+gracefully closes with 1012: the client comes back at once, trying the next URL first
+(or within ``restart_spread`` seconds, at a random time, so that the clients of a server
+that restarts do not all open their connections in the same instant).
 
 What is final, with no retry:
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -66,6 +69,10 @@ class Reconnect:
         multiplier: How the cap grows from one attempt to the next.
         max_attempts: Attempts in a row before the client gives up and closes for good
             (None: never gives up).
+        restart_spread: After a 1012 (the server restarting), the first attempt waits a
+            random time below this many seconds instead of none: a server's thousands
+            of clients then come back to the other servers spread over that time, not
+            in one burst of handshakes. 0 (the default): at once.
         retry: Whether an attempt that failed with this error is worth another one.
         retry_close: Whether a connection that closed with this code (None: no close
             frame) is worth reconnecting.
@@ -77,6 +84,7 @@ class Reconnect:
     max_delay: float = 30.0
     multiplier: float = 2.0
     max_attempts: int | None = None
+    restart_spread: float = 0.0
     retry: Callable[[BaseException], bool] = retry_after_error
     retry_close: Callable[[int | None], bool] = retry_after_close
     sleep: Callable[[float], Awaitable[object]] = field(default=asyncio.sleep, repr=False)
@@ -89,6 +97,16 @@ class Reconnect:
             raise ValueError("multiplier must be at least 1")
         if self.max_attempts is not None and self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if not 0 <= self.restart_spread < math.inf:
+            raise ValueError("restart_spread must be a finite number of seconds, at least 0")
+
+    def first_pause(self, code: int | None) -> float | None:
+        """The pause before the first attempt after a drop with ``code``: for a 1012, a
+        random time below ``restart_spread`` (0: none); for any other, None (a pause of
+        the backoff)."""
+        if code != CLOSE_SERVICE_RESTART:
+            return None
+        return self.random() * self.restart_spread if self.restart_spread else 0.0
 
 
 class Backoff:

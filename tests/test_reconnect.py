@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import random
 import socket
@@ -475,6 +476,9 @@ class TestBackoff:
             {"multiplier": 0.99},
             {"max_attempts": 0},
             {"max_attempts": -3},
+            {"restart_spread": -1.0},
+            {"restart_spread": float("inf")},
+            {"restart_spread": float("nan")},
         ],
     )
     def test_reconnect_validates_its_arguments(self, options: dict[str, Any]) -> None:
@@ -484,6 +488,13 @@ class TestBackoff:
     def test_edge_values_are_accepted(self) -> None:
         policy = Reconnect(initial_delay=0.0, max_delay=0.0, multiplier=1.0, max_attempts=1)
         assert Backoff(policy).next_delay() == 0.0
+
+    def test_only_a_restart_spreads_its_first_attempt(self) -> None:
+        policy = Reconnect(restart_spread=2.0, random=lambda: 0.25)
+        assert policy.first_pause(1012) == 0.5
+        assert policy.first_pause(1006) is None  # the backoff's pause
+        assert policy.first_pause(None) is None
+        assert Reconnect(random=lambda: 0.25).first_pause(1012) == 0.0  # at once
 
     @pytest.mark.parametrize(
         ("code", "again"),
@@ -608,6 +619,28 @@ class TestGracefulRestart:
         assert clock.delays == []  # no pause at all
         assert await outcome(harness.spawn(client.outgoing.serial())) == 1
         assert len(new_hub.connections) == 1
+
+    async def test_with_a_restart_spread_the_first_attempt_waits_a_random_part_of_it(
+        self, harness: Harness
+    ) -> None:
+        old_hub, new_hub = Hub(), Hub()
+        old = await harness.serve(echo_app(old_hub), reuse_port=True)
+        clock = FakeClock()
+        policy = dataclasses.replace(clock.policy(jitter=lambda: 0.25), restart_spread=2.0)
+        dialer = WatchedDialer(clock)
+        client, watch = await harness.connect(old.url, EchoApi, reconnect=policy, dialer=dialer)
+        new = await harness.serve(echo_app(new_hub), old.port, reuse_port=True)  # a rolling restart
+
+        await old.close()
+        assert (await watch.drop()).restart
+        assert await clock.pause() == 0.5  # a quarter of the spread, before any attempt
+        assert dialer.pauses_before == [0]  # the first connect only
+        clock.release()
+        info = await watch.setup()
+        assert info == LinkInfo(full_url(new), reconnect=True, attempts=1)
+        assert dialer.pauses_before == [0, 1]
+        assert clock.delays == [0.5]
+        assert await outcome(harness.spawn(client.outgoing.serial())) == 1
 
     async def test_restarted_on_the_same_port(self, harness: Harness) -> None:
         server = await harness.serve(echo_app(Hub()))

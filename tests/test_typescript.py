@@ -456,6 +456,7 @@ def test_the_runtime_rules(tsc: list[str], compiled: Path) -> None:
         "ok handshake, query, p/o",
         "ok idempotent requests sent again after a drop",
         "ok UNAVAILABLE and drained requests sent again",
+        "ok restart spread",
         "ok UNAVAILABLE on a live connection: sent again on it",
         "ok final closes",
         "ok a refused handshake is final",

@@ -803,6 +803,10 @@ export interface ReconnectOptions {
   multiplier?: number;
   /** Attempts in a row before the client gives up (null: never). */
   maxAttempts?: number | null;
+  /** After a 1012 (the server restarting), the first attempt waits a random time below
+   * this many ms instead of none, so that a server's clients come back spread over it
+   * (0, the default: at once). */
+  restartSpreadMs?: number;
   /** Whether an attempt that failed with this error is worth another one (default: not
    * after NOT_AUTHORIZED, FORBIDDEN or VALIDATION_ERROR at the handshake). */
   retry?: (error: unknown) => boolean;
@@ -830,6 +834,7 @@ interface Policy {
   readonly maxDelayMs: number;
   readonly multiplier: number;
   readonly maxAttempts: number | null;
+  readonly restartSpreadMs: number;
   readonly retry: (error: unknown) => boolean;
   readonly retryClose: (code: number | null) => boolean;
   readonly random: () => number;
@@ -841,6 +846,7 @@ function policyOf(options: ReconnectOptions): Policy {
     maxDelayMs: options.maxDelayMs ?? 30_000,
     multiplier: options.multiplier ?? 2,
     maxAttempts: options.maxAttempts ?? null,
+    restartSpreadMs: options.restartSpreadMs ?? 0,
     retry: options.retry ?? retryAfterError,
     retryClose: options.retryClose ?? retryAfterClose,
     random: options.random ?? Math.random,
@@ -853,6 +859,9 @@ function policyOf(options: ReconnectOptions): Policy {
   }
   if (policy.maxAttempts !== null && !(policy.maxAttempts >= 1)) {
     throw new RangeError("maxAttempts must be at least 1");
+  }
+  if (!(policy.restartSpreadMs >= 0 && Number.isFinite(policy.restartSpreadMs))) {
+    throw new RangeError("restartSpreadMs must be a finite number of ms, at least 0");
   }
   return policy;
 }
@@ -1301,17 +1310,24 @@ export class Client<O, H, Q = NoQuery> {
     }
     this.stateValue = "reconnecting";
     this.options.onDrop?.({ code, reason, reconnecting: true });
-    void this.comeBack(policy, forced || code === CLOSE_SERVICE_RESTART);
+    let first: number | null = null; // the pause before the first attempt (null: the backoff's)
+    if (forced) {
+      first = 0;
+    } else if (code === CLOSE_SERVICE_RESTART) {
+      first = policy.restartSpreadMs > 0 ? policy.random() * policy.restartSpreadMs : 0;
+    }
+    void this.comeBack(policy, first);
   }
 
-  private async comeBack(policy: Policy, atOnce: boolean): Promise<void> {
+  private async comeBack(policy: Policy, first: number | null): Promise<void> {
     const backoff = new Backoff(policy);
+    let pause = first;
     for (let attempt = 1; ; attempt++) {
       if (this.urls.length > 1) {
         this.urlIndex = (this.urlIndex + 1) % this.urls.length;
       }
-      if (!atOnce) {
-        await sleep(backoff.next(), new Promise((resolve) => (this.wakeup = resolve)));
+      if (pause === null || pause > 0) {
+        await sleep(pause ?? backoff.next(), new Promise((resolve) => (this.wakeup = resolve)));
         this.wakeup = null;
       }
       if (this.stateValue !== "reconnecting") {
@@ -1334,7 +1350,7 @@ export class Client<O, H, Q = NoQuery> {
           this.finish("retries exhausted", error);
           return;
         }
-        atOnce = this.forced;
+        pause = this.forced ? 0 : null; // forceReconnect() during the attempt: no pause
         continue;
       }
       this.stateValue = "open";

@@ -158,6 +158,26 @@ async function drainedAndUnavailable(): Promise<void> {
   ok("UNAVAILABLE and drained requests sent again");
 }
 
+async function restartSpread(): Promise<void> {
+  const board = await client({
+    reconnect: { initialDelayMs: 5, maxDelayMs: 20, restartSpreadMs: 200, random: () => 0.5 },
+  });
+  const start = Date.now();
+  FakeSocket.last.drop(1012, "Server restarting");
+  await waitFor(() => FakeSocket.all.length === 2, "the reconnect");
+  check(Date.now() - start >= 90, `after 1012 the first attempt waits its part of restartSpreadMs (${Date.now() - start} ms)`);
+  await waitFor(() => board.state === "open", "open again");
+  await board.close();
+  let thrown: unknown = null;
+  try {
+    new BoardApiClient("ws://fake/base/", { WebSocket: FakeSocket, reconnect: { restartSpreadMs: -1 } });
+  } catch (error) {
+    thrown = error;
+  }
+  check(thrown instanceof RangeError, `a negative restartSpreadMs: ${String(thrown)}`);
+  ok("restart spread");
+}
+
 async function unavailableOnALiveConnection(): Promise<void> {
   const board = await client({ reconnect: { initialDelayMs: 5, maxDelayMs: 20, random: () => 0.5 } });
   const socket = FakeSocket.last;
@@ -310,6 +330,7 @@ async function main(): Promise<void> {
   await connecting();
   await idempotentSentAgain();
   await drainedAndUnavailable();
+  await restartSpread();
   await unavailableOnALiveConnection();
   await finalCloses();
   await refusedOnReconnect();

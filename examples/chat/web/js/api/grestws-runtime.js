@@ -608,6 +608,7 @@ function policyOf(options) {
         maxDelayMs: options.maxDelayMs ?? 30_000,
         multiplier: options.multiplier ?? 2,
         maxAttempts: options.maxAttempts ?? null,
+        restartSpreadMs: options.restartSpreadMs ?? 0,
         retry: options.retry ?? retryAfterError,
         retryClose: options.retryClose ?? retryAfterClose,
         random: options.random ?? Math.random,
@@ -620,6 +621,9 @@ function policyOf(options) {
     }
     if (policy.maxAttempts !== null && !(policy.maxAttempts >= 1)) {
         throw new RangeError("maxAttempts must be at least 1");
+    }
+    if (!(policy.restartSpreadMs >= 0 && Number.isFinite(policy.restartSpreadMs))) {
+        throw new RangeError("restartSpreadMs must be a finite number of ms, at least 0");
     }
     return policy;
 }
@@ -971,16 +975,24 @@ export class Client {
         }
         this.stateValue = "reconnecting";
         this.options.onDrop?.({ code, reason, reconnecting: true });
-        void this.comeBack(policy, forced || code === CLOSE_SERVICE_RESTART);
+        let first = null; // the pause before the first attempt (null: the backoff's)
+        if (forced) {
+            first = 0;
+        }
+        else if (code === CLOSE_SERVICE_RESTART) {
+            first = policy.restartSpreadMs > 0 ? policy.random() * policy.restartSpreadMs : 0;
+        }
+        void this.comeBack(policy, first);
     }
-    async comeBack(policy, atOnce) {
+    async comeBack(policy, first) {
         const backoff = new Backoff(policy);
+        let pause = first;
         for (let attempt = 1;; attempt++) {
             if (this.urls.length > 1) {
                 this.urlIndex = (this.urlIndex + 1) % this.urls.length;
             }
-            if (!atOnce) {
-                await sleep(backoff.next(), new Promise((resolve) => (this.wakeup = resolve)));
+            if (pause === null || pause > 0) {
+                await sleep(pause ?? backoff.next(), new Promise((resolve) => (this.wakeup = resolve)));
                 this.wakeup = null;
             }
             if (this.stateValue !== "reconnecting") {
@@ -1004,7 +1016,7 @@ export class Client {
                     this.finish("retries exhausted", error);
                     return;
                 }
-                atOnce = this.forced;
+                pause = this.forced ? 0 : null; // forceReconnect() during the attempt: no pause
                 continue;
             }
             this.stateValue = "open";
